@@ -1,0 +1,84 @@
+/** A problem the user can fix; `hint` says how. */
+export class UserError extends Error {
+  override name = 'UserError'
+  readonly exitCode: number
+  readonly hint?: string
+
+  constructor(message: string, hint?: string, exitCode = 2) {
+    super(message)
+    this.hint = hint
+    this.exitCode = exitCode
+  }
+}
+
+/** A result the user asked about does not exist (no instance, unknown id); exit status 1, not a failure of svc. */
+export class NotFoundError extends UserError {
+  override name = 'NotFoundError'
+
+  constructor(message: string, hint?: string) {
+    super(message, hint, 1)
+  }
+}
+
+/** An invariant svc relies on was broken: a bug in svc, never the user's fault. */
+export class BugError extends Error {
+  override name = 'BugError'
+  readonly exitCode = 70
+}
+
+/** A process svc started (a server, a handler) failed. */
+export class ExternalError extends Error {
+  override name = 'ExternalError'
+  readonly exitCode = 1
+  readonly hint?: string
+
+  constructor(message: string, hint?: string) {
+    super(message)
+    this.hint = hint
+  }
+}
+
+/** The registry refused or failed a request; transient errors are worth retrying, permanent ones are not. */
+export class BackendError extends Error {
+  override name = 'BackendError'
+  readonly backend: string
+  readonly exitCode = 1
+  readonly hint?: string
+  readonly transient: boolean
+
+  constructor(backend: string, message: string, opts: {cause?: unknown; hint?: string; transient: boolean}) {
+    super(message, {cause: opts.cause})
+    this.backend = backend
+    this.transient = opts.transient
+    this.hint = opts.hint
+  }
+}
+
+/** No member of the backend answered in time. */
+export class BackendUnavailableError extends BackendError {
+  override name = 'BackendUnavailableError'
+
+  constructor(backend: string, addresses: string, detail: string, cause?: unknown) {
+    super(backend, `cannot reach ${backend} at ${addresses} (${detail})`, {
+      cause,
+      hint: 'check that the servers run and that --backend (or SVC_BACKEND) names their client addresses',
+      transient: true,
+    })
+  }
+}
+
+/** One line for the user: the message, then the fix when there is one. */
+export function formatError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const hint = 'hint' in error && typeof error.hint === 'string' ? error.hint : undefined
+  const message = error.message.replaceAll(/\s*\n\s*/g, ' ').trim()
+  return hint ? `${message}: ${hint}` : message
+}
+
+export function isTransient(error: unknown): boolean {
+  return error instanceof BackendError && error.transient
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

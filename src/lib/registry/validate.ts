@@ -1,0 +1,89 @@
+import {UserError} from '../errors.js'
+import type {InstanceInput, ServiceInstance} from './types.js'
+
+const NAME = /^[\w.-]{1,128}$/
+const ID = /^[\w.:@-]{1,256}$/
+const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
+
+export function validateServiceName(name: string): string {
+  if (!NAME.test(name)) {
+    const why = name.length > 128 ? `is ${name.length} characters long` : 'has characters other than letters, digits, -, _ and .'
+    throw new UserError(
+      `invalid service name "${name.length > 40 ? name.slice(0, 40) + '…' : name}": it ${name === '' ? 'is empty' : why}`,
+      'use letters, digits, -, _ and ., at most 128 characters',
+    )
+  }
+
+  return name
+}
+
+export function validateInstanceId(id: string): string {
+  if (!ID.test(id)) {
+    throw new UserError(`invalid instance id "${id}"`, 'use letters, digits, -, _, ., : and @, at most 256 characters')
+  }
+
+  return id
+}
+
+export function parsePort(text: string | number): number {
+  const port = typeof text === 'number' ? text : /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new UserError(`invalid port "${text}"`, 'use an integer from 1 to 65535')
+  }
+
+  return port
+}
+
+export function validateMetaKey(key: string): string {
+  if (!META_KEY.test(key)) {
+    throw new UserError(`invalid meta key "${key}"`, 'meta keys start with a letter or _ and hold letters, digits, _, - and .')
+  }
+
+  return key
+}
+
+/** Parses repeated `KEY=VALUE` items into a record. */
+export function parseMeta(items: readonly string[]): Record<string, string> {
+  const meta: Record<string, string> = {}
+  for (const item of items) {
+    const eq = item.indexOf('=')
+    if (eq <= 0) throw new UserError(`malformed --meta "${item}"`, 'write it as KEY=VALUE, e.g. --meta version=1.2')
+    meta[validateMetaKey(item.slice(0, eq))] = item.slice(eq + 1)
+  }
+
+  return meta
+}
+
+export function validateTag(tag: string): string {
+  if (tag === '' || tag.length > 256 || /[\s,]/.test(tag)) {
+    throw new UserError(`invalid tag "${tag}"`, 'tags are non-empty, at most 256 characters, without spaces or commas')
+  }
+
+  return tag
+}
+
+export function validateAddress(address: string): string {
+  if (!/^[\w.:%-]{1,255}$/.test(address)) {
+    throw new UserError(`invalid address "${address}"`, 'use an IP address or a host name')
+  }
+
+  return address
+}
+
+export function defaultInstanceId(service: string, address: string, port: number): string {
+  return `${service}:${address}:${port}`
+}
+
+/** Validates what a caller registers and fills in the defaults. */
+export function toInstance(input: InstanceInput): ServiceInstance {
+  const service = validateServiceName(input.service)
+  const address = validateAddress(input.address)
+  const port = parsePort(input.port)
+  const id = validateInstanceId(input.id ?? defaultInstanceId(service, address, port))
+  const tags = [...new Set((input.tags ?? []).map((t) => validateTag(t)))]
+  const meta: Record<string, string> = {}
+  for (const [k, v] of Object.entries(input.meta ?? {})) meta[validateMetaKey(k)] = String(v)
+  const instance: ServiceInstance = {service, id, address, port, tags, meta, health: input.health ?? 'passing'}
+  if (input.source) instance.source = {...input.source}
+  return instance
+}
