@@ -71,7 +71,10 @@ export class BackendUnavailableError extends BackendError {
 export function formatError(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const hint = 'hint' in error && typeof error.hint === 'string' ? error.hint : undefined
-  const message = error.message.replaceAll(/\s*\n\s*/g, ' ').trim()
+  const message = error.message
+    .replaceAll(/\s*\n\s*/g, ' ')
+    .replace(/^Parsing (--[\w-]+) /, '$1: ')
+    .trim()
   return hint ? `${message}: ${hint}` : message
 }
 

@@ -1,0 +1,38 @@
+import {Flags} from '@oclif/core'
+
+import {parseDuration} from './lib/duration.js'
+import {formatError} from './lib/errors.js'
+import {parsePort} from './lib/registry/validate.js'
+
+/** Runs a lib validator inside an oclif flag parser, keeping its hint in the one-line message. */
+function validated<T>(fn: (input: string) => T): (input: string) => Promise<T> {
+  return async (input) => {
+    try {
+      return fn(input)
+    } catch (error) {
+      throw new Error(formatError(error))
+    }
+  }
+}
+
+export const backendFlags = {
+  backend: Flags.string({
+    char: 'b',
+    description: 'registry: local (default), zk, consul, etcd, or a URI such as zk://h1:2181,h2:2181/services',
+    env: 'SVC_BACKEND',
+    helpGroup: 'BACKEND',
+  }),
+  token: Flags.string({
+    description: 'Consul ACL token',
+    env: 'CONSUL_HTTP_TOKEN',
+    helpGroup: 'BACKEND',
+  }),
+}
+
+export const portFlag = Flags.custom<number>({parse: validated((input) => parsePort(input))})
+
+export const durationFlag = Flags.custom<number>({
+  parse: validated((input) => parseDuration(input)),
+})
+
+export {validated}

@@ -1,0 +1,22 @@
+import Table from 'cli-table3'
+
+/**
+ * Renders rows as a bordered table on a TTY, and as plain aligned columns otherwise so pipes,
+ * grep and awk see one record a line.
+ */
+export function renderTable(head: string[], rows: string[][], tty: boolean): string {
+  if (!tty) {
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+    const line = (cells: string[]): string =>
+      cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd()
+    return [line(head), ...rows.map((r) => line(r))].join('\n')
+  }
+
+  const color = !process.env.NO_COLOR
+  const table = new Table({head, style: {head: color ? ['cyan'] : [], border: color ? ['grey'] : []}})
+  table.push(...rows)
+  return table.toString()
+}

@@ -1,0 +1,33 @@
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+
+import type {ClusterKind} from '../../src/lib/cluster/types.js'
+import {testCluster} from './clusters.js'
+
+export interface TestBackend {
+  name: 'local' | ClusterKind
+  /** A backend URI private to the calling test file (own directory, base path or prefix). */
+  uri: string
+  /** The cluster behind it, for fail-over tests. */
+  cluster?: ClusterKind
+}
+
+const unique = (): string => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
+
+/** The four backends, each with a namespace of its own so test files do not see each other's instances. */
+export function testBackends(): TestBackend[] {
+  const base = unique()
+  const hosts = (uri: string): string => uri.replace(/^\w+:\/\//, '').replace(/\/.*$/, '')
+  return [
+    {name: 'local', uri: `local://${mkdtempSync(path.join(tmpdir(), 'svc-local-'))}`},
+    {name: 'zk', uri: `zk://${hosts(testCluster('zk').uri)}/svc-test/${base}`, cluster: 'zk'},
+    {name: 'etcd', uri: `etcd://${hosts(testCluster('etcd').uri)}/svc-test/${base}`, cluster: 'etcd'},
+    {name: 'consul', uri: `consul://${hosts(testCluster('consul').uri)}`, cluster: 'consul'},
+  ]
+}
+
+/** A service name unique to one test, so Consul (which has no prefix) keeps tests apart too. */
+export function uniqueService(label: string): string {
+  return `${label}-${unique()}`
+}

@@ -1,0 +1,114 @@
+import {type ChildProcess, spawn} from 'node:child_process'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const BIN = path.join(ROOT, 'bin', 'run.js')
+
+export interface CliResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built binary to completion, bounded in time. */
+export function runCli(args: string[], opts: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnCli(args, opts.env)
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`svc ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 20_000} ms; stderr: ${stderr}`))
+    }, opts.timeoutMs ?? 20_000)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({code, signal, stdout, stderr})
+    })
+  })
+}
+
+/** Starts the built binary in the background; the caller stops it. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: {...process.env, NO_COLOR: '1', ...env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+}
+
+/** Resolves with the first stdout line that matches, or rejects after the timeout. */
+export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = ''
+    let errors = ''
+    const onErr = (d: Buffer): void => {
+      errors += d.toString()
+    }
+
+    const onData = (d: Buffer): void => {
+      seen += d.toString()
+      const match = seen.split('\n').find((line) => pattern.test(line))
+      if (match !== undefined) {
+        cleanup()
+        resolve(match)
+      }
+    }
+
+    const onExit = (): void => {
+      cleanup()
+      reject(new Error(`process exited before printing ${pattern}; stdout: ${seen} stderr: ${errors}`))
+    }
+
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stdout: ${seen} stderr: ${errors}`))
+    }, timeoutMs)
+    function cleanup(): void {
+      clearTimeout(timer)
+      child.stdout!.off('data', onData)
+      child.stderr!.off('data', onErr)
+      child.off('exit', onExit)
+    }
+
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onErr)
+    child.once('exit', onExit)
+  })
+}
+
+export function waitForExit(child: ChildProcess, timeoutMs = 15_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process did not exit within ${timeoutMs} ms`)), timeoutMs)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })
+}
+
+/** Polls a condition (for observations of another process), bounded in time. */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe()
+      if (value !== undefined && value !== false) return value
+    } catch (error) {
+      last = error
+    }
+
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+
+  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
+}
