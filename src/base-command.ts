@@ -6,7 +6,9 @@ import {parseBackend} from './lib/registry/spec.js'
 import type {Registry} from './lib/registry/types.js'
 import {backendFlags} from './flags.js'
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof SvcCommand)['baseFlags'] & T['flags']>
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof SvcCommand)['baseFlags'] & T['flags']
+>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /** Owns what every svc command shares: backend flags, opening and closing the registry, one-line errors. */

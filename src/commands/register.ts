@@ -27,7 +27,8 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
     port: portFlag({char: 'p', description: 'port the instance listens on', required: true}),
     address: Flags.string({
       char: 'a',
-      description: 'address to advertise [default: 127.0.0.1 on the local backend, else this host\'s first non-loopback IPv4]',
+      description:
+        "address to advertise [default: 127.0.0.1 on the local backend, else this host's first non-loopback IPv4]",
     }),
     id: Flags.string({description: 'instance id [default: <name>:<address>:<port>]'}),
     tag: Flags.string({char: 't', description: 'tag (repeatable)', multiple: true, default: []}),
@@ -37,7 +38,8 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
     'check-interval': durationFlag({description: 'how often the check runs', default: 10_000}),
     'check-timeout': durationFlag({description: 'check timeout', default: 5000}),
     ttl: durationFlag({
-      description: 'how long the instance outlives its last heartbeat [default: local 15s, etcd 10s, zk 10s, consul 10s]',
+      description:
+        'how long the instance outlives its last heartbeat [default: local 15s, etcd 10s, zk 10s, consul 10s]',
     }),
     'dry-run': Flags.boolean({description: 'validate and print the instance, but do not register it'}),
   }

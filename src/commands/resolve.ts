@@ -29,7 +29,12 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
   }
 
   static flags = {
-    tag: Flags.string({char: 't', description: 'only instances with this tag (repeatable: all must match)', multiple: true, default: []}),
+    tag: Flags.string({
+      char: 't',
+      description: 'only instances with this tag (repeatable: all must match)',
+      multiple: true,
+      default: [],
+    }),
     all: Flags.boolean({description: 'include unhealthy instances'}),
     pick: Flags.string({
       description: `print one address:port [strategy: ${PICK_STRATEGIES.join(', ')}; default random]`,
@@ -50,7 +55,14 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
       const services = await listServices(registry)
       if (!this.jsonEnabled()) {
         if (services.length === 0) this.warnLine(`no services registered on ${registry.description}`)
-        else this.log(renderTable(['SERVICE', 'INSTANCES', 'PASSING'], services.map((s) => [s.name, String(s.instances), String(s.passing)]), Boolean(process.stdout.isTTY)))
+        else
+          this.log(
+            renderTable(
+              ['SERVICE', 'INSTANCES', 'PASSING'],
+              services.map((s) => [s.name, String(s.instances), String(s.passing)]),
+              Boolean(process.stdout.isTTY),
+            ),
+          )
       }
 
       return services
@@ -73,7 +85,9 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
         `${i.address}:${i.port}`,
         i.health,
         i.tags.join(','),
-        Object.entries(i.meta).map(([k, v]) => `${k}=${v}`).join(' '),
+        Object.entries(i.meta)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
       ])
       this.log(renderTable(['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'], rows, Boolean(process.stdout.isTTY)))
     }
@@ -86,13 +100,18 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
     const every = await registry.listInstances(service)
     const tagText = tags.length > 0 ? ` with tag${tags.length > 1 ? 's' : ''} ${tags.join(', ')}` : ''
     if (every.length === 0) {
-      return new NotFoundError(`no instance of "${service}" is registered on ${registry.description}`, 'check the name with: svc resolve')
+      return new NotFoundError(
+        `no instance of "${service}" is registered on ${registry.description}`,
+        'check the name with: svc resolve',
+      )
     }
 
     const what = all ? 'instance' : 'healthy instance'
     return new NotFoundError(
       `no ${what} of "${service}"${tagText} (${every.length} registered, ${every.filter((i) => i.health === 'critical').length} critical)`,
-      all || tagText ? 'check the tags with: svc resolve ' + service + ' --all' : `see them all with: svc resolve ${service} --all`,
+      all || tagText
+        ? 'check the tags with: svc resolve ' + service + ' --all'
+        : `see them all with: svc resolve ${service} --all`,
     )
   }
 }

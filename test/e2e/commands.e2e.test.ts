@@ -31,7 +31,9 @@ describe('svc register / resolve / deregister on the local backend', () => {
     const a = spawnCli(['register', 'web', '--port', '8081', '--tag', 'v1', '--meta', 'version=1.0'], env)
     const b = spawnCli(['register', 'web', '--port', '8082', '--tag', 'v2', '--id', 'web-b'], env)
     running.push(a, b)
-    expect(await waitForOutput(a, /^registered /)).toMatch(/^registered web web:127\.0\.0\.1:8081 at 127\.0\.0\.1:8081 on local:\/\//)
+    expect(await waitForOutput(a, /^registered /)).toMatch(
+      /^registered web web:127\.0\.0\.1:8081 at 127\.0\.0\.1:8081 on local:\/\//,
+    )
     await waitForOutput(b, /^registered /)
 
     const services = await svc('resolve')
@@ -131,7 +133,18 @@ describe('bad input gets one line, a fix, a non-zero status and no stack trace',
 describe.each(testBackends().filter((b) => b.name !== 'local'))('svc commands against $name', (backend) => {
   it('register, resolve --json, deregister', async () => {
     const service = `e2e-${backend.name}-${Date.now().toString(36)}`
-    const child = spawnCli(['register', service, '--port', '8900', '--address', '127.0.0.1', '--tag', 'e2e', '-b', backend.uri])
+    const child = spawnCli([
+      'register',
+      service,
+      '--port',
+      '8900',
+      '--address',
+      '127.0.0.1',
+      '--tag',
+      'e2e',
+      '-b',
+      backend.uri,
+    ])
     await waitForOutput(child, /^registered /)
     const result = await runCli(['resolve', service, '--json', '-b', backend.uri])
     expect(result.code).toBe(0)

@@ -13,17 +13,18 @@ export interface TestBackend {
   cluster?: ClusterKind
 }
 
+const hostsOf = (uri: string): string => uri.replace(/^\w+:\/\//, '').replace(/\/.*$/, '')
+
 const unique = (): string => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 
 /** The four backends, each with a namespace of its own so test files do not see each other's instances. */
 export function testBackends(): TestBackend[] {
   const base = unique()
-  const hosts = (uri: string): string => uri.replace(/^\w+:\/\//, '').replace(/\/.*$/, '')
   return [
     {name: 'local', uri: `local://${mkdtempSync(path.join(tmpdir(), 'svc-local-'))}`},
-    {name: 'zk', uri: `zk://${hosts(testCluster('zk').uri)}/svc-test/${base}`, cluster: 'zk'},
-    {name: 'etcd', uri: `etcd://${hosts(testCluster('etcd').uri)}/svc-test/${base}`, cluster: 'etcd'},
-    {name: 'consul', uri: `consul://${hosts(testCluster('consul').uri)}`, cluster: 'consul'},
+    {name: 'zk', uri: `zk://${hostsOf(testCluster('zk').uri)}/svc-test/${base}`, cluster: 'zk'},
+    {name: 'etcd', uri: `etcd://${hostsOf(testCluster('etcd').uri)}/svc-test/${base}`, cluster: 'etcd'},
+    {name: 'consul', uri: `consul://${hostsOf(testCluster('consul').uri)}`, cluster: 'consul'},
   ]
 }
 

@@ -1,5 +1,6 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -18,8 +19,12 @@ export function runCli(args: string[], opts: {env?: NodeJS.ProcessEnv; timeoutMs
     const child = spawnCli(args, opts.env)
     let stdout = ''
     let stderr = ''
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString()
+    })
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`svc ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 20_000} ms; stderr: ${stderr}`))
@@ -107,7 +112,7 @@ export async function eventually<T>(
       last = error
     }
 
-    await new Promise((r) => setTimeout(r, intervalMs))
+    await sleep(intervalMs)
   }
 
   throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)

@@ -22,7 +22,11 @@ describe('pick', () => {
     const list = [inst(1, '0'), inst(2, '3'), inst(3)]
     const counts = new Map<number, number>()
     let seed = 0
-    const random = (): number => ((seed = (seed * 9301 + 49_297) % 233_280) / 233_280)
+    const random = (): number => {
+      seed = (seed * 9301 + 49_297) % 233_280
+      return seed / 233_280
+    }
+
     for (let i = 0; i < 4000; i++) {
       const port = pickWeightedRandom(list, random).port
       counts.set(port, (counts.get(port) ?? 0) + 1)

@@ -7,7 +7,8 @@ import {parseMeta, parsePort, toInstance, validateServiceName} from '../../src/l
 describe('input validation', () => {
   it('accepts service names of letters, digits, -, _ and . up to 128 characters', () => {
     for (const name of ['web', 'svc.payments-v2_eu', 'a'.repeat(128)]) expect(validateServiceName(name)).toBe(name)
-    for (const name of ['', 'a b', 'a/b', 'x'.repeat(129), 'ünï', 'a:b']) expect(() => validateServiceName(name)).toThrow(UserError)
+    for (const name of ['', 'a b', 'a/b', 'x'.repeat(129), 'ünï', 'a:b'])
+      expect(() => validateServiceName(name)).toThrow(UserError)
   })
 
   it('parses ports strictly', () => {
@@ -33,7 +34,9 @@ describe('input validation', () => {
       meta: {},
       health: 'passing',
     })
-    expect(() => toInstance({service: 'web', address: '10.0.0.1', port: 80, tags: ['has space']})).toThrow(/invalid tag/)
+    expect(() => toInstance({service: 'web', address: '10.0.0.1', port: 80, tags: ['has space']})).toThrow(
+      /invalid tag/,
+    )
   })
 
   it('parses durations', () => {
@@ -41,7 +44,8 @@ describe('input validation', () => {
     expect(parseDuration('10')).toBe(10_000)
     expect(parseDuration('1.5s')).toBe(1500)
     expect(parseDuration('2m')).toBe(120_000)
-    for (const bad of ['0', 'soon', '-1s', '10 s']) expect(() => parseDuration(bad)).toThrow(/invalid duration|greater than zero/)
+    for (const bad of ['0', 'soon', '-1s', '10 s'])
+      expect(() => parseDuration(bad)).toThrow(/invalid duration|greater than zero/)
   })
 
   it('formats errors on one line with their fix', () => {

@@ -86,7 +86,9 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
       for (;;) {
         const result = await Promise.race([
           iterator.next(),
-          new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no watch event; got ${JSON.stringify(events)}`)), 10_000)),
+          new Promise<never>((_, reject) => {
+            setTimeout(() => reject(new Error(`no watch event; got ${JSON.stringify(events)}`)), 10_000)
+          }),
         ])
         if (result.done) throw new Error('watch ended')
         events.push(result.value)
@@ -125,7 +127,18 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
   it('removes the instance (Consul: marks it critical) within its TTL when the owner is killed', async () => {
     const service = uniqueService('kill')
     const ttlMs = 3000
-    const child = spawnCli(['register', service, '--port', '7301', '--address', '127.0.0.1', '--ttl', '3s', '-b', backend.uri])
+    const child = spawnCli([
+      'register',
+      service,
+      '--port',
+      '7301',
+      '--address',
+      '127.0.0.1',
+      '--ttl',
+      '3s',
+      '-b',
+      backend.uri,
+    ])
     await waitForOutput(child, /^registered /)
     const killedAt = Date.now()
     child.kill('SIGKILL')

@@ -73,11 +73,18 @@ export function findBinary(kind: ClusterKind, env: Env = process.env): string {
     case 'zk': {
       const jar = env.SVC_ZOOKEEPER_JAR || ZOOKEEPER_JAR
       if (!existsSync(jar)) {
-        throw new UserError(`ZooKeeper is not installed (${jar} is missing)`, `install the Debian package zookeeper: ${INSTALL}`)
+        throw new UserError(
+          `ZooKeeper is not installed (${jar} is missing)`,
+          `install the Debian package zookeeper: ${INSTALL}`,
+        )
       }
 
       const java = javaBinary(env)
-      if (!java) throw new UserError('ZooKeeper needs java, which is not on PATH', `install the Debian package zookeeper: ${INSTALL}`)
+      if (!java)
+        throw new UserError(
+          'ZooKeeper needs java, which is not on PATH',
+          `install the Debian package zookeeper: ${INSTALL}`,
+        )
       return java
     }
 
@@ -90,14 +97,20 @@ export function findBinary(kind: ClusterKind, env: Env = process.env): string {
 
       const found = which('etcd', env)
       if (found) return found
-      throw new UserError('etcd is not installed (no etcd on PATH)', `install the Debian package etcd-server: ${INSTALL}`)
+      throw new UserError(
+        'etcd is not installed (no etcd on PATH)',
+        `install the Debian package etcd-server: ${INSTALL}`,
+      )
     }
 
     case 'consul': {
       const explicit = env.SVC_CONSUL_BIN
       if (explicit) {
         if (isExecutable(explicit)) return explicit
-        throw new UserError(`SVC_CONSUL_BIN names ${explicit}, which is not an executable`, 'point it at the consul binary')
+        throw new UserError(
+          `SVC_CONSUL_BIN names ${explicit}, which is not an executable`,
+          'point it at the consul binary',
+        )
       }
 
       const root = packageRoot()

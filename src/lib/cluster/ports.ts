@@ -40,7 +40,8 @@ export async function allocatePorts(count: number): Promise<number[]> {
   try {
     let attempts = 0
     while (ports.length < count) {
-      if (++attempts > count * 20) throw new Error(`found only ${ports.length} of ${count} free ports on ${CLUSTER_HOST}`)
+      if (++attempts > count * 20)
+        throw new Error(`found only ${ports.length} of ${count} free ports on ${CLUSTER_HOST}`)
       const server = await listen(0)
       held.push(server)
       const port = portOf(server)
@@ -64,7 +65,8 @@ export async function reservePortRange(basePort: number, count: number): Promise
   const held: net.Server[] = []
   try {
     for (const port of ports) {
-      if (handedOut.has(port)) throw new UserError(`port ${port} is already used by another cluster`, 'choose another base port')
+      if (handedOut.has(port))
+        throw new UserError(`port ${port} is already used by another cluster`, 'choose another base port')
       try {
         held.push(await listen(port))
       } catch (error) {

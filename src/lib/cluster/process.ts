@@ -40,7 +40,12 @@ export function spawnDetached(command: string, args: readonly string[], opts: Sp
   return new Promise<number>((resolve, reject) => {
     let child
     try {
-      child = spawn(command, args, {cwd: opts.cwd, env: opts.env ?? process.env, detached: true, stdio: ['ignore', fd, fd]})
+      child = spawn(command, args, {
+        cwd: opts.cwd,
+        env: opts.env ?? process.env,
+        detached: true,
+        stdio: ['ignore', fd, fd],
+      })
     } catch (error) {
       closeSync(fd)
       reject(error)

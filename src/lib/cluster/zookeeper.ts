@@ -3,7 +3,7 @@ import path from 'node:path'
 import {zookeeperClasspath} from './binaries.js'
 import type {Driver, MemberLayout, MemberProbe, PlanContext} from './driver.js'
 import {describeError, tcpCommand} from './probe.js'
-import {CLUSTER_HOST, type MemberManifest, type MemberRole} from './types.js'
+import {CLUSTER_HOST, type MemberManifest} from './types.js'
 
 export const ZK_MAIN_CLASS = 'org.apache.zookeeper.server.quorum.QuorumPeerMain'
 
@@ -57,14 +57,22 @@ export function zookeeperJvmArgs(memberDir: string, classpath: string): string[]
   ]
 }
 
-export function zookeeperPlan(ctx: PlanContext, index: number, classpath: string): {args: string[]; files: Array<{path: string; content: string}>} {
+export function zookeeperPlan(
+  ctx: PlanContext,
+  index: number,
+  classpath: string,
+): {args: string[]; files: Array<{path: string; content: string}>} {
   const me = ctx.members[index] as MemberLayout
   const port = (m: MemberLayout, name: string): number => m.ports[name] as number
   const cfgPath = path.join(me.memberDir, 'zoo.cfg')
   const cfg = zookeeperConfig({
     dataDir: me.dataDir,
     clientPort: port(me, 'client'),
-    servers: ctx.members.map((m) => ({id: m.index + 1, quorumPort: port(m, 'quorum'), electionPort: port(m, 'election')})),
+    servers: ctx.members.map((m) => ({
+      id: m.index + 1,
+      quorumPort: port(m, 'quorum'),
+      electionPort: port(m, 'election'),
+    })),
   })
   return {
     args: [...zookeeperJvmArgs(me.memberDir, classpath), ZK_MAIN_CLASS, cfgPath],
@@ -94,7 +102,7 @@ export const zookeeperDriver: Driver = {
     try {
       return parseSrvr(await tcpCommand(CLUSTER_HOST, member.clientPort, 'srvr', timeoutMs))
     } catch (error) {
-      return {up: false, role: 'unknown' satisfies MemberRole, detail: describeError(error)}
+      return {up: false, role: 'unknown', detail: describeError(error)}
     }
   },
   backendUri: (members) => `zk://${members.map((m) => `${CLUSTER_HOST}:${m.clientPort}`).join(',')}/services`,

@@ -27,7 +27,7 @@ export function httpCheck(url: string, timeoutMs: number): Promise<CheckResult> 
 /** One TCP check: passing when a connection opens within the timeout. */
 export function tcpCheck(target: string, timeoutMs: number): Promise<CheckResult> {
   const colon = target.lastIndexOf(':')
-  const host = target.slice(0, colon).replace(/^\[|\]$/g, '')
+  const host = target.slice(0, colon).replaceAll(/^\[|\]$/g, '')
   const port = Number(target.slice(colon + 1))
   return new Promise((resolve) => {
     const socket = net.connect({host, port, timeout: timeoutMs})

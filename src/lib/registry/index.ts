@@ -7,7 +7,10 @@ export {type BackendSpec, describeBackend, parseBackend} from './spec.js'
 export {type BackendOptions, withDefaults} from './options.js'
 
 /** Opens a registry; backend clients are imported only when their backend is used, to keep start-up fast. */
-export async function openRegistry(spec: BackendSpec | string, options: Partial<BackendOptions> = {}): Promise<Registry> {
+export async function openRegistry(
+  spec: BackendSpec | string,
+  options: Partial<BackendOptions> = {},
+): Promise<Registry> {
   const resolved = typeof spec === 'string' ? parseBackend(spec) : spec
   const opts = withDefaults(options)
   switch (resolved.kind) {

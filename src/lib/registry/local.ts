@@ -238,7 +238,7 @@ export class LocalRegistry implements Registry {
 
       running = true
       try {
-        do {
+        for (;;) {
           again = false
           const services = service === undefined ? await this.serviceNames() : [service]
           for (const name of services) watchDir(path.join(this.dir, name))
@@ -257,7 +257,9 @@ export class LocalRegistry implements Registry {
             // an owner that stops heartbeating leaves no file-system event: wake up when its TTL runs out
             expiryTimer = setTimeout(schedule, Math.max(0, nextExpiry - Date.now()) + 20)
           }
-        } while (again && !stopped)
+
+          if (!again || stopped) break
+        }
       } catch (error) {
         sink.fail(error)
       } finally {

@@ -75,7 +75,10 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
 
     case 'consul': {
       if (pathPart && pathPart !== '/') {
-        throw new UserError(`consul URI "${raw}" has a path`, 'Consul URIs name only agents: consul://host:8500[,host2:8500]')
+        throw new UserError(
+          `consul URI "${raw}" has a path`,
+          'Consul URIs name only agents: consul://host:8500[,host2:8500]',
+        )
       }
 
       const token = env.CONSUL_HTTP_TOKEN || undefined
@@ -95,7 +98,10 @@ function defaultHosts(kind: Exclude<BackendKind, 'local'>, env: Env): string {
 export function parseHosts(list: string, defaultPort: number, raw: string): HostPort[] {
   const hosts: HostPort[] = []
   for (const part of list.split(',')) {
-    const item = part.trim().replace(/^https?:\/\//i, '').replace(/\/+$/, '')
+    const item = part
+      .trim()
+      .replace(/^https?:\/\//i, '')
+      .replace(/\/+$/, '')
     if (item === '') continue
     const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(item)
     let host: string
@@ -110,7 +116,10 @@ export function parseHosts(list: string, defaultPort: number, raw: string): Host
     }
 
     if (!/^[\w.:-]+$/.test(host)) {
-      throw new UserError(`invalid host "${host}" in backend "${raw}"`, 'write addresses as host:port, separated by commas')
+      throw new UserError(
+        `invalid host "${host}" in backend "${raw}"`,
+        'write addresses as host:port, separated by commas',
+      )
     }
 
     const port = portText === undefined ? defaultPort : Number(portText)

@@ -7,7 +7,8 @@ const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
 
 export function validateServiceName(name: string): string {
   if (!NAME.test(name)) {
-    const why = name.length > 128 ? `is ${name.length} characters long` : 'has characters other than letters, digits, -, _ and .'
+    const why =
+      name.length > 128 ? `is ${name.length} characters long` : 'has characters other than letters, digits, -, _ and .'
     throw new UserError(
       `invalid service name "${name.length > 40 ? name.slice(0, 40) + '…' : name}": it ${name === '' ? 'is empty' : why}`,
       'use letters, digits, -, _ and ., at most 128 characters',
@@ -36,7 +37,10 @@ export function parsePort(text: string | number): number {
 
 export function validateMetaKey(key: string): string {
   if (!META_KEY.test(key)) {
-    throw new UserError(`invalid meta key "${key}"`, 'meta keys start with a letter or _ and hold letters, digits, _, - and .')
+    throw new UserError(
+      `invalid meta key "${key}"`,
+      'meta keys start with a letter or _ and hold letters, digits, _, - and .',
+    )
   }
 
   return key

@@ -22,11 +22,11 @@ export function snapshotWatch(
   filter: ((instance: ServiceInstance) => boolean) | undefined,
   start: (sink: WatchSink) => () => void,
 ): AsyncIterableIterator<WatchEvent> {
-  let stop: (() => void) | undefined
+  const loop: {stop?: () => void} = {}
   let current: Snapshot | undefined
   const queue = new EventQueue<WatchEvent>(() => {
     opts.signal?.removeEventListener('abort', onAbort)
-    stop?.()
+    loop.stop?.()
   })
   const onAbort = (): void => queue.end()
   const sink: WatchSink = {
@@ -59,7 +59,7 @@ export function snapshotWatch(
   }
 
   opts.signal?.addEventListener('abort', onAbort, {once: true})
-  stop = start(sink)
-  if (queue.closed) stop()
+  loop.stop = start(sink)
+  if (queue.closed) loop.stop()
   return queue
 }
