@@ -5,7 +5,7 @@ import {openRegistry} from '../../src/lib/registry/index.js'
 import type {Registry, ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 import {testBackends, uniqueService} from '../helpers/backends.js'
 import {eventually, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
-import {testCluster} from '../helpers/clusters.js'
+import {testCluster, withClusterLock} from '../helpers/clusters.js'
 
 // One suite, run unchanged against every backend.
 describe.each(testBackends())('registry contract: $name', (backend) => {
@@ -155,29 +155,31 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
 
   if (backend.cluster) {
     const kind = backend.cluster
-    it('keeps serving with one cluster member stopped', async () => {
-      const {manifest} = testCluster(kind)
-      const status = await clusterStatus(manifest)
-      const follower = status.find((m) => m.role === 'follower')
-      expect(follower).toBeDefined()
-      const others = status.filter((m) => m.index !== follower!.index).map((m) => m.address)
-      // the stopped member comes first, so the client has to fail over
-      const hosts = [follower!.address, ...others].join(',')
-      const uri = backend.uri.replace(/^(\w+:\/\/)[^/]+/, `$1${hosts}`)
-      await stopMember(manifest, follower!.index, 'SIGKILL')
-      const degraded = await openRegistry(uri, {connectTimeoutMs: 8000})
-      try {
-        const service = uniqueService('failover')
-        const handle = await degraded.register({service, address: '127.0.0.1', port: 7401})
-        expect((await degraded.listInstances(service)).map((i) => i.port)).toEqual([7401])
-        const info = await degraded.cluster()
-        expect(info.members.find((m) => m.address === follower!.address)?.reachable).toBe(false)
-        await handle.close()
-        expect(await degraded.listInstances(service)).toEqual([])
-      } finally {
-        await degraded.close()
-        await startMember(manifest, follower!.index)
-      }
-    })
+    // the lock keeps other test files from stopping a second member of the same cluster meanwhile
+    it('keeps serving with one cluster member stopped', () =>
+      withClusterLock(kind, async () => {
+        const {manifest} = testCluster(kind)
+        const status = await clusterStatus(manifest)
+        const follower = status.find((m) => m.role === 'follower')
+        expect(follower).toBeDefined()
+        const others = status.filter((m) => m.index !== follower!.index).map((m) => m.address)
+        // the stopped member comes first, so the client has to fail over
+        const hosts = [follower!.address, ...others].join(',')
+        const uri = backend.uri.replace(/^(\w+:\/\/)[^/]+/, `$1${hosts}`)
+        await stopMember(manifest, follower!.index, 'SIGKILL')
+        const degraded = await openRegistry(uri, {connectTimeoutMs: 8000})
+        try {
+          const service = uniqueService('failover')
+          const handle = await degraded.register({service, address: '127.0.0.1', port: 7401})
+          expect((await degraded.listInstances(service)).map((i) => i.port)).toEqual([7401])
+          const info = await degraded.cluster()
+          expect(info.members.find((m) => m.address === follower!.address)?.reachable).toBe(false)
+          await handle.close()
+          expect(await degraded.listInstances(service)).toEqual([])
+        } finally {
+          await degraded.close()
+          await startMember(manifest, follower!.index)
+        }
+      }))
   }
 })

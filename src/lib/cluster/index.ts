@@ -3,10 +3,10 @@ import {existsSync} from 'node:fs'
 import {mkdir, readdir, rm, rmdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
-import {BugError, ExternalError, UserError} from '../errors.js'
+import {ExternalError, UserError} from '../errors.js'
 import {findBinary} from './binaries.js'
 import {consulDriver} from './consul.js'
-import {type Driver, type MemberLayout, type MemberProbe, memberDir, memberMarker} from './driver.js'
+import {type Driver, type MemberLayout, type MemberPlan, type MemberProbe, memberDir, memberMarker} from './driver.js'
 import {etcdDriver} from './etcd.js'
 import {MANIFEST_FILE, manifestPath, readManifest, writeManifest} from './manifest.js'
 import {allocatePorts, releasePorts, reservePortRange} from './ports.js'
@@ -80,7 +80,14 @@ function memberAt(manifest: ClusterManifest, index: number): MemberManifest {
 
 async function observe(manifest: ClusterManifest): Promise<Observation> {
   const driver = driverFor(manifest.kind)
-  const probes = await Promise.all(manifest.members.map((m) => driver.probe(m, PROBE_TIMEOUT_MS)))
+  // A frozen (SIGSTOPped) member would only time out: report it without asking.
+  const probes = await Promise.all(
+    manifest.members.map((m): Promise<MemberProbe> | MemberProbe =>
+      ownsProcess(m.pid, memberMarker(m)) && processState(m.pid) === 'stopped'
+        ? {up: false, detail: 'stopped (SIGSTOP)'}
+        : driver.probe(m, PROBE_TIMEOUT_MS),
+    ),
+  )
 
   // Ids the members go by: static ones (Consul), else what each answering member said about itself (etcd).
   const byId = new Map<string, number>()
@@ -117,7 +124,7 @@ async function observe(manifest: ClusterManifest): Promise<Observation> {
       status.pid = member.pid
       if (processState(member.pid) === 'stopped') status.detail = 'stopped (SIGSTOP)'
     } else if (!probe.up) {
-      status.detail = member.pid === undefined ? 'not started' : 'not running'
+      status.detail = member.pid === undefined ? 'not running' : 'its process is gone'
     }
 
     if (status.detail === undefined && probe.detail && (!probe.up || role === 'unknown')) status.detail = probe.detail
@@ -129,7 +136,11 @@ async function observe(manifest: ClusterManifest): Promise<Observation> {
   if (leaders.length === 1) {
     const leader = (leaders[0] as MemberStatus).index
     const quorum = Math.floor(manifest.members.length / 2) + 1
-    if (statuses.filter((s) => follows(s, leader)).length >= quorum) obs.leader = leader
+    if (statuses.filter((s) => follows(s, leader)).length >= quorum) {
+      obs.leader = leader
+      // ZooKeeper followers do not name their leader; with one leader in the ensemble, it is theirs.
+      for (const s of statuses) if (s.up && s.role === 'follower' && s.leaderIndex === undefined) s.leaderIndex = leader
+    }
   }
 
   return obs
@@ -148,9 +159,7 @@ export async function clusterStatus(manifest: ClusterManifest): Promise<MemberSt
 }
 
 function describeStatuses(statuses: readonly MemberStatus[]): string {
-  return statuses
-    .map((s) => `${s.name} ${s.up ? s.role : 'down'}${s.detail ? ` (${s.detail})` : ''}`)
-    .join(', ')
+  return statuses.map((s) => `${s.name} ${s.up ? s.role : 'down'}${s.detail ? ` (${s.detail})` : ''}`).join(', ')
 }
 
 /** Waits until exactly one member leads and a majority follows it; resolves with the leader's index. */
@@ -184,14 +193,20 @@ interface Verdict {
 async function clusterVerdict(manifest: ClusterManifest): Promise<Verdict> {
   const obs = await observe(manifest)
   const down = obs.statuses.find((s) => !s.up)
-  if (down) return {ready: false, reason: `${down.name} does not answer (${down.detail ?? 'down'})`, culprit: down.index, obs}
+  if (down)
+    return {ready: false, reason: `${down.name} does not answer (${down.detail ?? 'down'})`, culprit: down.index, obs}
   if (obs.leader === undefined) return {ready: false, reason: `no leader: ${describeStatuses(obs.statuses)}`, obs}
   const leader = obs.leader
   const astray = obs.statuses.find((s) => !follows(s, leader))
   if (astray) return {ready: false, reason: `${astray.name} does not follow the leader`, culprit: astray.index, obs}
   const unjoined = obs.probes.findIndex((p) => p.joined === false)
   if (unjoined !== -1) {
-    return {ready: false, reason: `${manifest.members[unjoined]?.name} has not joined (${obs.probes[unjoined]?.detail})`, culprit: unjoined, obs}
+    return {
+      ready: false,
+      reason: `${manifest.members[unjoined]?.name} has not joined (${obs.probes[unjoined]?.detail})`,
+      culprit: unjoined,
+      obs,
+    }
   }
 
   const driver = driverFor(manifest.kind)
@@ -204,9 +219,12 @@ async function memberVerdict(manifest: ClusterManifest, index: number): Promise<
   const obs = await observe(manifest)
   const me = obs.statuses[index] as MemberStatus
   if (!me.up) return {ready: false, reason: `${me.name} does not answer (${me.detail ?? 'down'})`, culprit: index, obs}
-  if (obs.leader === undefined) return {ready: false, reason: `no leader: ${describeStatuses(obs.statuses)}`, culprit: index, obs}
-  if (!follows(me, obs.leader)) return {ready: false, reason: `${me.name} does not follow the leader yet`, culprit: index, obs}
-  if (obs.probes[index]?.joined === false) return {ready: false, reason: `${me.name} has not rejoined`, culprit: index, obs}
+  if (obs.leader === undefined)
+    return {ready: false, reason: `no leader: ${describeStatuses(obs.statuses)}`, culprit: index, obs}
+  if (!follows(me, obs.leader))
+    return {ready: false, reason: `${me.name} does not follow the leader yet`, culprit: index, obs}
+  if (obs.probes[index]?.joined === false)
+    return {ready: false, reason: `${me.name} has not rejoined`, culprit: index, obs}
   return {ready: true, reason: 'ready', obs}
 }
 
@@ -245,7 +263,10 @@ const BIND_FAILURE = /address already in use|BindException|bind: address|EADDRIN
 async function prepareDir(dir: string, names: readonly string[]): Promise<void> {
   await mkdir(dir, {recursive: true})
   if (existsSync(path.join(dir, MANIFEST_FILE))) {
-    throw new UserError(`a cluster already exists in ${dir}`, 'stop it and remove its data first, or choose another directory')
+    throw new UserError(
+      `a cluster already exists in ${dir}`,
+      'stop it and remove its data first, or choose another directory',
+    )
   }
 
   // Leftovers of a start that failed (a manifest is removed then): stale data would make etcd and Consul rejoin
@@ -262,8 +283,10 @@ async function prepareDir(dir: string, names: readonly string[]): Promise<void> 
 export async function startCluster(opts: StartClusterOptions): Promise<ClusterManifest> {
   const driver = driverFor(opts.kind)
   const nodes = opts.nodes ?? 3
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new UserError(`cannot run ${nodes} members`, 'use 1 to 9 members (3 or 5 make sense)')
-  if (!/^[\w.-]+$/.test(opts.name)) throw new UserError(`invalid cluster name "${opts.name}"`, 'use letters, digits, dot, dash and underscore')
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9)
+    throw new UserError(`cannot run ${nodes} members`, 'use 1 to 9 members (3 or 5 make sense)')
+  if (!/^[\w.-]+$/.test(opts.name))
+    throw new UserError(`invalid cluster name "${opts.name}"`, 'use letters, digits, dot, dash and underscore')
   const command = findBinary(opts.kind)
   const dir = path.resolve(opts.dir)
   const names = Array.from({length: nodes}, (_, i) => driver.memberName(i))
@@ -271,7 +294,8 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterMa
 
   const portCount = nodes * driver.portNames.length
   for (let attempt = 1; ; attempt++) {
-    const ports = opts.basePort === undefined ? await allocatePorts(portCount) : await reservePortRange(opts.basePort, portCount)
+    const ports =
+      opts.basePort === undefined ? await allocatePorts(portCount) : await reservePortRange(opts.basePort, portCount)
     try {
       return await launch(driver, command, {...opts, dir, nodes}, names, ports)
     } catch (error) {
@@ -299,11 +323,19 @@ async function launch(
     const own: Record<string, number> = {}
     for (const [j, role] of driver.portNames.entries()) own[role] = ports[j * nodes + index] as number
     const folder = path.join(dir, name)
-    return {name, index, ports: own, memberDir: folder, dataDir: path.join(folder, 'data'), logFile: path.join(folder, 'server.log')}
+    return {
+      name,
+      index,
+      ports: own,
+      memberDir: folder,
+      dataDir: path.join(folder, 'data'),
+      logFile: path.join(folder, 'server.log'),
+    }
   })
   const ctx = {clusterName: opts.name, token: `${opts.name}-${randomBytes(6).toString('hex')}`, members: layouts}
+  const plans = layouts.map((_, index) => driver.plan(ctx, command, index))
   const members = layouts.map((layout, index): MemberManifest => {
-    const plan = driver.plan(ctx, command, index)
+    const plan = plans[index] as MemberPlan
     return {
       name: layout.name,
       index,
@@ -326,7 +358,7 @@ async function launch(
 
   for (const [index, layout] of layouts.entries()) {
     await mkdir(layout.dataDir, {recursive: true})
-    for (const file of driver.plan(ctx, command, index).files) await writeFile(file.path, file.content)
+    for (const file of (plans[index] as MemberPlan).files) await writeFile(file.path, file.content)
   }
 
   await writeManifest(manifest)
@@ -342,10 +374,17 @@ async function launch(
     let answeringMs: number | undefined
     let leaderMs: number | undefined
     for (;;) {
-      const exited = exitedMember(manifest, members.map((m) => m.index))
+      const exited = exitedMember(
+        manifest,
+        members.map((m) => m.index),
+      )
       if (exited) {
         const member = members[exited.index] as MemberManifest
-        const error = await failure(manifest, exited.index, `${driver.label} member ${member.name} ${exited.how} while the cluster started`)
+        const error = await failure(
+          manifest,
+          exited.index,
+          `${driver.label} member ${member.name} ${exited.how} while the cluster started`,
+        )
         if (BIND_FAILURE.test(error.message)) throw new PortClash(`${member.name}: port in use`, {cause: error})
         throw error
       }
@@ -353,11 +392,17 @@ async function launch(
       const verdict = await clusterVerdict(manifest)
       const now = Date.now() - started
       if (answeringMs === undefined && verdict.obs.statuses.every((s) => s.up)) answeringMs = now
-      if (leaderMs === undefined && verdict.obs.statuses.some((s) => s.up && (s.role === 'leader' || s.role === 'standalone'))) leaderMs = now
+      if (
+        leaderMs === undefined &&
+        verdict.obs.statuses.some((s) => s.up && (s.role === 'leader' || s.role === 'standalone'))
+      )
+        leaderMs = now
       if (verdict.ready) {
         manifest.timings = {answeringMs: answeringMs ?? now, leaderMs: leaderMs ?? now, readyMs: now}
         await writeManifest(manifest)
-        opts.log?.(`${opts.kind}: ${nodes} members ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`)
+        opts.log?.(
+          `${opts.kind}: ${nodes} members ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
+        )
         return manifest
       }
 
@@ -386,7 +431,11 @@ async function launch(
  * gone. SIGSTOP freezes it (it keeps its ports and does not answer) and resolves once it is stopped; startMember
  * resumes it. A member that is not running is left alone.
  */
-export async function stopMember(manifest: ClusterManifest, index: number, signal: StopSignal = 'SIGTERM'): Promise<void> {
+export async function stopMember(
+  manifest: ClusterManifest,
+  index: number,
+  signal: StopSignal = 'SIGTERM',
+): Promise<void> {
   const member = memberAt(manifest, index)
   const pid = member.pid
   if (!ownsProcess(pid, memberMarker(member))) return
@@ -444,13 +493,21 @@ export async function startMember(
     const pid = member.pid
     if (pid !== undefined && !isAlive(pid)) {
       const exit = exitedMember(current, [index])
-      throw await failure(current, index, `${driverFor(current.kind).label} member ${member.name} ${exit?.how ?? 'exited'} while restarting`)
+      throw await failure(
+        current,
+        index,
+        `${driverFor(current.kind).label} member ${member.name} ${exit?.how ?? 'exited'} while restarting`,
+      )
     }
 
     const verdict = await memberVerdict(current, index)
     if (verdict.ready) return current
     if (Date.now() >= deadline) {
-      throw await failure(current, index, `${member.name} did not rejoin within ${seconds(timeoutMs)}: ${verdict.reason}`)
+      throw await failure(
+        current,
+        index,
+        `${member.name} did not rejoin within ${seconds(timeoutMs)}: ${verdict.reason}`,
+      )
     }
 
     await sleep(POLL_MS)
@@ -480,7 +537,11 @@ export async function resumeCluster(
     const verdict = await clusterVerdict(current)
     if (verdict.ready) return current
     if (Date.now() >= deadline) {
-      throw await failure(current, verdict.culprit, `${current.kind} cluster ${current.name} was not ready within ${seconds(timeoutMs)}: ${verdict.reason}`)
+      throw await failure(
+        current,
+        verdict.culprit,
+        `${current.kind} cluster ${current.name} was not ready within ${seconds(timeoutMs)}: ${verdict.reason}`,
+      )
     }
 
     await sleep(POLL_MS)
@@ -494,13 +555,29 @@ export async function resumeCluster(
  */
 export async function stopCluster(manifest: ClusterManifest, opts: {removeData?: boolean} = {}): Promise<void> {
   const current = await readManifest(manifestPath(manifest)).catch(() => manifest)
-  const results = await Promise.allSettled(
-    current.members.map(async (member) => {
-      if (ownsProcess(member.pid, memberMarker(member))) await terminate(member.pid, STOP_GRACE_MS)
-    }),
-  )
+  const running = current.members.filter((m) => ownsProcess(m.pid, memberMarker(m)))
+  // Followers first, then the leader: a stopping etcd leader hands over leadership and waits up to 6 s for a
+  // follower that is stopping too; with no follower left it quits at once. It also spares the others an election.
+  const leader =
+    running.length > 1
+      ? await observe(current).then(
+          (o) => o.leader,
+          () => undefined,
+        )
+      : undefined
+  const stop = (members: readonly MemberManifest[]): Promise<Array<PromiseSettledResult<void>>> =>
+    Promise.allSettled(
+      members.map(async (m) => {
+        if (m.pid !== undefined) await terminate(m.pid, STOP_GRACE_MS)
+      }),
+    )
+  const results = [
+    ...(await stop(running.filter((m) => m.index !== leader))),
+    ...(await stop(running.filter((m) => m.index === leader))),
+  ]
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-  if (failed) throw new ExternalError(`could not stop ${current.kind} cluster ${current.name}: ${String(failed.reason)}`)
+  if (failed)
+    throw new ExternalError(`could not stop ${current.kind} cluster ${current.name}: ${String(failed.reason)}`)
   releasePorts(current.members.flatMap((m) => Object.values(m.ports)))
 
   if (opts.removeData) {
@@ -525,9 +602,4 @@ export function memberPid(manifest: ClusterManifest, index: number): number | un
 export async function waitForMemberExit(manifest: ClusterManifest, index: number, timeoutMs: number): Promise<boolean> {
   const pid = memberPid(manifest, index)
   return pid === undefined ? true : waitForExit(pid, timeoutMs)
-}
-
-/** @internal for tests */
-export function assertNever(value: never): never {
-  throw new BugError(`unexpected ${String(value)}`)
 }
