@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
+// subpath imports load less of oclif than its index: start-up time
+import {execute} from '@oclif/core/execute'
 
 await execute({dir: import.meta.url})

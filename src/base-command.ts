@@ -1,4 +1,6 @@
-import {Command, Errors, type Interfaces} from '@oclif/core'
+import type {Interfaces} from '@oclif/core'
+import {Command} from '@oclif/core/command'
+import {ExitError} from '@oclif/core/errors'
 
 import {formatError} from './lib/errors.js'
 import {openRegistry} from './lib/registry/index.js'
@@ -48,7 +50,7 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
   }
 
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error
+    if (error instanceof ExitError) throw error
     if (process.env.DEBUG) process.stderr.write(`${error.stack ?? error}\n`)
     const line = formatError(error)
     process.exitCode = error.oclif?.exit ?? error.exitCode ?? 1

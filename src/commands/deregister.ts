@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 
 import {SvcCommand} from '../base-command.js'
 import {NotFoundError} from '../lib/errors.js'

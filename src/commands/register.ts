@@ -1,4 +1,5 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../base-command.js'
 import {durationFlag, portFlag} from '../flags.js'
@@ -31,8 +32,8 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
         "address to advertise [default: 127.0.0.1 on the local backend, else this host's first non-loopback IPv4]",
     }),
     id: Flags.string({description: 'instance id [default: <name>:<address>:<port>]'}),
-    tag: Flags.string({char: 't', description: 'tag (repeatable)', multiple: true, default: []}),
-    meta: Flags.string({char: 'm', description: 'metadata KEY=VALUE (repeatable)', multiple: true, default: []}),
+    tag: Flags.string({char: 't', description: 'tag (repeatable)', multiple: true}),
+    meta: Flags.string({char: 'm', description: 'metadata KEY=VALUE (repeatable)', multiple: true}),
     'check-http': Flags.string({description: 'HTTP health check: a path on the instance (/health) or a full URL'}),
     'check-tcp': Flags.boolean({description: 'TCP health check: connect to address:port', exclusive: ['check-http']}),
     'check-interval': durationFlag({description: 'how often the check runs', default: 10_000}),
@@ -47,7 +48,7 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
   async run(): Promise<void> {
     const {args, flags} = this
     validateServiceName(args.name)
-    const meta = parseMeta(flags.meta)
+    const meta = parseMeta(flags.meta ?? [])
     const backendIsLocal = (flags.backend ?? 'local').startsWith('local')
     const address = flags.address ?? defaultAddress(backendIsLocal)
     const check = this.checkSpec(address, flags.port)

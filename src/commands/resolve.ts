@@ -1,4 +1,5 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../base-command.js'
 import {parsePickStrategy, pickInstance, PICK_STRATEGIES} from '../lib/balancer/pick.js'
@@ -33,7 +34,6 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
       char: 't',
       description: 'only instances with this tag (repeatable: all must match)',
       multiple: true,
-      default: [],
     }),
     all: Flags.boolean({description: 'include unhealthy instances'}),
     pick: Flags.string({
@@ -57,7 +57,7 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
         if (services.length === 0) this.warnLine(`no services registered on ${registry.description}`)
         else
           this.log(
-            renderTable(
+            await renderTable(
               ['SERVICE', 'INSTANCES', 'PASSING'],
               services.map((s) => [s.name, String(s.instances), String(s.passing)]),
               Boolean(process.stdout.isTTY),
@@ -70,7 +70,7 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
 
     const service = validateServiceName(args.name)
     const instances = await resolveInstances(registry, service, {all: flags.all, tags: flags.tag})
-    if (instances.length === 0) throw await this.noneFound(service, flags.all, flags.tag)
+    if (instances.length === 0) throw await this.noneFound(service, flags.all, flags.tag ?? [])
     if (flags.pick) {
       const stateDir = path.join(path.dirname(defaultLocalDir()), 'state')
       const picked = (await pickInstance(instances, parsePickStrategy(flags.pick), stateDir))!
@@ -89,7 +89,7 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
           .map(([k, v]) => `${k}=${v}`)
           .join(' '),
       ])
-      this.log(renderTable(['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'], rows, Boolean(process.stdout.isTTY)))
+      this.log(await renderTable(['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'], rows, Boolean(process.stdout.isTTY)))
     }
 
     return instances

@@ -24,6 +24,7 @@ export async function runRegistration(run: RegistrationRun): Promise<ServiceInst
   let last: CheckResult | undefined
   if (check && !native) {
     last = await runCheck(check)
+    log(`health ${last.health}: ${last.output}`)
     input = {...input, health: last.health}
   }
 

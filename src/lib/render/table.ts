@@ -1,10 +1,8 @@
-import Table from 'cli-table3'
-
 /**
  * Renders rows as a bordered table on a TTY, and as plain aligned columns otherwise so pipes,
  * grep and awk see one record a line.
  */
-export function renderTable(head: string[], rows: string[][], tty: boolean): string {
+export async function renderTable(head: string[], rows: string[][], tty: boolean): Promise<string> {
   if (!tty) {
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
     const line = (cells: string[]): string =>
@@ -15,6 +13,8 @@ export function renderTable(head: string[], rows: string[][], tty: boolean): str
     return [line(head), ...rows.map((r) => line(r))].join('\n')
   }
 
+  // loaded only when a table is drawn: it costs start-up time
+  const {default: Table} = await import('cli-table3')
   const color = !process.env.NO_COLOR
   const table = new Table({head, style: {head: color ? ['cyan'] : [], border: color ? ['grey'] : []}})
   table.push(...rows)
