@@ -51,6 +51,8 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
 
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     if (error instanceof ExitError) throw error
+    // a failed parse is reported here; oclif would add an "unparsed command" warning under NODE_ENV=test
+    this.parsed = true
     if (process.env.DEBUG) process.stderr.write(`${error.stack ?? error}\n`)
     const line = formatError(error)
     process.exitCode = error.oclif?.exit ?? error.exitCode ?? 1

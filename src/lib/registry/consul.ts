@@ -190,6 +190,8 @@ export class ConsulRegistry implements Registry {
   private readonly lifetime = new AbortController()
   private current = 0
   private failing = false
+  /** Until some agent has answered, switches are not news: an unreachable cluster gets one error line, not a log. */
+  private answered = false
   private closed = false
 
   constructor(spec: ConsulSpec, options: Partial<BackendOptions> = {}) {
@@ -363,9 +365,10 @@ export class ConsulRegistry implements Registry {
     this.current = (from + 1) % this.hosts.length
     if (!this.failing) {
       this.failing = true
-      this.options.log(
-        `consul agent ${this.agentName(from)} failed (${error.message}); switching to ${this.agentName(this.current)}`,
-      )
+      if (this.answered)
+        this.options.log(
+          `consul agent ${this.agentName(from)} failed (${error.message}); switching to ${this.agentName(this.current)}`,
+        )
     }
   }
 
@@ -392,6 +395,7 @@ export class ConsulRegistry implements Registry {
     try {
       if (signals.some((s) => s.aborted)) throw new Error('aborted')
       const value = await request(this.client(agent), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
+      this.answered = true
       if (agent === this.current) this.failing = false
       return value
     } catch (error) {
