@@ -1,0 +1,902 @@
+import {
+  ClientClosedError,
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  GRPCInvalidArgumentError,
+  GRPCUnauthenticatedError,
+  GRPCUnavailableError,
+  type IKeyValue,
+  type IOptions,
+  type IWatchResponse,
+  isRecoverableError,
+  type Lease,
+  type Watcher,
+} from 'etcd3'
+import {AsyncLocalStorage} from 'node:async_hooks'
+import http from 'node:http'
+import https from 'node:https'
+
+import {
+  BackendError,
+  BackendUnavailableError,
+  BugError,
+  errorMessage,
+  formatError,
+  isTransient,
+  UserError,
+} from '../errors.js'
+import {type BackendOptions, backoffDelay, type RetryPolicy, sleep} from './options.js'
+import {type BackendSpec, describeBackend, formatHosts} from './spec.js'
+import {
+  type ClusterInfo,
+  type ClusterMember,
+  HEALTH_VALUES,
+  type Health,
+  type InstanceInput,
+  type InstanceSource,
+  type RegisterOptions,
+  type RegistrationHandle,
+  type RegistrationState,
+  type Registry,
+  type ServiceInstance,
+  type ServiceSummary,
+  type WatchEvent,
+  type WatchOptions,
+} from './types.js'
+import {sortInstances} from './diff.js'
+import {toInstance, validateInstanceId, validateServiceName} from './validate.js'
+import {snapshotWatch, type WatchSink} from './watch.js'
+
+type EtcdSpec = Extract<BackendSpec, {kind: 'etcd'}>
+type FaultHandling = NonNullable<IOptions['faultHandling']>
+type Policy = NonNullable<FaultHandling['global']>
+type Backoff = NonNullable<FaultHandling['watchBackoff']>
+type PolicyFn<T> = (context: {signal: AbortSignal}) => PromiseLike<T> | T
+
+/** The bounds of the operation in progress, seen by the call-options factory and the retry policy. */
+interface OperationScope {
+  deadline: number
+  signal: AbortSignal
+}
+
+const DEFAULT_TTL_MS = 10_000
+const MIN_TTL_SECONDS = 2
+const PROBE_TIMEOUT_MS = 2000
+const WATCH_CANCEL_TIMEOUT_MS = 1000
+const BREAKER_INITIAL_MS = 1000
+const BREAKER_MAX_MS = 10_000
+const REPORT_REPEAT_MS = 30_000
+
+/** Thrown by a member's breaker while the member is skipped because it failed recently; never reaches callers. */
+class MemberSkippedError extends Error {
+  override name = 'MemberSkippedError'
+}
+
+/** The etcd v3 backend: one key per instance under `<prefix>/<service>/<id>`, attached to a kept-alive lease. */
+export class EtcdRegistry implements Registry {
+  readonly kind = 'etcd' as const
+  readonly description: string
+  readonly options: BackendOptions
+  readonly prefix: string
+  private readonly addresses: string
+  private readonly hostUrls: string[]
+  private readonly scope = new AsyncLocalStorage<OperationScope>()
+  private readonly closing = new AbortController()
+  private readonly registrations = new Set<EtcdRegistration>()
+  private readonly watches = new Set<PrefixWatch>()
+  private readonly warned = new Set<string>()
+  private client?: Etcd3
+  private reached = false
+  /** 'closing' still lets close() deregister through the client; public methods need 'open'. */
+  private state: 'closed' | 'closing' | 'open' = 'open'
+
+  constructor(spec: EtcdSpec, options: BackendOptions) {
+    this.options = options
+    this.prefix = spec.prefix
+    this.description = describeBackend(spec)
+    this.addresses = formatHosts(spec.hosts)
+    this.hostUrls = spec.hosts.map((h) => `http://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
+  }
+
+  async ping(): Promise<void> {
+    await this.op((client) => client.maintenance.status())
+  }
+
+  async register(input: InstanceInput, opts: RegisterOptions = {}): Promise<RegistrationHandle> {
+    const instance = toInstance(input)
+    this.assertOpen()
+    const ttl = Math.max(MIN_TTL_SECONDS, Math.ceil((opts.ttlMs ?? DEFAULT_TTL_MS) / 1000))
+    const registration = new EtcdRegistration(this, instance, ttl, opts.onStateChange)
+    await registration.start()
+    if (this.state !== 'open') {
+      await registration.close().catch(() => {})
+      throw new BackendError('etcd', 'the registry was closed while registering', {transient: false})
+    }
+
+    this.registrations.add(registration)
+    return registration
+  }
+
+  async deregister(service: string, id: string): Promise<boolean> {
+    const key = this.instanceKey(validateServiceName(service), validateInstanceId(id))
+    const response = await this.op((client) => client.delete().key(key).exec())
+    return Number(response.deleted) > 0
+  }
+
+  async listServices(): Promise<ServiceSummary[]> {
+    const {instances} = await this.readRange(`${this.prefix}/`)
+    const byName = new Map<string, ServiceSummary>()
+    for (const instance of instances.values()) {
+      const summary = byName.get(instance.service) ?? {name: instance.service, instances: 0, passing: 0}
+      summary.instances++
+      if (instance.health === 'passing') summary.passing++
+      byName.set(instance.service, summary)
+    }
+
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  async listInstances(service: string): Promise<ServiceInstance[]> {
+    const {instances} = await this.readRange(this.servicePrefix(validateServiceName(service)))
+    return sortInstances([...instances.values()])
+  }
+
+  watch(service?: string, opts: WatchOptions = {}): AsyncIterableIterator<WatchEvent> {
+    const range = service === undefined ? `${this.prefix}/` : this.servicePrefix(validateServiceName(service))
+    this.assertOpen()
+    const watch = new PrefixWatch(this, range)
+    const stream = snapshotWatch(opts, undefined, (sink) => {
+      this.watches.add(watch)
+      watch.start(sink)
+      return () => watch.stop()
+    })
+    watch.stream = stream
+    return stream
+  }
+
+  async cluster(): Promise<ClusterInfo> {
+    const {members} = await this.op((client) => client.cluster.memberList({}))
+    const timeoutMs = Math.min(PROBE_TIMEOUT_MS, this.options.connectTimeoutMs)
+    const probes = await Promise.all(
+      members.map(async (member) => {
+        const url = member.clientURLs[0]
+        const status = url === undefined ? undefined : await probeStatus(url, timeoutMs)
+        return {member, url, status}
+      }),
+    )
+    // The leader as most reachable members see it; a partitioned member may report none or a stale one.
+    const votes = new Map<string, number>()
+    for (const {status} of probes) {
+      if (status && status.leader !== '0') votes.set(status.leader, (votes.get(status.leader) ?? 0) + 1)
+    }
+
+    const leaderId = [...votes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]
+    const result: ClusterMember[] = probes.map(({member, status, url}) => ({
+      name: member.name || BigInt(member.ID).toString(16),
+      address: url === undefined ? '' : urlAddress(url),
+      role: member.ID === leaderId ? 'leader' : status ? 'follower' : 'unknown',
+      reachable: status !== undefined,
+    }))
+    result.sort((a, b) => a.address.localeCompare(b.address, undefined, {numeric: true}))
+    const leader = result.find((m) => m.role === 'leader')
+    return leader ? {backend: 'etcd', members: result, leader: leader.address} : {backend: 'etcd', members: result}
+  }
+
+  async close(): Promise<void> {
+    if (this.state !== 'open') return
+    this.state = 'closing'
+    const registrations = [...this.registrations].map(async (registration) => {
+      try {
+        await registration.close()
+      } catch (error) {
+        this.options.log(
+          `etcd: could not remove ${registration.key} (${formatError(error)}); its lease expires by itself`,
+        )
+      }
+    })
+    await Promise.all(registrations)
+    // Watchers still attached to etcd3's watch manager would make it reconnect forever once the client is closed.
+    await Promise.all([...this.watches].map((watch) => watch.end()))
+    this.watches.clear()
+    this.state = 'closed'
+    this.closing.abort()
+    this.client?.close()
+    this.client = undefined
+  }
+
+  instanceKey(service: string, id: string): string {
+    return `${this.servicePrefix(service)}${id}`
+  }
+
+  /**
+   * Runs one request through the client, bounded as a whole by the connect timeout until the cluster has answered
+   * once and by the request timeout after, and converts what it throws.
+   */
+  async op<T>(fn: (client: Etcd3) => Promise<T>): Promise<T> {
+    const client = this.getClient()
+    const budget = this.reached ? this.options.requestTimeoutMs : this.options.connectTimeoutMs
+    const controller = new AbortController()
+    const abort = (): void => controller.abort()
+    this.closing.signal.addEventListener('abort', abort, {once: true})
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        controller.abort()
+        reject(new BackendUnavailableError('etcd', this.addresses, `no answer after ${seconds(budget)}`))
+      }, budget)
+    })
+    const work = this.scope.run({deadline: Date.now() + budget, signal: controller.signal}, () => fn(client))
+    work.catch(() => {})
+    try {
+      const result = await Promise.race([work, expired])
+      this.reached = true
+      return result
+    } catch (error) {
+      throw this.toBackendError(error)
+    } finally {
+      clearTimeout(timer)
+      this.closing.signal.removeEventListener('abort', abort)
+    }
+  }
+
+  /** The one place where etcd3 and gRPC errors become svc's errors. */
+  toBackendError(error: unknown): Error {
+    if (error instanceof BackendError || error instanceof UserError || error instanceof BugError) return error
+    const detail = cleanMessage(error)
+    if (error instanceof MemberSkippedError) return new BackendUnavailableError('etcd', this.addresses, detail, error)
+    if (error instanceof GRPCUnavailableError || error instanceof GRPCDeadlineExceededError) {
+      return new BackendUnavailableError('etcd', this.addresses, detail, error)
+    }
+
+    if (
+      error instanceof EtcdPermissionDeniedError ||
+      error instanceof GRPCUnauthenticatedError ||
+      error instanceof EtcdAuthenticationFailedError ||
+      error instanceof EtcdInvalidAuthTokenError
+    ) {
+      return new BackendError('etcd', `etcd refused the request: ${detail}`, {
+        cause: error,
+        hint: `check the etcd user and that its role grants access to ${this.prefix}/`,
+        transient: false,
+      })
+    }
+
+    if (error instanceof GRPCInvalidArgumentError) {
+      return new BackendError('etcd', `etcd rejected the request: ${detail}`, {cause: error, transient: false})
+    }
+
+    if (error instanceof ClientClosedError) {
+      return new BackendError('etcd', 'the etcd client is closed', {cause: error, transient: false})
+    }
+
+    if (error instanceof EtcdLeaseInvalidError) {
+      return new BackendError('etcd', `etcd lease lost: ${detail}`, {cause: error, transient: true})
+    }
+
+    const transient = error instanceof Error && isRecoverableError(error)
+    return new BackendError('etcd', `etcd request failed: ${detail}`, {cause: error, transient})
+  }
+
+  /** Reads every instance under a key prefix at one revision; invalid values are skipped with one warning each. */
+  async readRange(prefix: string): Promise<{instances: Map<string, ServiceInstance>; revision: number}> {
+    const response = await this.op((client) => client.getAll().prefix(prefix).exec())
+    const instances = new Map<string, ServiceInstance>()
+    for (const kv of response.kvs) {
+      const instance = this.decode(kv)
+      if (instance) instances.set(kv.key.toString(), instance)
+    }
+
+    return {instances, revision: Number(response.header.revision)}
+  }
+
+  /** The instance a key-value holds, or undefined (with a warning once per key version) when it holds none. */
+  decode(kv: IKeyValue): ServiceInstance | undefined {
+    const key = kv.key.toString()
+    const result = decodeInstance(this.prefix, key, kv.value.toString())
+    if (typeof result !== 'string') return result
+    const seen = `${key}@${kv.mod_revision}`
+    if (!this.warned.has(seen)) {
+      this.warned.add(seen)
+      this.options.log(`etcd: skipping ${key}: ${result}`)
+    }
+
+    return undefined
+  }
+
+  forgetWatch(watch: PrefixWatch): void {
+    this.watches.delete(watch)
+  }
+
+  forgetRegistration(registration: EtcdRegistration): void {
+    this.registrations.delete(registration)
+  }
+
+  getClient(): Etcd3 {
+    if (this.state === 'closed') throw new BugError(`the registry ${this.description} was used after close()`)
+    this.client ??= new Etcd3(this.clientOptions())
+    return this.client
+  }
+
+  private clientOptions(): IOptions {
+    const {retry} = this.options
+    // One attempt may not use the whole budget, so that a member that does not answer leaves time for another.
+    const attemptMs = Math.min(2000, Math.max(500, Math.round(this.options.requestTimeoutMs / 4)))
+    const breakers: MemberBreaker[] = []
+    return {
+      hosts: this.hostUrls,
+      // gRPC's default reconnect backoff grows to 120 s; keep it short so a restarted member is used again soon.
+      grpcOptions: {
+        'grpc.initial_reconnect_backoff_ms': Math.max(100, retry.initialDelayMs),
+        'grpc.max_reconnect_backoff_ms': Math.max(1000, retry.maxDelayMs),
+        // etcd refuses pings more often than every 5 s; these detect a member that vanished under an open watch.
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5000,
+      },
+      defaultCallOptions: (context) => {
+        if (context.isStream) return {}
+        // Calls that outlive their operation (etcd3's keep-alive loop inherits the scope) get a fresh bound.
+        const scope = this.scope.getStore()
+        const now = Date.now()
+        const end = now + attemptMs
+        return {deadline: scope && scope.deadline > now ? Math.min(end, scope.deadline) : end}
+      },
+      faultHandling: {
+        global: retryPolicy(retry, Math.max(retry.attempts, this.hostUrls.length) + 1, this.scope, this.closing.signal),
+        host() {
+          const breaker = new MemberBreaker(breakers)
+          breakers.push(breaker)
+          return memberPolicy(breaker)
+        },
+        watchBackoff: exponentialBackoff(retry, 0),
+      },
+    }
+  }
+
+  private servicePrefix(service: string): string {
+    return `${this.prefix}/${service}/`
+  }
+
+  private assertOpen(): void {
+    if (this.state !== 'open') throw new BugError(`the registry ${this.description} was used after close()`)
+  }
+}
+
+/** One registration: a lease kept alive by etcd3, granted again and the key put again whenever it is lost. */
+class EtcdRegistration implements RegistrationHandle {
+  readonly key: string
+  private current: ServiceInstance
+  private lease?: Lease
+  private leaseId = ''
+  private recovering = false
+  private closed = false
+  private readonly stop = new AbortController()
+  private keepAliveTrouble = false
+
+  constructor(
+    private readonly registry: EtcdRegistry,
+    instance: ServiceInstance,
+    private readonly ttl: number,
+    private readonly onStateChange: RegisterOptions['onStateChange'],
+  ) {
+    this.current = instance
+    this.key = registry.instanceKey(instance.service, instance.id)
+  }
+
+  get instance(): ServiceInstance {
+    return this.current
+  }
+
+  async start(): Promise<void> {
+    this.adopt(await this.attach())
+  }
+
+  async setHealth(health: Health): Promise<void> {
+    if (this.closed) throw new BugError(`setHealth on the closed registration ${this.key}`)
+    this.current = {...this.current, health}
+    const {lease} = this
+    if (!lease || this.recovering) return
+    try {
+      await this.registry.op(() => lease.put(this.key).value(this.serialized()).exec())
+    } catch (error) {
+      // Recovery puts the latest value once the lease is granted again.
+      if (!this.recovering) throw error
+    }
+  }
+
+  async close(opts: {deregister?: boolean} = {}): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.stop.abort()
+    this.registry.forgetRegistration(this)
+    const {lease} = this
+    this.lease = undefined
+    // Keep-alives stop here whatever happens next; without them the key expires after its TTL.
+    lease?.release()
+    if (opts.deregister === false) return
+    // Between a lost lease and a new one nothing owns the key: then remove whatever is left of it.
+    await (lease
+      ? this.registry.op(() => lease.revoke())
+      : this.registry.op((client) => client.delete().key(this.key).exec()))
+  }
+
+  /** Grants a lease and puts the key on it; on failure the lease is given up. */
+  private async attach(): Promise<{lease: Lease; id: string}> {
+    let lease: Lease | undefined
+    try {
+      return await this.registry.op(async (client) => {
+        lease = client.lease(this.ttl)
+        const id = await lease.grant()
+        let written = ''
+        while (written !== this.serialized()) {
+          written = this.serialized()
+          await lease.put(this.key).value(written).exec()
+        }
+
+        return {lease, id}
+      })
+    } catch (error) {
+      const failed = lease
+      if (failed) failed.revoke().catch(() => failed.release())
+      throw error
+    }
+  }
+
+  private adopt({id, lease}: {lease: Lease; id: string}): void {
+    this.lease = lease
+    this.leaseId = id
+    lease.on('lost', (error: Error) => this.lost(lease, error))
+    // etcd3 types this argument as a response, but emits the error.
+    lease.on('keepaliveFailed', (error: unknown) => {
+      if (this.keepAliveTrouble || this.lease !== lease) return
+      this.keepAliveTrouble = true
+      this.registry.options.log(
+        `etcd: keep-alive of lease ${hex(id)} for ${this.key} failed (${cleanMessage(error)}); retrying`,
+      )
+    })
+    lease.on('keepaliveSucceeded', () => {
+      if (!this.keepAliveTrouble || this.lease !== lease) return
+      this.keepAliveTrouble = false
+      this.registry.options.log(`etcd: keep-alive of lease ${hex(id)} for ${this.key} works again`)
+    })
+    // The lease may have been lost between the grant and the listener.
+    if (lease.revoked()) this.lost(lease, new EtcdLeaseInvalidError(id))
+  }
+
+  private lost(lease: Lease, error: Error): void {
+    if (this.closed || this.recovering || this.lease !== lease) return
+    this.recovering = true
+    this.lease = undefined
+    lease.release()
+    // etcd3 gives up a lease it could not keep alive for two TTLs; etcd answers TTL 0 for an expired or revoked one.
+    const why = /lost connection/i.test(error.message)
+      ? `expired: no keep-alive got through for ${2 * this.ttl}s`
+      : error instanceof EtcdLeaseInvalidError
+        ? 'expired or was revoked'
+        : `was lost (${cleanMessage(error)})`
+    this.report('lost', `lease ${hex(this.leaseId)} of ${this.key} ${why}; registering again`)
+    this.recover().catch((error_: unknown) =>
+      this.report('error', `cannot register ${this.key} again: ${errorMessage(error_)}`),
+    )
+  }
+
+  private async recover(): Promise<void> {
+    // One report per kind of failure, repeated at most every REPORT_REPEAT_MS while it lasts.
+    let reported = {kind: '', at: 0}
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        const attached = await this.attach()
+        if (this.closed) {
+          attached.lease.revoke().catch(() => attached.lease.release())
+          return
+        }
+
+        this.recovering = false
+        this.keepAliveTrouble = false
+        this.adopt(attached)
+        this.report('restored', `${this.key} registered again with lease ${hex(attached.id)}`)
+        return
+      } catch (error) {
+        if (this.closed) return
+        const kind = error instanceof Error ? error.name : 'Error'
+        if (kind !== reported.kind || Date.now() - reported.at >= REPORT_REPEAT_MS) {
+          this.report('error', `cannot register ${this.key} again: ${errorMessage(error)}`)
+          reported = {kind, at: Date.now()}
+        }
+
+        await sleep(backoffDelay(this.registry.options.retry, attempt), this.stop.signal)
+      }
+    }
+  }
+
+  private report(state: RegistrationState, detail: string): void {
+    if (this.onStateChange) this.onStateChange(state, detail)
+    else this.registry.options.log(`etcd: ${detail}`)
+  }
+
+  private serialized(): string {
+    return JSON.stringify(this.current)
+  }
+}
+
+/**
+ * One etcd prefix watch feeding a snapshot watch: a range read at revision R, then a watch from R + 1 whose event
+ * batches update the state. etcd3 reconnects the watch and resumes it by itself; after a reconnect the range is read
+ * again (events the read already covers are skipped), which also covers a resumption that etcd3 got wrong.
+ */
+class PrefixWatch {
+  stream?: AsyncIterableIterator<WatchEvent>
+  private sink?: WatchSink
+  private instances = new Map<string, ServiceInstance>()
+  /** Events up to this revision are reflected in `instances` by the last range read. */
+  private readRevision = 0
+  private watcher?: Watcher
+  /** Watch responses that arrive while a range read is in flight. */
+  private buffered?: IWatchResponse[]
+  private generation = 0
+  private disconnected = false
+  private stopped = false
+  private stopping?: Promise<void>
+  private readonly stopSignal = new AbortController()
+
+  constructor(
+    private readonly registry: EtcdRegistry,
+    private readonly range: string,
+  ) {}
+
+  start(sink: WatchSink): void {
+    this.sink = sink
+    this.establish(true).catch((error: unknown) => this.fail(error))
+  }
+
+  /** Ends the stream as the registry closes. */
+  async end(): Promise<void> {
+    await this.stream?.return?.()
+    await this.stop()
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping
+    this.stopped = true
+    this.generation++
+    this.stopSignal.abort()
+    this.registry.forgetWatch(this)
+    const {watcher} = this
+    this.watcher = undefined
+    this.stopping = watcher ? withTimeout(watcher.cancel(), WATCH_CANCEL_TIMEOUT_MS) : Promise.resolve()
+    return this.stopping
+  }
+
+  /** Reads the range, publishes it, and watches from the next revision; retried until it works or fails for good. */
+  private async establish(initial: boolean): Promise<void> {
+    const generation = ++this.generation
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const {instances, revision} = await this.registry.readRange(this.range)
+        if (this.stopped || generation !== this.generation) return
+        this.instances = instances
+        this.readRevision = revision
+        this.buffered = undefined
+        if (!initial) this.sink?.status('connected', `watching ${this.range} again from revision ${revision + 1}`)
+        this.publish()
+        this.attachWatcher(revision + 1)
+        return
+      } catch (error) {
+        if (this.stopped || generation !== this.generation) return
+        if (initial || !isTransient(error)) {
+          this.fail(error)
+          return
+        }
+
+        if (attempt === 0) this.sink?.status('reconnecting', `cannot read ${this.range}: ${formatError(error)}`)
+        await sleep(backoffDelay(this.registry.options.retry, attempt), this.stopSignal.signal)
+      }
+    }
+  }
+
+  private attachWatcher(fromRevision: number): void {
+    const watcher = this.registry.getClient().watch().prefix(this.range).startRevision(String(fromRevision)).watcher()
+    this.watcher = watcher
+    watcher.on('data', (response) => {
+      if (this.watcher !== watcher) return
+      if (this.buffered) this.buffered.push(response)
+      else if (this.apply(response)) this.publish()
+    })
+    watcher.on('disconnected', (error) => {
+      if (this.watcher !== watcher || this.disconnected) return
+      this.disconnected = true
+      this.generation++
+      this.buffered = undefined
+      this.sink?.status('reconnecting', `watch stream lost (${cleanMessage(error)}); resuming`)
+    })
+    watcher.on('connected', () => {
+      if (this.watcher !== watcher || !this.disconnected) return
+      this.disconnected = false
+      this.resync().catch((error: unknown) => this.fail(error))
+    })
+    watcher.on('error', (error) => {
+      // etcd cancelled the watch (its history was compacted past our revision, or access was revoked); etcd3 has
+      // already dropped the watcher, so it is not cancelled again.
+      if (this.watcher !== watcher) return
+      this.watcher = undefined
+      this.disconnected = false
+      this.registry.options.log(`etcd: watch on ${this.range} was cancelled (${cleanMessage(error)}); reading it again`)
+      this.establish(false).catch((error_: unknown) => this.fail(error_))
+    })
+  }
+
+  /** After etcd3 resumed the watch: read the range again and keep only the newer of the replayed events. */
+  private async resync(): Promise<void> {
+    const generation = ++this.generation
+    this.buffered = []
+    let read: {instances: Map<string, ServiceInstance>; revision: number} | undefined
+    try {
+      read = await this.registry.readRange(this.range)
+    } catch (error) {
+      // The resumed stream alone is still correct unless etcd3 lost events; keep going with it.
+      this.registry.options.log(`etcd: cannot read ${this.range} after reconnecting (${formatError(error)})`)
+    }
+
+    if (this.stopped || generation !== this.generation) return
+    const pending = this.buffered ?? []
+    this.buffered = undefined
+    if (read) {
+      this.instances = read.instances
+      this.readRevision = read.revision
+    }
+
+    for (const response of pending) this.apply(response)
+    this.sink?.status('connected', `watch on ${this.range} resumed at revision ${this.readRevision + 1}`)
+    this.publish()
+  }
+
+  /** Applies one watch response; true when it changed something. */
+  private apply(response: IWatchResponse): boolean {
+    let changed = false
+    for (const event of response.events) {
+      if (Number(event.kv.mod_revision) <= this.readRevision) continue
+      const key = event.kv.key.toString()
+      const instance = event.type === 'Put' ? this.registry.decode(event.kv) : undefined
+      if (instance) this.instances.set(key, instance)
+      else this.instances.delete(key)
+      changed = true
+    }
+
+    return changed
+  }
+
+  private publish(): void {
+    this.sink?.publish([...this.instances.values()])
+  }
+
+  private fail(error: unknown): void {
+    this.stop().catch(() => {})
+    this.sink?.fail(this.registry.toBackendError(error))
+  }
+}
+
+/** A member's recent failures; it is skipped while open, unless every member is: then calls go through as probes. */
+class MemberBreaker {
+  private failures = 0
+  private openUntil = 0
+
+  constructor(private readonly group: MemberBreaker[]) {}
+
+  skip(now: number): boolean {
+    return this.isOpen(now) && this.group.some((b) => !b.isOpen(now))
+  }
+
+  succeeded(): void {
+    this.failures = 0
+  }
+
+  failed(): void {
+    this.failures++
+    this.openUntil = Date.now() + Math.min(BREAKER_MAX_MS, BREAKER_INITIAL_MS * 2 ** (this.failures - 1))
+  }
+
+  private isOpen(now: number): boolean {
+    return now < this.openUntil
+  }
+}
+
+/** etcd3's per-member policy: a skipped member makes etcd3 try the next one at once. */
+function memberPolicy(breaker: MemberBreaker): Policy {
+  return {
+    _altReturn: undefined as never,
+    onSuccess: () => ({dispose() {}}),
+    onFailure: () => ({dispose() {}}),
+    async execute<T>(fn: PolicyFn<T>, signal?: AbortSignal): Promise<T> {
+      if (breaker.skip(Date.now())) throw new MemberSkippedError('this member failed moments ago')
+      try {
+        const result = await fn({signal: signal ?? new AbortController().signal})
+        breaker.succeeded()
+        return result
+      } catch (error) {
+        if (error instanceof Error && isRecoverableError(error)) breaker.failed()
+        throw error
+      }
+    },
+  }
+}
+
+/** Retries transient failures on the next member, with backoff, within the operation's bounds. */
+function retryPolicy(
+  retry: RetryPolicy,
+  maxAttempts: number,
+  scope: AsyncLocalStorage<OperationScope>,
+  closing: AbortSignal,
+): Policy {
+  return {
+    _altReturn: undefined as never,
+    onSuccess: () => ({dispose() {}}),
+    onFailure: () => ({dispose() {}}),
+    async execute<T>(fn: PolicyFn<T>, signal?: AbortSignal): Promise<T> {
+      // The operation's signal also fires on close; calls outside an operation stop on close.
+      const stop = signal ?? scope.getStore()?.signal ?? closing
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn({signal: stop})
+        } catch (error) {
+          const retryable = error instanceof MemberSkippedError || (error instanceof Error && isRecoverableError(error))
+          if (!retryable || attempt + 1 >= maxAttempts || stop.aborted) throw error
+          await sleep(backoffDelay(retry, attempt), stop)
+          if (stop.aborted) throw error
+        }
+      }
+    },
+  }
+}
+
+/** etcd3's watch reconnection backoff, following the backend's retry policy. */
+function exponentialBackoff(retry: RetryPolicy, attempt: number): Backoff {
+  return {
+    duration: backoffDelay(retry, attempt),
+    next() {
+      return exponentialBackoff(retry, attempt + 1)
+    },
+  }
+}
+
+interface StatusAnswer {
+  leader: string
+}
+
+/** A member's own status through its gRPC gateway, or undefined when it does not answer in time. */
+async function probeStatus(url: string, timeoutMs: number): Promise<StatusAnswer | undefined> {
+  const target = new URL('/v3/maintenance/status', url)
+  const request = target.protocol === 'https:' ? https.request : http.request
+  return new Promise((resolve) => {
+    const req = request(
+      target,
+      {method: 'POST', agent: false, timeout: timeoutMs, headers: {'content-type': 'application/json'}},
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          body += chunk
+        })
+        res.on('end', () => {
+          try {
+            const parsed: unknown = JSON.parse(body)
+            const leader = isRecord(parsed) ? parsed.leader : undefined
+            resolve(res.statusCode === 200 ? {leader: typeof leader === 'string' ? leader : '0'} : undefined)
+          } catch {
+            resolve(undefined)
+          }
+        })
+        res.on('error', () => resolve(undefined))
+      },
+    )
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(undefined))
+    req.end('{}')
+  })
+}
+
+/** Parses the value under `<prefix>/<service>/<id>`; a string says why it is not an instance. */
+export function decodeInstance(prefix: string, key: string, text: string): ServiceInstance | string {
+  const rest = key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : undefined
+  const slash = rest?.indexOf('/') ?? -1
+  if (rest === undefined || slash <= 0) return 'the key is not <prefix>/<service>/<id>'
+  const service = rest.slice(0, slash)
+  const id = rest.slice(slash + 1)
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return 'the value is not JSON'
+  }
+
+  if (!isRecord(value)) return 'the value is not a JSON object'
+  if (value.service !== undefined && value.service !== service)
+    return `the value names service "${String(value.service)}"`
+  if (value.id !== undefined && value.id !== id) return `the value names id "${String(value.id)}"`
+  const {address, health, meta, port, source, tags} = value
+  if (typeof address !== 'string') return 'the value has no address'
+  if (typeof port !== 'number' && typeof port !== 'string') return 'the value has no port'
+  if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === 'string')))
+    return 'tags is not a list of strings'
+  if (meta !== undefined && !(isRecord(meta) && Object.values(meta).every((v) => typeof v === 'string'))) {
+    return 'meta is not an object of strings'
+  }
+
+  if (health !== undefined && !HEALTH_VALUES.includes(health as Health)) return `unknown health "${String(health)}"`
+  if (source !== undefined && !isSource(source)) return 'source is not {containerId, containerName, image, host}'
+  try {
+    return toInstance({
+      service,
+      id,
+      address,
+      port: port as number,
+      tags: tags as string[] | undefined,
+      meta: meta as Record<string, string> | undefined,
+      health: (health as Health | undefined) ?? 'unknown',
+      source,
+    })
+  } catch (error) {
+    return errorMessage(error)
+  }
+}
+
+function isSource(value: unknown): value is InstanceSource {
+  return (
+    isRecord(value) &&
+    typeof value.containerId === 'string' &&
+    typeof value.containerName === 'string' &&
+    typeof value.image === 'string' &&
+    typeof value.host === 'string'
+  )
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** gRPC messages without the status prefix and etcd3's class-name prefix. */
+function cleanMessage(error: unknown): string {
+  const message = errorMessage(error)
+  // gRPC: "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379. …"
+  const connect = /Last error: (?:Error: )?(.+?)\.?(?: Resolution note:.*)?$/.exec(message)
+  if (connect) return connect[1] && connect[1] !== 'null' ? connect[1] : 'no connection established'
+  return message
+    .replace(/^\w+Error: /, '')
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)$/, '')
+    .trim()
+}
+
+function urlAddress(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return url
+  }
+}
+
+function hex(id: string): string {
+  try {
+    return BigInt(id).toString(16)
+  } catch {
+    return id
+  }
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))}s`
+}
+
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms)
+  })
+  try {
+    await Promise.race([promise.catch(() => {}), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
