@@ -11,7 +11,7 @@ else
   echo "test: not root; assuming ZooKeeper, etcd and Consul are installed (see scripts/install-backends.sh)" >&2
 fi
 
-[ -d node_modules/@oclif/core ] || npm ci --no-audit --no-fund
+[ -d node_modules/@oclif/core ] || npm install --no-audit --no-fund
 npm run build
 npx tsc -p tsconfig.test.json --noEmit
 npx eslint .

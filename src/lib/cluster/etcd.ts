@@ -1,5 +1,6 @@
 import type {Driver, MemberLayout, MemberPlan, MemberProbe, PlanContext} from './driver.js'
-import {describeError, httpJson, isRecord} from './probe.js'
+import {isRecord} from '../guards.js'
+import {describeError, httpJson} from './probe.js'
 import {CLUSTER_HOST, type MemberManifest} from './types.js'
 
 const url = (port: number): string => `http://${CLUSTER_HOST}:${port}`

@@ -56,9 +56,6 @@ const PORT_ATTEMPTS = 3
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
-// ---------------------------------------------------------------------------------------------------------------
-// Status
-
 interface Observation {
   statuses: MemberStatus[]
   probes: MemberProbe[]
@@ -179,9 +176,6 @@ export async function waitForLeader(manifest: ClusterManifest, timeoutMs: number
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Readiness
-
 interface Verdict {
   ready: boolean
   reason: string
@@ -252,9 +246,6 @@ function exitedMember(manifest: ClusterManifest, indexes: readonly number[]): {i
 
   return undefined
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Start
 
 class PortClash extends Error {}
 
@@ -422,9 +413,6 @@ async function launch(
     throw error
   }
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Stop and restart
 
 /**
  * Stops one member. SIGTERM (the default) falls back to SIGKILL after a bound; both resolve once the process is

@@ -3,7 +3,7 @@ import {readFile, rename, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {UserError} from '../errors.js'
-import {isRecord} from './probe.js'
+import {isRecord} from '../guards.js'
 import {
   CLUSTER_KINDS,
   type ClusterKind,

@@ -47,6 +47,7 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from './types.js'
+import {isRecord} from '../guards.js'
 import {sortInstances} from './diff.js'
 import {toInstance, validateInstanceId, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
@@ -850,10 +851,6 @@ function isSource(value: unknown): value is InstanceSource {
     typeof value.image === 'string' &&
     typeof value.host === 'string'
   )
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** gRPC messages without the status prefix and etcd3's class-name prefix. */

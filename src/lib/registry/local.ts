@@ -5,6 +5,7 @@ import {hostname} from 'node:os'
 import path from 'node:path'
 
 import {UserError} from '../errors.js'
+import {hasErrorCode} from '../guards.js'
 import {sortInstances} from './diff.js'
 import type {BackendOptions} from './options.js'
 import type {BackendSpec} from './spec.js'
@@ -74,7 +75,7 @@ export class LocalRegistry implements Registry {
       await unlink(this.instancePath(service, id))
       return true
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return false
+      if (hasErrorCode(error, 'ENOENT')) return false
       throw this.fsError(error)
     }
   }
@@ -132,7 +133,7 @@ export class LocalRegistry implements Registry {
   }
 
   fsError(error: unknown): Error {
-    if (isCode(error, 'EACCES') || isCode(error, 'EPERM') || isCode(error, 'EROFS')) {
+    if (hasErrorCode(error, 'EACCES') || hasErrorCode(error, 'EPERM') || hasErrorCode(error, 'EROFS')) {
       return new UserError(
         `cannot write the local registry at ${this.dir}`,
         'set SVC_HOME to a writable directory, or use --backend local:///writable/dir',
@@ -158,7 +159,7 @@ export class LocalRegistry implements Registry {
       const entries = await readdir(this.dir, {withFileTypes: true})
       return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name)
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return []
+      if (hasErrorCode(error, 'ENOENT')) return []
       throw this.fsError(error)
     }
   }
@@ -170,7 +171,7 @@ export class LocalRegistry implements Registry {
     try {
       names = await readdir(dir)
     } catch (error) {
-      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return {instances: [], nextExpiry: Infinity}
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return {instances: [], nextExpiry: Infinity}
       throw this.fsError(error)
     }
 
@@ -206,7 +207,7 @@ export class LocalRegistry implements Registry {
 
       return {data, mtimeMs: info.mtimeMs}
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return undefined
+      if (hasErrorCode(error, 'ENOENT')) return undefined
       throw this.fsError(error)
     }
   }
@@ -284,7 +285,7 @@ export class LocalRegistry implements Registry {
         })
         watchers.set(dir, watcher)
       } catch (error) {
-        if (!isCode(error, 'ENOENT')) sink.fail(this.fsError(error))
+        if (!hasErrorCode(error, 'ENOENT')) sink.fail(this.fsError(error))
       }
     }
 
@@ -369,7 +370,7 @@ class LocalHandle implements RegistrationHandle {
     } catch (error) {
       if (this.lost) return
       this.lost = true
-      const why = isCode(error, 'ENOENT') ? 'the instance was removed from the registry' : String(error)
+      const why = hasErrorCode(error, 'ENOENT') ? 'the instance was removed from the registry' : String(error)
       this.opts.onStateChange?.('lost', why)
     }
   }
@@ -397,8 +398,4 @@ function parseInstanceFile(content: string): InstanceFile | undefined {
   }
 
   return undefined
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === code
 }

@@ -3,6 +3,7 @@ import zookeeper, {type Client, type Event, type Stat, type State} from 'node-zo
 
 import {tcpCommand} from '../cluster/probe.js'
 import {formatDuration} from '../duration.js'
+import {isRecord} from '../guards.js'
 import {BackendError, BackendUnavailableError, errorMessage, isTransient, UserError} from '../errors.js'
 import {sortInstances} from './diff.js'
 import {backoffDelay, type BackendOptions, sleep} from './options.js'
@@ -46,7 +47,7 @@ const TRANSIENT_CODES = new Set([
 ])
 
 /** The payload of `<base>/<service>/<address>:<port>`: registrator's fields, then svc's own. */
-interface Payload {
+interface Payload extends ServiceInstance {
   Name: string
   IP: string
   PublicPort: number
@@ -54,14 +55,6 @@ interface Payload {
   ContainerID: string
   Tags: string[]
   Attrs: Record<string, string>
-  id: string
-  service: string
-  address: string
-  port: number
-  tags: string[]
-  meta: Record<string, string>
-  health: Health
-  source?: InstanceSource
 }
 
 /**
@@ -1221,10 +1214,6 @@ function isJson(data: Buffer | undefined): boolean {
   } catch {
     return false
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function text(value: unknown): string | undefined {
