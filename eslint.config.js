@@ -36,4 +36,9 @@ export default [
       'mocha/no-mocha-arrows': 'off',
     },
   },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', process: 'readonly'}},
+    rules: {'@typescript-eslint/no-require-imports': 'off'},
+  },
 ]

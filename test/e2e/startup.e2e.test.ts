@@ -1,0 +1,35 @@
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+import {BIN, ROOT} from '../helpers/cli.js'
+
+const dir = mkdtempSync(path.join(tmpdir(), 'svc-startup-'))
+
+function packagesLoaded(args: string[]): string[] {
+  const traceFile = path.join(dir, `trace-${args.join('-').replaceAll(/\W/g, '_')}`)
+  spawnSync(process.execPath, ['-r', path.join(ROOT, 'test/fixtures/trace-requires.cjs'), BIN, ...args], {
+    env: {...process.env, SVC_HOME: dir, SVC_TRACE_FILE: traceFile},
+    timeout: 20_000,
+  })
+  return readFileSync(traceFile, 'utf8').split('\n')
+}
+
+describe('start-up stays light', () => {
+  it('loads no backend client, ink or react for a local lookup', () => {
+    const loaded = packagesLoaded(['resolve', 'X', '--backend', 'local'])
+    expect(loaded).toContain('@oclif/core')
+    for (const heavy of ['node-zookeeper-client', 'etcd3', '@grpc/grpc-js', 'consul', 'ink', 'react', 'cli-table3']) {
+      expect(loaded).not.toContain(heavy)
+    }
+  })
+
+  it('loads only the client of the backend in use', () => {
+    const loaded = packagesLoaded(['resolve', 'X', '--backend', 'zk://127.0.0.1:1'])
+    expect(loaded).toContain('node-zookeeper-client')
+    expect(loaded).not.toContain('etcd3')
+    expect(loaded).not.toContain('consul')
+  })
+})
