@@ -41,4 +41,9 @@ export default [
     languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', process: 'readonly'}},
     rules: {'@typescript-eslint/no-require-imports': 'off'},
   },
+  {
+    // one PascalCase file per ink component (CONVENTIONS.md, point 6)
+    files: ['src/lib/ui/components/*.tsx'],
+    rules: {'unicorn/filename-case': ['error', {case: 'pascalCase'}]},
+  },
 ]

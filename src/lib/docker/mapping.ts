@@ -1,0 +1,563 @@
+import type Dockerode from 'dockerode'
+
+import {networkInterfaces} from 'node:os'
+
+import type {CheckSpec, Health} from '../registry/types.js'
+import type {AgentOptions, PlannedService} from './types.js'
+
+/**
+ * Meta key for the container-side port; equal to the ZooKeeper backend's PRIVATE_PORT_META (a test checks),
+ * kept here so that mapping does not load the ZooKeeper driver.
+ */
+export const PRIVATE_PORT_KEY = 'private_port'
+export const DEFAULT_CHECK_INTERVAL_MS = 10_000
+export const DEFAULT_CHECK_TIMEOUT_MS = 5000
+const PREFIX = 'SERVICE_'
+const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
+const MAX_NAME = 128
+const MAX_ID = 256
+const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
+const ADDRESS = /^[\w.:%-]{1,255}$/
+/** Keys that configure the registration; every other SERVICE_X becomes meta `x`. */
+const RESERVED = new Set([
+  'check_deregister_after',
+  'check_http',
+  'check_https',
+  'check_interval',
+  'check_tcp',
+  'check_timeout',
+  'check_ttl',
+  'id',
+  'ignore',
+  'name',
+  'network',
+  PRIVATE_PORT_KEY,
+  'tags',
+])
+/** Registrator check kinds svc cannot run: reported, never turned into meta. */
+const UNSUPPORTED_CHECKS = ['check_script', 'check_cmd', 'check_docker', 'check_initial_status']
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off'])
+
+/** Docker's inspect output as it may really arrive: any field missing or null. */
+type Loose<T> = T extends readonly (infer U)[]
+  ? ReadonlyArray<Loose<U> | null | undefined>
+  : T extends object
+    ? {[K in keyof T]?: Loose<T[K]> | null}
+    : T
+type Inspect = Loose<
+  Dockerode.ContainerInspectInfo & {NetworkSettings: {IPAddress?: string; GlobalIPv6Address?: string}}
+>
+
+export interface PlanResult {
+  services: PlannedService[]
+  /** Settings that were dropped or replaced, one line each, naming the container. */
+  warnings: string[]
+}
+
+/** A host port binding; `hostIp` is '' for "all addresses". */
+export interface PortBinding {
+  hostIp: string
+  hostPort: number
+}
+
+interface Candidate {
+  port: number
+  protocol: string
+  binding?: PortBinding
+}
+
+interface Setting {
+  value: string
+  /** The variable or label it came from, for messages. */
+  source: string
+}
+
+interface Settings {
+  generic: Map<string, Setting>
+  perPort: Map<number, Map<string, Setting>>
+}
+
+interface Found extends Setting {
+  perPort: boolean
+}
+
+/** The services to register for one container: one per published port (every exposed port with --internal). */
+export function planContainer(
+  container: Dockerode.ContainerInspectInfo,
+  options: AgentOptions,
+  hostAddress?: string,
+): PlannedService[] {
+  return planContainerWithWarnings(container, options, hostAddress).services
+}
+
+/** planContainer, plus what it had to drop or replace. */
+export function planContainerWithWarnings(
+  container: Dockerode.ContainerInspectInfo,
+  options: AgentOptions,
+  hostAddress?: string,
+): PlanResult {
+  const c: Inspect = container
+  const warningSet = new Set<string>()
+  const containerId = str(c.Id) ?? ''
+  const containerName = (str(c.Name) ?? '').replace(/^\//, '') || containerId.slice(0, 12) || 'container'
+  const warn = (message: string): void => {
+    warningSet.add(`${containerName}: ${message}`)
+  }
+
+  let resolvedHost = hostAddress
+  const host = (): string => {
+    resolvedHost ??= defaultHostAddress()
+    return resolvedHost
+  }
+
+  const settings = serviceSettings(c.Config?.Env, c.Config?.Labels)
+  const candidates = candidatePorts(c, options.internal)
+  // Registrator counts the ports before IGNORE and --explicit drop any: names stay stable.
+  const group = candidates.length > 1
+  const image = str(c.Config?.Image) ?? str(c.Image) ?? ''
+  const baseName = defaultServiceName(c, containerName)
+  const extraTags = validTags(options.tags, '--tags', warn)
+  const source = {containerId, containerName, image, host: options.hostname}
+  const health = dockerHealth(c.State)
+
+  const services: PlannedService[] = []
+  for (const candidate of candidates) {
+    const {port, protocol} = candidate
+    const get = lookup.bind(undefined, settings, port)
+    if (get('ignore')?.value) continue
+    const named = get('name')
+    if (options.explicit && !named?.value) continue
+
+    const address = advertisedAddress(c, candidate, options, get('network')?.value, host, warn)
+    if (address === undefined) continue
+    const advertisedPort = options.internal ? port : (candidate.binding?.hostPort ?? port)
+    const udp = protocol === 'udp'
+
+    const name = serviceName(named, baseName, group, port, warn)
+    const id = instanceId(get('id'), {hostname: options.hostname || address, containerName, port, udp, group}, warn)
+    const tagSetting = get('tags')
+    const tags = validTags(splitTags(tagSetting?.value ?? ''), tagSetting?.source ?? '', warn)
+    tags.push(...extraTags)
+    if (udp) tags.push('udp')
+    const meta = serviceMeta(settings, port, warn)
+
+    const planned: PlannedService = {
+      input: {service: name, id, address, port: advertisedPort, tags: [...new Set(tags)], meta, source: {...source}},
+    }
+    if (health) planned.input.health = health
+    const {check, ttlMs} = planCheck(get, address, advertisedPort, warn)
+    if (check) planned.check = check
+    if (ttlMs !== undefined) planned.ttlMs = ttlMs
+    services.push(planned)
+  }
+
+  return {services, warnings: [...warningSet]}
+}
+
+/**
+ * Go's time.ParseDuration forms (`300ms`, `1.5h`, `1m30s`, `2h45m`, units ns us µs ms s m h), plus a bare number
+ * of seconds, in milliseconds; undefined when malformed. Signs are not accepted.
+ */
+export function parseGoDuration(text: string): number | undefined {
+  const value = text.trim()
+  if (/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(value)) return Number(value) * 1000
+  if (value === '') return undefined
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y
+  let total = 0
+  let index = 0
+  while (index < value.length) {
+    part.lastIndex = index
+    const match = part.exec(value)
+    if (!match) return undefined
+    total += Number(match[1]) * GO_UNITS[match[2]!]!
+    index = part.lastIndex
+  }
+
+  return total
+}
+
+const GO_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+}
+
+/** `registry:5000/team/api:1.2` → `api`, `busybox@sha256:…` → `busybox`; undefined when nothing is left. */
+export function imageBaseName(image: string): string | undefined {
+  const withoutDigest = image.trim().split('@')[0] ?? ''
+  const last = withoutDigest.slice(withoutDigest.lastIndexOf('/') + 1)
+  const name = last.split(':')[0] ?? ''
+  return name === '' ? undefined : name
+}
+
+/** True when the image reference is an image ID or a bare digest (`sha256:…`, or a hex prefix of the container's image ID). */
+export function isImageId(image: string, containerImage?: string): boolean {
+  const value = image.trim().toLowerCase()
+  if (/^sha256:[\da-f]+$/.test(value) || /^[\da-f]{64}$/.test(value)) return true
+  const id = (containerImage ?? '').toLowerCase().replace(/^sha256:/, '')
+  return /^[\da-f]{12,64}$/.test(value) && id.startsWith(value)
+}
+
+/** Replaces what a service name cannot hold with '-', and caps it at 128 characters. */
+export function sanitizeServiceName(name: string, max = MAX_NAME): string {
+  return name.replaceAll(/[^\w.-]/g, '-').slice(0, max)
+}
+
+/** The first non-internal IPv4 address of this host; 127.0.0.1 when there is none. */
+export function defaultHostAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === 'IPv4' && !address.internal) return address.address
+    }
+  }
+
+  return '127.0.0.1'
+}
+
+/** The binding to advertise for one port: the first IPv4 (or all-addresses) binding, else the first IPv6 one. */
+export function pickBinding(bindings: readonly PortBinding[]): PortBinding | undefined {
+  return bindings.find((b) => !b.hostIp.includes(':')) ?? bindings[0]
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** SERVICE_ variables from env and labels (labels win), split into generic and per-port settings. */
+function serviceSettings(env: unknown, labels: unknown): Settings {
+  const merged = new Map<string, string>()
+  if (Array.isArray(env)) {
+    for (const item of env as unknown[]) {
+      if (typeof item !== 'string') continue
+      const eq = item.indexOf('=')
+      if (eq > 0) merged.set(item.slice(0, eq), item.slice(eq + 1))
+    }
+  }
+
+  if (isRecord(labels)) {
+    for (const [key, value] of Object.entries(labels)) if (typeof value === 'string') merged.set(key, value)
+  }
+
+  const settings: Settings = {generic: new Map(), perPort: new Map()}
+  for (const [source, value] of merged) {
+    if (!source.startsWith(PREFIX) || source.length === PREFIX.length) continue
+    const key = source.slice(PREFIX.length).toLowerCase()
+    const match = /^(\d+)_(.+)$/.exec(key)
+    if (match) {
+      const port = Number(match[1])
+      let forPort = settings.perPort.get(port)
+      if (!forPort) settings.perPort.set(port, (forPort = new Map()))
+      forPort.set(match[2]!, {value, source})
+    } else {
+      settings.generic.set(key, {value, source})
+    }
+  }
+
+  return settings
+}
+
+/** SERVICE_<port>_KEY when present (even empty, as registrator), else SERVICE_KEY. */
+function lookup(settings: Settings, port: number, key: string): Found | undefined {
+  const own = settings.perPort.get(port)?.get(key)
+  if (own) return {...own, perPort: true}
+  const generic = settings.generic.get(key)
+  return generic ? {...generic, perPort: false} : undefined
+}
+
+function serviceMeta(settings: Settings, port: number, warn: (m: string) => void): Record<string, string> {
+  const meta: Record<string, string> = {}
+  const add = (key: string, setting: Setting): void => {
+    if (key === PRIVATE_PORT_KEY) {
+      warn(`${setting.source} ignored: ${PRIVATE_PORT_KEY} is set by svc`)
+    } else if (UNSUPPORTED_CHECKS.includes(key)) {
+      warn(`${setting.source} ignored: svc runs HTTP, HTTPS, TCP and TTL checks only`)
+    } else if (RESERVED.has(key)) {
+      // configures the registration instead
+    } else if (META_KEY.test(key)) {
+      meta[key] = setting.value
+    } else {
+      warn(`${setting.source} ignored: "${key}" is not a valid meta key`)
+    }
+  }
+
+  for (const [key, setting] of settings.generic) add(key, setting)
+  for (const [key, setting] of settings.perPort.get(port) ?? []) add(key, setting)
+  meta[PRIVATE_PORT_KEY] = String(port)
+  return meta
+}
+
+function parsePortKey(key: string): {port: number; protocol: string} | undefined {
+  const match = /^(\d{1,5})(?:\/([a-z]+))?$/i.exec(key.trim())
+  if (!match) return undefined
+  const port = Number(match[1])
+  if (port < 1 || port > 65_535) return undefined
+  return {port, protocol: (match[2] ?? 'tcp').toLowerCase()}
+}
+
+function bindingsOf(value: unknown): PortBinding[] {
+  if (!Array.isArray(value)) return []
+  const bindings: PortBinding[] = []
+  for (const item of value as unknown[]) {
+    if (!isRecord(item)) continue
+    const hostPort = str(item.HostPort)?.trim() ?? ''
+    const portNumber = /^\d{1,5}$/.test(hostPort) ? Number(hostPort) : 0
+    if (portNumber < 1 || portNumber > 65_535) continue
+    bindings.push({hostIp: (str(item.HostIp) ?? '').trim().replaceAll(/^\[|\]$/g, ''), hostPort: portNumber})
+  }
+
+  return bindings
+}
+
+/** Every port of the container that may be registered, sorted by port then protocol. */
+function candidatePorts(c: Inspect, internal: boolean): Candidate[] {
+  const runtime: unknown = c.NetworkSettings?.Ports
+  const configured: unknown = c.HostConfig?.PortBindings
+  const exposed: unknown = c.Config?.ExposedPorts
+  const hostNetwork = c.HostConfig?.NetworkMode === 'host'
+  const candidates = new Map<string, Candidate>()
+  for (const source of [runtime, exposed, configured]) {
+    if (!isRecord(source)) continue
+    for (const key of Object.keys(source)) {
+      const parsed = parsePortKey(key)
+      if (!parsed || candidates.has(`${parsed.port}/${parsed.protocol}`)) continue
+      const candidate: Candidate = parsed
+      // With --net=host a port is published at its own number (registrator's rule); Docker drops -p there.
+      const binding = hostNetwork
+        ? {hostIp: '', hostPort: parsed.port}
+        : pickBinding(bindingsFor(runtime, configured, key, parsed))
+      if (binding) candidate.binding = binding
+      if (internal || binding) candidates.set(`${parsed.port}/${parsed.protocol}`, candidate)
+    }
+  }
+
+  return [...candidates.values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol))
+}
+
+/** The runtime bindings (NetworkSettings.Ports) when there are any, else the configured ones (HostConfig.PortBindings). */
+function bindingsFor(
+  runtime: unknown,
+  configured: unknown,
+  key: string,
+  parsed: {port: number; protocol: string},
+): PortBinding[] {
+  const keys = [key, `${parsed.port}/${parsed.protocol}`, ...(parsed.protocol === 'tcp' ? [String(parsed.port)] : [])]
+  for (const source of [runtime, configured]) {
+    if (!isRecord(source)) continue
+    for (const k of keys) {
+      const bindings = bindingsOf(source[k])
+      if (bindings.length > 0) return bindings
+    }
+  }
+
+  return []
+}
+
+function isSpecific(ip: string): boolean {
+  return ip !== '' && ip !== '0.0.0.0' && ip !== '::'
+}
+
+function advertisedAddress(
+  c: Inspect,
+  candidate: Candidate,
+  options: AgentOptions,
+  serviceNetwork: string | undefined,
+  host: () => string,
+  warn: (m: string) => void,
+): string | undefined {
+  let address: string | undefined
+  if (options.ip) {
+    address = options.ip
+  } else if (options.internal) {
+    address = containerAddress(c, serviceNetwork || options.network, warn)
+    if (address === undefined && c.HostConfig?.NetworkMode === 'host') address = host()
+    if (address === undefined) {
+      warn(`port ${candidate.port}/${candidate.protocol} skipped: the container has no network address`)
+      return undefined
+    }
+  } else {
+    const hostIp = candidate.binding?.hostIp ?? ''
+    address = isSpecific(hostIp) ? hostIp : host()
+  }
+
+  if (!ADDRESS.test(address)) {
+    warn(`port ${candidate.port}/${candidate.protocol} skipped: "${address}" is not a usable address`)
+    return undefined
+  }
+
+  return address
+}
+
+/** The container's address for --internal: the named network's, else the only one, else the default bridge's, else the first by name. */
+function containerAddress(c: Inspect, wanted: string | undefined, warn: (m: string) => void): string | undefined {
+  const settings = c.NetworkSettings
+  const networks: Array<[string, string]> = []
+  const raw: unknown = settings?.Networks
+  if (isRecord(raw)) {
+    for (const name of Object.keys(raw).sort()) {
+      const network = raw[name]
+      if (!isRecord(network)) continue
+      const address = str(network.IPAddress) || str(network.GlobalIPv6Address)
+      if (address) networks.push([name, address])
+    }
+  }
+
+  if (wanted) {
+    const match = networks.find(([name]) => name === wanted)
+    if (match) return match[1]
+    warn(
+      `network "${wanted}" not found among ${networks.map(([n]) => n).join(', ') || 'no networks'}; using the default`,
+    )
+  }
+
+  if (networks.length === 1) return networks[0]![1]
+  return str(settings?.IPAddress) || str(settings?.GlobalIPv6Address) || networks[0]?.[1]
+}
+
+/** Image base name; for an image ID or bare digest the compose service, else the container name (#701). */
+function defaultServiceName(c: Inspect, containerName: string): string {
+  const image = str(c.Config?.Image) ?? ''
+  const base = image !== '' && !isImageId(image, str(c.Image)) ? imageBaseName(image) : undefined
+  if (base) return base
+  const labels: unknown = c.Config?.Labels
+  const compose = isRecord(labels) ? str(labels[COMPOSE_SERVICE_LABEL]) : undefined
+  return compose || containerName
+}
+
+function serviceName(
+  named: Found | undefined,
+  defaultName: string,
+  group: boolean,
+  port: number,
+  warn: (m: string) => void,
+): string {
+  const base = named?.value || defaultName
+  const suffix = group && !named?.perPort ? `-${port}` : ''
+  const name = sanitizeServiceName(base, MAX_NAME - suffix.length) + suffix
+  if (named?.value && sanitizeServiceName(named.value) !== named.value)
+    warn(`${named.source} "${named.value}" registered as "${name}": service names hold letters, digits, -, _ and .`)
+  return name
+}
+
+function instanceId(
+  custom: Found | undefined,
+  parts: {hostname: string; containerName: string; port: number; udp: boolean; group: boolean},
+  warn: (m: string) => void,
+): string {
+  const udp = parts.udp ? ':udp' : ''
+  if (custom?.value) {
+    // A generic SERVICE_ID on several ports would give them one id, and each registration would replace the last.
+    const id = custom.perPort || !parts.group ? custom.value : `${custom.value}:${parts.port}${udp}`
+    if (/^[\w.:@-]{1,256}$/.test(id)) return id
+    warn(`${custom.source} "${custom.value}" ignored: ids hold letters, digits, -, _, ., : and @, at most 256`)
+  }
+
+  return `${parts.hostname}:${parts.containerName}:${parts.port}${udp}`.replaceAll(/[^\w.:@-]/g, '-').slice(0, MAX_ID)
+}
+
+function splitTags(text: string): string[] {
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '')
+}
+
+function validTags(tags: readonly string[], source: string, warn: (m: string) => void): string[] {
+  return tags.filter((tag) => {
+    const ok = tag !== '' && tag.length <= 256 && !/[\s,]/.test(tag)
+    if (!ok) warn(`${source} tag "${tag}" ignored: tags are at most 256 characters, without spaces or commas`)
+    return ok
+  })
+}
+
+function durationSetting(setting: Found | undefined, warn: (m: string) => void): number | undefined {
+  if (!setting?.value) return undefined
+  const ms = parseGoDuration(setting.value)
+  const rounded = ms === undefined ? 0 : Math.round(ms)
+  if (rounded >= 1) return rounded
+  warn(`${setting.source} "${setting.value}" ignored: write a duration such as 10s, 1m30s or 500ms`)
+  return undefined
+}
+
+function hostForUrl(address: string): string {
+  return address.includes(':') ? `[${address}]` : address
+}
+
+/** Registrator's one check per service, first of HTTP, HTTPS, TTL, TCP. */
+function planCheck(
+  get: (key: string) => Found | undefined,
+  address: string,
+  port: number,
+  warn: (m: string) => void,
+): {check?: CheckSpec; ttlMs?: number} {
+  for (const key of UNSUPPORTED_CHECKS) {
+    const setting = get(key)
+    if (setting?.value) warn(`${setting.source} ignored: svc runs HTTP, HTTPS, TCP and TTL checks only`)
+  }
+
+  const kinds = ['check_http', 'check_https', 'check_ttl', 'check_tcp'] as const
+  const given = kinds
+    .map((kind) => ({kind, setting: get(kind)}))
+    .filter(
+      (k): k is {kind: (typeof kinds)[number]; setting: Found} =>
+        Boolean(k.setting?.value) && !(k.kind === 'check_tcp' && FALSE_WORDS.has(k.setting!.value.toLowerCase())),
+    )
+  const chosen = given[0]
+  if (!chosen) return {}
+  for (const other of given.slice(1))
+    warn(`${other.setting.source} ignored: ${chosen.setting.source} is the check (one check per service)`)
+
+  if (chosen.kind === 'check_ttl') {
+    const ttlMs = durationSetting(chosen.setting, warn)
+    return ttlMs === undefined ? {} : {ttlMs}
+  }
+
+  const target = `${hostForUrl(address)}:${port}`
+  const check: CheckSpec = {
+    intervalMs: durationSetting(get('check_interval'), warn) ?? DEFAULT_CHECK_INTERVAL_MS,
+    timeoutMs: durationSetting(get('check_timeout'), warn) ?? DEFAULT_CHECK_TIMEOUT_MS,
+  }
+  const deregisterAfterMs = durationSetting(get('check_deregister_after'), warn)
+  if (deregisterAfterMs !== undefined) check.deregisterAfterMs = deregisterAfterMs
+  if (chosen.kind === 'check_tcp') return {check: {tcp: target, ...check}}
+
+  const {value, source} = chosen.setting
+  const scheme = chosen.kind === 'check_https' ? 'https' : 'http'
+  const url = /^https?:\/\//i.test(value) ? value : `${scheme}://${target}${value.startsWith('/') ? '' : '/'}${value}`
+  if (!URL.canParse(url)) {
+    warn(`${source} "${value}" ignored: not a path or an http(s) URL`)
+    return {}
+  }
+
+  return {check: {http: url, ...check}}
+}
+
+/** Docker's own view: HEALTHCHECK status (#578), and paused containers are critical. */
+function dockerHealth(state: Inspect['State']): Health | undefined {
+  if (state?.Paused === true) return 'critical'
+  switch (state?.Health?.Status) {
+    case 'healthy': {
+      return 'passing'
+    }
+
+    case 'unhealthy': {
+      return 'critical'
+    }
+
+    case 'starting': {
+      return 'unknown'
+    }
+
+    default: {
+      return undefined
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import {errorMessage, UserError} from '../errors.js'
+import {formatHosts, type HostPort, parseHosts} from '../registry/spec.js'
+import {CONTENT_TYPE} from './prometheus.js'
+
+export interface MetricsServer {
+  /** Where it listens, as host:port with the port actually bound (IPv6 in brackets). */
+  address: string
+  /** The scrape URL, http://host:port/metrics. */
+  url: string
+  /** Stops listening and drops open connections. */
+  close(): Promise<void>
+}
+
+const USAGE_HINT = 'write it as HOST:PORT, e.g. 127.0.0.1:9100, or :9100 for every interface'
+
+/** Parses a listen address such as --metrics: `host:port`, `[v6]:port`, or `:port` for every interface. */
+export function parseHostPort(value: string, flag = '--metrics'): HostPort {
+  const raw = value.trim()
+  const all = /^:(\d+)$/.exec(raw)
+  const text = all ? `0.0.0.0:${all[1]}` : raw
+  // parseHosts would take a bare host, or a list, with a default port; a listen address needs exactly one port
+  if (raw.includes(',') || !/^(\[[^\]]+\]|[^:]+):[^:]*$/.test(text)) {
+    throw new UserError(`invalid ${flag} address "${value}"`, USAGE_HINT)
+  }
+
+  try {
+    const [hostPort] = parseHosts(text, 0, raw)
+    if (hostPort === undefined) throw new UserError('no address')
+    return hostPort
+  } catch (error) {
+    const reason = errorMessage(error).replace(/ in backend ".*"$/, '')
+    throw new UserError(`invalid ${flag} address "${value}": ${reason}`, USAGE_HINT)
+  }
+}
+
+/** Serves GET /metrics (from `render`, called per scrape) and GET /healthz; every other request gets 404. */
+export async function serveMetrics(render: () => string, host: string, port: number): Promise<MetricsServer> {
+  const server = createServer((req, res) => handle(req, res, render))
+  server.keepAliveTimeout = 5000
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.close()
+      reject(listenError(error, host, port))
+    }
+
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+
+  const bound = server.address() as AddressInfo
+  const address = formatHosts([{host: bound.address, port: bound.port}])
+  return {
+    address,
+    url: `http://${address}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+function handle(req: IncomingMessage, res: ServerResponse, render: () => string): void {
+  const path = (req.url ?? '/').split('?', 1)[0]
+  const method = req.method ?? 'GET'
+  if ((method === 'GET' || method === 'HEAD') && path === '/metrics') {
+    let body: string
+    try {
+      body = render()
+    } catch (error) {
+      reply(res, 500, `cannot render metrics: ${errorMessage(error)}\n`, method)
+      return
+    }
+
+    reply(res, 200, body, method, CONTENT_TYPE)
+    return
+  }
+
+  if ((method === 'GET' || method === 'HEAD') && path === '/healthz') {
+    reply(res, 200, 'ok\n', method)
+    return
+  }
+
+  reply(res, 404, 'not found: try /metrics or /healthz\n', method)
+}
+
+function reply(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  method: string,
+  type = 'text/plain; charset=utf-8',
+): void {
+  res.writeHead(status, {'Content-Type': type, 'Content-Length': Buffer.byteLength(body)})
+  res.end(method === 'HEAD' ? undefined : body)
+}
+
+function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = formatHosts([{host, port}])
+  switch (error.code) {
+    case 'EADDRINUSE': {
+      return new UserError(
+        `cannot serve metrics on ${where}: the address is already in use`,
+        `stop the process listening there or pick another port, e.g. --metrics ${formatHosts([{host, port: port < 65_535 ? port + 1 : port - 1}])}`,
+      )
+    }
+
+    case 'EACCES': {
+      return new UserError(
+        `cannot serve metrics on ${where}: permission denied`,
+        'use a port above 1023, or run with the privilege to bind low ports',
+      )
+    }
+
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': {
+      return new UserError(
+        `cannot serve metrics on ${where}: ${host} is not an address of this host`,
+        'use 127.0.0.1, 0.0.0.0 (every interface) or one of this host’s addresses',
+      )
+    }
+
+    default: {
+      return error
+    }
+  }
+}
