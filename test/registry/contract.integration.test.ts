@@ -76,7 +76,7 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
     await handle.close()
   })
 
-  it('watch yields the snapshot, then the addition and the removal', async () => {
+  it('watch yields the snapshot, then the addition, the change of tags and meta, and the removal', async () => {
     const service = uniqueService('watched')
     const first = await registry.register({service, id: 'one', address: '127.0.0.1', port: 7101})
     const controller = new AbortController()
@@ -104,6 +104,15 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
     const added = await nextChange()
     expect(added).toMatchObject({type: 'added', instance: {id: 'two', port: 7102, tags: ['x']}})
 
+    await second.update({tags: ['y', 'z'], meta: {version: '2'}})
+    const changed = await nextChange()
+    expect(changed).toMatchObject({
+      type: 'changed',
+      instance: {id: 'two', meta: {version: '2'}},
+      previous: {id: 'two', tags: ['x'], meta: {}},
+    })
+    expect((changed as {instance: ServiceInstance}).instance.tags.sort()).toEqual(['y', 'z'])
+
     await second.close()
     const removed = await nextChange()
     expect(removed).toMatchObject({type: 'removed', instance: {id: 'two'}})
@@ -111,7 +120,7 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
     controller.abort()
     await first.close()
     const changes = events.filter((e) => e.type !== 'status')
-    expect(changes.map((e) => e.type)).toEqual(['snapshot', 'added', 'removed'])
+    expect(changes.map((e) => e.type)).toEqual(['snapshot', 'added', 'changed', 'removed'])
   })
 
   it('removes the instance when the registering process gets SIGTERM', async () => {

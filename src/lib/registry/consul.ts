@@ -11,6 +11,7 @@ import type {
   ClusterInfo,
   ClusterMember,
   Health,
+  InstanceChanges,
   InstanceInput,
   InstanceSource,
   MemberRole,
@@ -23,7 +24,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from './types.js'
-import {toInstance, validateInstanceId, validateServiceName} from './validate.js'
+import {applyChanges, toInstance, validateInstanceId, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 type ConsulSpec = Extract<BackendSpec, {kind: 'consul'}>
@@ -751,9 +752,9 @@ class WatchConnection {
  * answering gets it registered again: the same agent, or the next one.
  */
 class ConsulHandle implements RegistrationHandle {
-  readonly instance: ServiceInstance
+  instance: ServiceInstance
   private readonly registry: ConsulRegistry
-  private readonly meta: Record<string, string>
+  private meta: Record<string, string>
   private readonly opts: RegisterOptions
   private readonly native: boolean
   private readonly ttlMs: number
@@ -823,6 +824,21 @@ class ConsulHandle implements RegistrationHandle {
       await this.updateTtl(agent)
     }
 
+    await this.settleVisible()
+  }
+
+  /** Registers the same id again with the new tags/meta: Consul updates the service in place. */
+  async update(changes: InstanceChanges): Promise<void> {
+    if (this.stopped) throw new ConsulError(`the registration of ${this.instance.id} is closed`, {transient: false})
+    const next = applyChanges(this.instance, changes)
+    const meta = encodeMeta(next)
+    this.instance = next
+    this.meta = meta
+    await this.registry.attempt(
+      this.owner,
+      (c, x) => c.agent.service.register({...this.definition(), ...x}),
+      this.registry.defaultAttemptMs,
+    )
     await this.settleVisible()
   }
 

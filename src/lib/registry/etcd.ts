@@ -36,6 +36,7 @@ import {
   type ClusterMember,
   HEALTH_VALUES,
   type Health,
+  type InstanceChanges,
   type InstanceInput,
   type InstanceSource,
   type RegisterOptions,
@@ -49,7 +50,7 @@ import {
 } from './types.js'
 import {isRecord} from '../guards.js'
 import {sortInstances} from './diff.js'
-import {toInstance, validateInstanceId, validateServiceName} from './validate.js'
+import {applyChanges, toInstance, validateInstanceId, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 type EtcdSpec = Extract<BackendSpec, {kind: 'etcd'}>
@@ -398,6 +399,17 @@ class EtcdRegistration implements RegistrationHandle {
   async setHealth(health: Health): Promise<void> {
     if (this.closed) throw new BugError(`setHealth on the closed registration ${this.key}`)
     this.current = {...this.current, health}
+    await this.publish()
+  }
+
+  async update(changes: InstanceChanges): Promise<void> {
+    if (this.closed) throw new BugError(`update on the closed registration ${this.key}`)
+    this.current = applyChanges(this.current, changes)
+    await this.publish()
+  }
+
+  /** Puts the current value on the current lease; during recovery, recovery puts it. */
+  private async publish(): Promise<void> {
     const {lease} = this
     if (!lease || this.recovering) return
     try {

@@ -12,6 +12,7 @@ import type {BackendSpec} from './spec.js'
 import type {
   ClusterInfo,
   Health,
+  InstanceChanges,
   InstanceInput,
   RegisterOptions,
   Registry,
@@ -21,7 +22,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from './types.js'
-import {toInstance, validateServiceName} from './validate.js'
+import {applyChanges, toInstance, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 export const LOCAL_DEFAULT_TTL_MS = 15_000
@@ -347,6 +348,11 @@ class LocalHandle implements RegistrationHandle {
   async setHealth(health: Health): Promise<void> {
     if (this.instance.health === health) return
     this.instance = {...this.instance, health}
+    if (!this.closed) await this.write()
+  }
+
+  async update(changes: InstanceChanges): Promise<void> {
+    this.instance = applyChanges(this.instance, changes)
     if (!this.closed) await this.write()
   }
 

@@ -59,11 +59,18 @@ export interface RegisterOptions {
   onStateChange?: (state: RegistrationState, detail: string) => void
 }
 
+export interface InstanceChanges {
+  tags?: string[]
+  meta?: Record<string, string>
+}
+
 /** Keeps one registration alive until closed. */
 export interface RegistrationHandle {
   readonly instance: ServiceInstance
   /** Sets the health the registry shows (used where the backend has no native check). */
   setHealth(health: Health, output?: string): Promise<void>
+  /** Replaces the tags and/or meta of the registered instance in place (watchers see one `changed`). */
+  update(changes: InstanceChanges): Promise<void>
   /** Stops keeping the instance alive and, unless `deregister` is false, removes it now. */
   close(opts?: {deregister?: boolean}): Promise<void>
 }

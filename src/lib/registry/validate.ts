@@ -1,5 +1,5 @@
 import {UserError} from '../errors.js'
-import type {InstanceInput, ServiceInstance} from './types.js'
+import type {InstanceChanges, InstanceInput, ServiceInstance} from './types.js'
 
 const NAME = /^[\w.-]{1,128}$/
 const ID = /^[\w.:@-]{1,256}$/
@@ -90,4 +90,16 @@ export function toInstance(input: InstanceInput): ServiceInstance {
   const instance: ServiceInstance = {service, id, address, port, tags, meta, health: input.health ?? 'passing'}
   if (input.source) instance.source = {...input.source}
   return instance
+}
+
+/** The instance with validated new tags and/or meta. */
+export function applyChanges(instance: ServiceInstance, changes: InstanceChanges): ServiceInstance {
+  const next = {...instance}
+  if (changes.tags) next.tags = [...new Set(changes.tags.map((t) => validateTag(t)))]
+  if (changes.meta) {
+    next.meta = {}
+    for (const [k, v] of Object.entries(changes.meta)) next.meta[validateMetaKey(k)] = String(v)
+  }
+
+  return next
 }

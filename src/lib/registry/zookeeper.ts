@@ -12,6 +12,7 @@ import type {
   ClusterInfo,
   ClusterMember,
   Health,
+  InstanceChanges,
   InstanceInput,
   InstanceSource,
   MemberRole,
@@ -25,7 +26,7 @@ import type {
   WatchOptions,
 } from './types.js'
 import {HEALTH_VALUES} from './types.js'
-import {defaultInstanceId, toInstance, validateServiceName} from './validate.js'
+import {applyChanges, defaultInstanceId, toInstance, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 type ZkSpec = Extract<BackendSpec, {kind: 'zk'}>
@@ -447,7 +448,7 @@ export class ZooKeeperRegistry implements Registry {
 
   private handleHost(): HandleHost {
     return {
-      setHealth: async (handle) => {
+      rewrite: async (handle) => {
         const session = this.session
         // while the session is being replaced, the re-created znode carries the current health
         if (!session || handle.owner !== session) return
@@ -500,7 +501,8 @@ export class ZooKeeperRegistry implements Registry {
 }
 
 interface HandleHost {
-  setHealth(handle: ZooKeeperHandle): Promise<void>
+  /** Writes the handle's current instance into its znode. */
+  rewrite(handle: ZooKeeperHandle): Promise<void>
   close(handle: ZooKeeperHandle, deregister: boolean): Promise<void>
 }
 
@@ -525,7 +527,12 @@ class ZooKeeperHandle implements RegistrationHandle {
   async setHealth(health: Health): Promise<void> {
     if (health === this.instance.health) return
     this.instance = {...this.instance, health}
-    if (this.kept) await this.host.setHealth(this)
+    if (this.kept) await this.host.rewrite(this)
+  }
+
+  async update(changes: InstanceChanges): Promise<void> {
+    this.instance = applyChanges(this.instance, changes)
+    if (this.kept) await this.host.rewrite(this)
   }
 
   async close(opts: {deregister?: boolean} = {}): Promise<void> {
