@@ -30,7 +30,7 @@ async function measure(name: string, uri: string): Promise<string> {
   })
   const seen = new Map<string, number>()
   let buffer = ''
-  let ready = false
+  const state = {ready: false}
   watcher.stdout.on('data', (d: Buffer) => {
     const at = performance.now()
     buffer += d.toString()
@@ -42,7 +42,7 @@ async function measure(name: string, uri: string): Promise<string> {
     }
   })
   watcher.stderr.on('data', (d: Buffer) => {
-    if (d.toString().includes('svc: watching ')) ready = true
+    if (d.toString().includes('svc: watching ')) state.ready = true
   })
   const registry = await openRegistry(uri)
   const wait = async (key: string): Promise<number> => {
@@ -57,7 +57,7 @@ async function measure(name: string, uri: string): Promise<string> {
 
   try {
     const deadline = Date.now() + STEP_TIMEOUT_MS
-    while (!ready) {
+    while (!state.ready) {
       if (Date.now() > deadline) throw new Error(`${name}: the watcher did not start`)
       await sleep(10)
     }

@@ -14,9 +14,12 @@ fi
 # the agent's tests need a Docker daemon: start one when none answers, and stop it at the end
 started_dockerd=""
 stop_dockerd() {
+  # the agent's daemon-restart test replaces the daemon, so stop whichever dockerd runs now
   if [ -n "$started_dockerd" ]; then
-    kill "$started_dockerd" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.2; done
+    local pids
+    pids="$(pidof dockerd || true)"
+    [ -n "$pids" ] && kill $pids 2>/dev/null
+    for _ in $(seq 50); do pidof dockerd >/dev/null || break; sleep 0.2; done
   fi
 }
 trap stop_dockerd EXIT

@@ -1,3 +1,4 @@
+import {setMaxListeners} from 'node:events'
 import {
   ClientClosedError,
   Etcd3,
@@ -97,6 +98,8 @@ export class EtcdRegistry implements Registry {
   private state: 'closed' | 'closing' | 'open' = 'open'
 
   constructor(spec: EtcdSpec, options: BackendOptions) {
+    // every operation in flight listens for close: a burst of them is normal, not a leak
+    setMaxListeners(0, this.closing.signal)
     this.options = options
     this.prefix = spec.prefix
     this.description = describeBackend(spec)

@@ -54,7 +54,7 @@ export function describeDifference(before: ServiceInstance, after: ServiceInstan
   const tagsBefore = [...before.tags].sort().join(',')
   const tagsAfter = [...after.tags].sort().join(',')
   if (tagsBefore !== tagsAfter) parts.push(`tags ${tagsBefore || '-'} -> ${tagsAfter || '-'}`)
-  const keys = new Set([...Object.keys(before.meta), ...Object.keys(after.meta)])
+  const keys = new Set([...Object.keys(after.meta), ...Object.keys(before.meta)])
   for (const key of [...keys].sort()) {
     if (before.meta[key] !== after.meta[key]) parts.push(`meta ${key}=${after.meta[key] ?? '(removed)'}`)
   }
