@@ -175,10 +175,7 @@ describe('consul registry', () => {
       {check: {http: `http://127.0.0.1:${port}/health`, intervalMs: 500, timeoutMs: 400, deregisterAfterMs: 60_000}},
     )
     try {
-      const checks = await consulGet<Array<{CheckID: string; Type: string}>>(
-        hosts[0]!,
-        `/health/checks/${service}?stale`,
-      )
+      const checks = await consulGet<Array<{CheckID: string; Type: string}>>(hosts[0]!, `/health/checks/${service}`)
       expect(checks.map((c) => [c.CheckID, c.Type])).toEqual([['service:n1:http', 'http']])
       await watchUntil(registry, service, healthOf('n1', 'passing'), 5000)
       webStatus = 500
@@ -205,7 +202,7 @@ describe('consul registry', () => {
     const handle = await registry.register({service, id: 't1', address: '127.0.0.1', port: 7001}, {ttlMs: 2000})
     const checks = await consulGet<Array<{CheckID: string; Type: string; Status: string}>>(
       hosts[0]!,
-      `/health/checks/${service}?stale`,
+      `/health/checks/${service}`,
     )
     expect(checks.map((c) => [c.CheckID, c.Type, c.Status])).toEqual([['service:t1', 'ttl', 'passing']])
     // heartbeats keep it passing past its TTL
@@ -277,7 +274,7 @@ describe('consul registry', () => {
       expect(found?.source).toEqual(source)
       const raw = await consulGet<Array<{Service: {Meta: Record<string, string>}}>>(
         hosts[0]!,
-        `/health/service/${service}?stale`,
+        `/health/service/${service}`,
       )
       const stored = raw[0]!.Service.Meta
       for (const key of Object.keys(stored)) expect(key).toMatch(/^[\w-]{1,128}$/)
@@ -335,8 +332,8 @@ describe('consul registry', () => {
     const owner = open([hosts[1]!])
     const handle = await owner.register({service, id: 'o1', address: '127.0.0.1', port: 7006})
     try {
-      // `registry` talks to hosts[0] first: the instance lives on the agent of hosts[1]; stale reads through
-      // another server may trail the write by a few milliseconds
+      // `registry` talks to hosts[0] first: the instance lives on the agent of hosts[1], whose sync to the
+      // catalog may trail the write by a few milliseconds
       await eventually(async () => (await registry.listInstances(service)).length === 1, 2000)
       expect(await registry.deregister(service, 'o1')).toBe(true)
       expect(await registry.listInstances(service)).toEqual([])
@@ -396,7 +393,7 @@ describe('consul registry', () => {
       await proxy.start()
       if (hosts.length > 1) {
         await eventually(async () => {
-          const raw = await consulGet<Array<{Node: {Node: string}}>>(hosts[0]!, `/health/service/${service}?stale`)
+          const raw = await consulGet<Array<{Node: {Node: string}}>>(hosts[0]!, `/health/service/${service}`)
           return raw.length === 1
         }, 8000)
       }

@@ -171,7 +171,7 @@ const HEALTH_RANK: Record<Health, number> = {passing: 0, unknown: 1, warning: 2,
 
 /**
  * Consul through the agent HTTP API: agent services with native or TTL checks, reads through
- * /v1/health/service (stale mode, so reads keep working while the servers elect a leader), watches through
+ * /v1/health/service (from the leader; stale mode while there is none, so reads keep working during elections), watches through
  * blocking queries. Requests go to the current agent of `spec.hosts` and fail over to the next one when it
  * does not answer.
  */
@@ -191,6 +191,8 @@ export class ConsulRegistry implements Registry {
   private readonly lifetime = new AbortController()
   private current = 0
   private failing = false
+  /** Reads go to the leader (default consistency) unless it was missing lately; then any server answers (stale). */
+  private staleUntil = 0
   /** Until some agent has answered, switches are not news: an unreachable cluster gets one error line, not a log. */
   private answered = false
   private closed = false
@@ -230,7 +232,7 @@ export class ConsulRegistry implements Registry {
       if (handle.instance.service === service && handle.instance.id === id) handle.detach()
     }
 
-    const {agent, value} = await this.call((c, x) => c.health.service({service, ...x, ...stale()}))
+    const {agent, value} = await this.call((c, x) => c.health.service({service, ...x, ...this.reads()}))
     const matches = asEntries(value).filter((e) => e.Service.ID === id)
     if (matches.length === 0) return false
     const nodes = await this.agentsByNode()
@@ -243,7 +245,7 @@ export class ConsulRegistry implements Registry {
   }
 
   async listServices(): Promise<ServiceSummary[]> {
-    const {value} = await this.call((c, x) => c.catalog.services({...x, ...stale()}))
+    const {value} = await this.call((c, x) => c.catalog.services({...x, ...this.reads()}))
     const names = Object.keys(asRecord(value))
       .filter((name) => name !== 'consul')
       .sort()
@@ -256,7 +258,7 @@ export class ConsulRegistry implements Registry {
 
   async listInstances(service: string): Promise<ServiceInstance[]> {
     validateServiceName(service)
-    const {value} = await this.call((c, x) => c.health.service({service, ...x, ...stale()}))
+    const {value} = await this.call((c, x) => c.health.service({service, ...x, ...this.reads()}))
     return sortInstances(toInstances(asEntries(value)))
   }
 
@@ -404,11 +406,24 @@ export class ConsulRegistry implements Registry {
         throw new ConsulError('the consul request was cancelled', {cause: error, transient: false})
       }
 
-      const failure = toConsulError(error, this.agentName(agent))
-      throw failure.timedOut && probe ? await this.explainTimeout(agent, failure, signal) : failure
+      const converted = toConsulError(error, this.agentName(agent))
+      const failure = converted.timedOut && probe ? await this.explainTimeout(agent, converted, signal) : converted
+      if (/no cluster leader/.test(failure.message)) this.staleUntil = Date.now() + STALE_AFTER_NO_LEADER_MS
+      throw failure
     } finally {
       for (const s of signals) s.removeEventListener('abort', cancel)
     }
+  }
+
+  /**
+   * Read options. A follower's stale view trails the leader by up to a heartbeat, most of a change's latency,
+   * so reads are consistent by default; while there is no leader they are stale, so lookups keep answering.
+   */
+  reads(index?: bigint, waitMs?: number): ReadOptions {
+    if (Date.now() < this.staleUntil) return stale(index, waitMs)
+    return index === undefined || index === 0n
+      ? {}
+      : {index: index.toString(), wait: `${Math.max(1, Math.round(waitMs ?? WAIT_MS))}ms`}
   }
 
   private async explainTimeout(agent: number, failure: ConsulError, signal?: AbortSignal): Promise<ConsulError> {
@@ -543,7 +558,7 @@ export class ConsulRegistry implements Registry {
       try {
         answer = await this.attemptWithHeaders(
           agent,
-          (c, x) => c.health.service({service, ...x, ...stale(index, left)}),
+          (c, x) => c.health.service({service, ...x, ...this.reads(index, left)}),
           left + 1000,
         )
       } catch {
@@ -618,7 +633,7 @@ export class ConsulRegistry implements Registry {
   private async blockingLoop(
     signal: AbortSignal,
     connection: WatchConnection,
-    request: (client: Consul, extra: RequestExtra, index: bigint, waitMs: number) => Promise<unknown>,
+    request: (client: Consul, extra: RequestExtra, read: ReadOptions) => Promise<unknown>,
     onValue: (body: unknown) => void,
   ): Promise<void> {
     let index = 0n
@@ -630,7 +645,7 @@ export class ConsulRegistry implements Registry {
       try {
         const answer = await this.attemptWithHeaders(
           agent,
-          (c, x) => request(c, x, index, waitMs),
+          (c, x) => request(c, x, this.reads(index, waitMs)),
           waitMs + waitMs / 16 + this.defaultAttemptMs,
           signal,
         )
@@ -663,7 +678,7 @@ export class ConsulRegistry implements Registry {
     return this.blockingLoop(
       signal,
       connection,
-      (c, x, index, waitMs) => c.health.service({service, ...x, ...stale(index, waitMs)}),
+      (c, x, read) => c.health.service({service, ...x, ...read}),
       (body) => onInstances(toInstances(asEntries(body))),
     )
   }
@@ -701,7 +716,7 @@ export class ConsulRegistry implements Registry {
       await this.blockingLoop(
         signal,
         connection,
-        (c, x, index, waitMs) => c.catalog.services({...x, ...stale(index, waitMs)}),
+        (c, x, read) => c.catalog.services({...x, ...read}),
         (body) => {
           const names = new Set(Object.keys(asRecord(body)).filter((n) => n !== 'consul'))
           for (const [name, child] of children) {
@@ -1124,6 +1139,10 @@ function forgotten(error: ConsulError): boolean {
       /does not have associated TTL|unknown check|unknown service|not found/i.test(error.message))
   )
 }
+
+type ReadOptions = {index?: string; stale?: boolean; wait?: string}
+
+const STALE_AFTER_NO_LEADER_MS = 30_000
 
 /** Read options: stale mode (any server answers, also while there is no leader), blocking when an index is given. */
 function stale(index?: bigint, waitMs?: number): {index?: string; stale: boolean; wait?: string} {
