@@ -14,6 +14,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
+          // ink renders frames only outside CI (is-in-ci); the component tests need them, also in CI
+          env: {CI: 'false'},
           include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
           exclude: ['test/**/*.integration.test.ts', 'test/**/*.e2e.test.ts'],
         },

@@ -10,6 +10,7 @@ import type {AgentEvent, AgentOptions} from '../lib/docker/types.js'
 import {UserError} from '../lib/errors.js'
 import {defaultAddress} from '../lib/net.js'
 import {validateTag} from '../lib/registry/validate.js'
+import {isInteractive} from '../lib/tty.js'
 
 export default class AgentCommand extends SvcCommand<typeof AgentCommand> {
   static summary = 'Register the published ports of running Docker containers, and follow Docker events.'
@@ -137,7 +138,7 @@ kill events deregister nothing by themselves (docker kill -s HUP does not stop a
   }
 
   private interactive(): boolean {
-    return Boolean(process.stdin.isTTY && process.stdout.isTTY && !process.env.CI && !this.jsonEnabled())
+    return isInteractive() && !this.jsonEnabled()
   }
 
   private async serveMetrics(agent: Agent, where: string) {

@@ -4,6 +4,7 @@ import * as Flags from '@oclif/core/flags'
 import {SvcCommand} from '../base-command.js'
 import {durationFlag} from '../flags.js'
 import {validateServiceName} from '../lib/registry/validate.js'
+import {isInteractive} from '../lib/tty.js'
 import {streamChanges} from '../lib/watch/stream.js'
 
 export default class Watch extends SvcCommand<typeof Watch> {
@@ -42,7 +43,7 @@ NAME follows one service; no NAME follows all. "tree" opens a live interactive t
     process.once('SIGTERM', stop)
     try {
       if (tree) {
-        if (process.stdin.isTTY && process.stdout.isTTY && !process.env.CI) {
+        if (isInteractive()) {
           const {renderWatchTree} = await import('../lib/ui/watch-tree.js')
           await renderWatchTree(registry, {backend: registry.description, service, signal: controller.signal})
           return

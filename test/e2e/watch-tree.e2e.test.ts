@@ -8,7 +8,8 @@ import {type TestBackend, testBackends, uniqueService} from '../helpers/backends
 import {BIN, eventually, ROOT, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {hasTestCluster} from '../helpers/clusters.js'
 
-const hasTmux = spawnSync('tmux', ['-V']).status === 0
+// tmux comes with scripts/install-backends.sh; without it this test must fail, not pass silently
+if (spawnSync('tmux', ['-V']).status !== 0) throw new Error('tmux is missing: run scripts/install-backends.sh')
 const home = mkdtempSync(path.join(tmpdir(), 'svc-tree-e2e-'))
 const socket = `svc-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 const WAIT_MS = 20_000
@@ -26,7 +27,7 @@ function tmux(...args: string[]): string {
 
 const quote = (s: string): string => `'${s.replaceAll("'", String.raw`'\''`)}'`
 
-describe.skipIf(!hasTmux)('svc watch tree in a real terminal', () => {
+describe('svc watch tree in a real terminal', () => {
   const running: Array<ReturnType<typeof spawnCli>> = []
   afterAll(async () => {
     for (const child of running) child.kill('SIGTERM')

@@ -32,23 +32,29 @@ const summary = (records: ChangeRecord[]): string[] =>
 
 // Per backend: the --json stream holds exactly the expected events, in order, none twice, across a stopped member.
 describe.each(testBackends())('svc watch --json against $name', (backend) => {
-  it('streams additions, changes and removals exactly once, also while a member is down', async () => {
+  it('streams additions, changes and removals exactly once, also while the member it talks to is down', async () => {
     const service = uniqueService('watched')
-    let uri = backend.uri
-    let writerUri = backend.uri
-    let stoppedIndex: number | undefined
     const kind = backend.cluster
+    const withHosts = (hosts: string[]): string => backend.uri.replace(/^(\w+:\/\/)[^/]+/, `$1${hosts.join(',')}`)
     const run = async (): Promise<void> => {
+      let uri = backend.uri
+      let writerUri = backend.uri
+      // the members to stop, one at a time, while the watch runs
+      let outages: number[] = []
       if (kind) {
-        // the member the watcher connects to first is the one that will stop
-        const {manifest} = testCluster(kind)
-        const status = await clusterStatus(manifest)
+        const status = await clusterStatus(testCluster(kind).manifest)
         const follower = status.find((m) => m.role === 'follower')!
-        const hosts = [follower.address, ...status.filter((m) => m !== follower).map((m) => m.address)]
-        uri = backend.uri.replace(/^(\w+:\/\/)[^/]+/, `$1${hosts.join(',')}`)
-        // the writer talks to the other members: a Consul registration would move agents with its own
-        writerUri = backend.uri.replace(/^(\w+:\/\/)[^/]+/, `$1${hosts.slice(1).join(',')}`)
-        stoppedIndex = follower.index
+        const others = status.filter((m) => m !== follower).map((m) => m.address)
+        if (kind === 'consul') {
+          // svc talks to the first agent listed: stop that one; the writer's registrations live on another
+          // agent, since a Consul registration moves (and flaps) with its agent
+          uri = withHosts([follower.address, ...others])
+          writerUri = withHosts(others)
+          outages = [follower.index]
+        } else {
+          // ZooKeeper and etcd clients pick their member themselves: stopping each in turn stops theirs
+          outages = status.map((m) => m.index)
+        }
       }
 
       const registry = await openRegistry(writerUri)
@@ -60,25 +66,43 @@ describe.each(testBackends())('svc watch --json against $name', (backend) => {
         })
       }
 
+      const expected: string[] = []
       try {
         await step('snapshot', () => stderr().includes('svc: watching '), 15_000)
         const a = await registry.register({service, id: 'a', address: '127.0.0.1', port: 7001, tags: ['v1']})
-        await step('added a', () => records.length === 1, 5000)
+        expected.push('added a')
+        await step('added a', () => records.length === expected.length, 5000)
         await a.update({tags: ['v2']})
-        await step('changed a', () => records.length === 2, 5000)
-        if (kind && stoppedIndex !== undefined) await stopMember(testCluster(kind).manifest, stoppedIndex, 'SIGKILL')
-        const b = await registry.register({service, id: 'b', address: '127.0.0.1', port: 7002})
-        await step('added b', () => records.length === 3, 15_000)
+        expected.push('changed a v2')
+        await step('changed a', () => records.length === expected.length, 5000)
+        const others = []
+        for (const [n, index] of outages.entries()) {
+          const {manifest} = testCluster(kind!)
+          await stopMember(manifest, index, 'SIGKILL')
+          try {
+            const id = `m${n}`
+            others.push(await registry.register({service, id, address: '127.0.0.1', port: 7100 + n}))
+            expected.push(`added ${id}`)
+            await step(`added ${id} with member ${index} down`, () => records.length === expected.length, 15_000)
+          } finally {
+            await startMember(testCluster(kind!).manifest, index)
+          }
+        }
+
         await a.close()
-        await step('removed a', () => records.length === 4, 15_000)
-        if (kind && stoppedIndex !== undefined) await startMember(testCluster(kind).manifest, stoppedIndex)
-        await b.close()
-        await step('removed b', () => records.length === 5, 15_000)
+        expected.push('removed a')
+        await step('removed a', () => records.length === expected.length, 15_000)
+        for (const [n, handle] of others.entries()) {
+          await handle.close()
+          expected.push(`removed m${n}`)
+        }
+
+        await step('removed all', () => records.length === expected.length, 15_000)
         // nothing late or doubled arrives after the last change
         await new Promise((resolve) => {
           setTimeout(resolve, 500)
         })
-        expect(summary(records)).toEqual(['added a', 'changed a v2', 'added b', 'removed a', 'removed b'])
+        expect(summary(records)).toEqual(expected)
         expect(records.every((r) => r.service === service && typeof r.ts === 'string')).toBe(true)
         expect(Object.keys(records[0]!)).toEqual(['ts', 'type', 'service', 'instance'])
       } finally {
