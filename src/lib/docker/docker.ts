@@ -1,6 +1,7 @@
 import Dockerode from 'dockerode'
 
 import {errorMessage, UserError} from '../errors.js'
+import {within as settleWithin} from '../timeout.js'
 
 const DOCKER_HINT =
   'start the Docker daemon (dockerd), or point --docker-host (or DOCKER_HOST) at it, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375'
@@ -39,21 +40,9 @@ export function describeDocker(host: string | undefined): string {
   return host || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock'
 }
 
-/** Resolves with the promise's value, or rejects after `ms`. */
+/** Resolves with the Docker call's value, or rejects naming the call after `ms`. */
 export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
+  return settleWithin(promise, ms, () => new Error(`${what}: no answer within ${ms} ms`))
 }
 
 /** A Docker client that has answered a ping; a one-line error naming the fix otherwise. */

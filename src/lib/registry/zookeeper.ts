@@ -4,6 +4,7 @@ import zookeeper, {type Client, type Event, type Stat, type State} from 'node-zo
 import {tcpCommand} from '../cluster/probe.js'
 import {formatDuration} from '../duration.js'
 import {isRecord} from '../guards.js'
+import {within} from '../timeout.js'
 import {BackendError, BackendUnavailableError, errorMessage, isTransient, UserError} from '../errors.js'
 import {sortInstances} from './diff.js'
 import {backoffDelay, type BackendOptions, sleep} from './options.js'
@@ -1140,23 +1141,6 @@ function closedError(): BackendError {
 
 function expiredError(session: Session): BackendError {
   return zkError(`session 0x${session.idHex} expired`, true)
-}
-
-/** Settles like `promise`, or rejects with `onTimeout()` after `ms`. */
-function within<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), Math.max(0, ms))
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
 }
 
 export function encodePayload(instance: ServiceInstance): Buffer {
