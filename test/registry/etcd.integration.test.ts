@@ -1,6 +1,5 @@
 import {Etcd3} from 'etcd3'
 import {spawn} from 'node:child_process'
-import {createServer, connect as netConnect, type Server, type Socket} from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {BackendUnavailableError} from '../../src/lib/errors.js'
@@ -9,6 +8,7 @@ import {type BackendOptions, withDefaults} from '../../src/lib/registry/options.
 import {parseBackend} from '../../src/lib/registry/spec.js'
 import type {RegistrationState, WatchEvent} from '../../src/lib/registry/types.js'
 import {eventually, ROOT} from '../helpers/cli.js'
+import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
 
 // etcd-specific behaviour the shared contract suite does not cover: the key layout and its lease, foreign values,
 // lease loss, watch resumption (also past a compaction), bounded answers from an unreachable cluster, and exit.
@@ -33,11 +33,6 @@ function open(
   return {registry, logs}
 }
 
-function hostPort(address: string): {host: string; port: number} {
-  const colon = address.lastIndexOf(':')
-  return {host: address.slice(0, colon), port: Number(address.slice(colon + 1))}
-}
-
 /** Collects a watch stream in the background. */
 function collect(stream: AsyncIterable<WatchEvent>): {events: WatchEvent[]; done: Promise<void>} {
   const events: WatchEvent[] = []
@@ -53,86 +48,6 @@ const changes = (events: WatchEvent[]): string[] =>
     if (e.type === 'snapshot') return [`snapshot ${e.instances.map((i) => i.id).join(',')}`]
     return [`${e.type} ${e.instance.id}`]
   })
-
-/**
- * A TCP proxy in front of one member: `stall` forwards nothing on open connections and answers nothing on new ones
- * (a partition), `cut` closes everything and refuses (a dead member), `heal` closes what was stalled and forwards.
- */
-class TcpProxy {
-  private readonly server: Server
-  private port = 0
-  private mode: 'pass' | 'refuse' | 'stall' = 'pass'
-  private readonly sockets = new Set<Socket>()
-
-  constructor(private readonly target: string) {
-    this.server = createServer((client) => this.accept(client))
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => {
-      this.server.listen(0, '127.0.0.1', resolve)
-    })
-    const address = this.server.address()
-    this.port = typeof address === 'object' && address ? address.port : 0
-    return this
-  }
-
-  stall(): void {
-    this.mode = 'stall'
-  }
-
-  cut(): void {
-    this.mode = 'refuse'
-    this.dropAll()
-  }
-
-  heal(): void {
-    this.dropAll()
-    this.mode = 'pass'
-  }
-
-  async stop(): Promise<void> {
-    this.dropAll()
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
-    })
-  }
-
-  private accept(client: Socket): void {
-    if (this.mode === 'refuse') {
-      client.destroy()
-      return
-    }
-
-    this.sockets.add(client)
-    const upstream = this.mode === 'pass' ? netConnect(hostPort(this.target)) : undefined
-    if (upstream) this.sockets.add(upstream)
-    client.on('data', (chunk) => {
-      if (this.mode === 'pass') upstream?.write(chunk)
-    })
-    upstream?.on('data', (chunk) => {
-      if (this.mode === 'pass') client.write(chunk)
-    })
-    const close = (): void => {
-      client.destroy()
-      upstream?.destroy()
-      this.sockets.delete(client)
-      if (upstream) this.sockets.delete(upstream)
-    }
-
-    client.on('close', close).on('error', close)
-    upstream?.on('close', close).on('error', close)
-  }
-
-  private dropAll(): void {
-    for (const socket of this.sockets) socket.destroy()
-    this.sockets.clear()
-  }
-}
 
 async function withProxies<T>(fn: (proxies: TcpProxy[]) => Promise<T>): Promise<T> {
   const proxies = await Promise.all(hosts.map((h) => new TcpProxy(h).start()))

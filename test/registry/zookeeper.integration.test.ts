@@ -1,4 +1,3 @@
-import {createServer, connect as netConnect, type Server, type Socket} from 'node:net'
 import zookeeper, {type Client} from 'node-zookeeper-client'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -9,6 +8,7 @@ import type {RegistrationState, ServiceInstance, WatchEvent} from '../../src/lib
 import {PRIVATE_PORT_META, ZooKeeperRegistry} from '../../src/lib/registry/zookeeper.js'
 import {eventually} from '../helpers/cli.js'
 import {hasTestCluster, testCluster} from '../helpers/clusters.js'
+import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
 
 // ZooKeeper-specific behaviour the shared contract suite does not cover: the registrator-compatible layout,
 // foreign payloads, and keeping registrations and watches through fail-over, partitions and session expiry.
@@ -33,11 +33,6 @@ function open(connect: string[] = hosts): Opened {
   )
   opened.push(registry)
   return {registry, logs}
-}
-
-function hostPort(address: string): {host: string; port: number} {
-  const colon = address.lastIndexOf(':')
-  return {host: address.slice(0, colon), port: Number(address.slice(colon + 1))}
 }
 
 /** A plain node-zookeeper-client, to look at and write znodes the way other tools do. */
@@ -90,88 +85,6 @@ const ids = (instances: ServiceInstance[]): string[] => instances.map((i) => i.i
 /** Change events as `type port` lines. */
 const changes = (events: WatchEvent[]): string[] =>
   events.flatMap((e) => (e.type === 'status' ? [] : [`${e.type}${'instance' in e ? ` ${e.instance.port}` : ''}`]))
-
-/**
- * A TCP proxy in front of one member: `stall` drops traffic both ways on open connections and answers nothing on
- * new ones (a partition), `cut` closes everything and refuses (a dead member), `heal` closes what was stalled.
- */
-class TcpProxy {
-  readonly server: Server
-  port = 0
-  private mode: 'pass' | 'stall' | 'refuse' = 'pass'
-  private readonly sockets = new Set<Socket>()
-  private readonly target: {host: string; port: number}
-
-  constructor(target: string) {
-    this.target = hostPort(target)
-    this.server = createServer((client) => this.accept(client))
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => {
-      this.server.listen(0, '127.0.0.1', resolve)
-    })
-    const address = this.server.address()
-    this.port = typeof address === 'object' && address ? address.port : 0
-    return this
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`
-  }
-
-  stall(): void {
-    this.mode = 'stall'
-  }
-
-  heal(): void {
-    this.dropAll()
-    this.mode = 'pass'
-  }
-
-  cut(): void {
-    this.mode = 'refuse'
-    this.dropAll()
-  }
-
-  async stop(): Promise<void> {
-    this.dropAll()
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
-    })
-  }
-
-  private accept(client: Socket): void {
-    if (this.mode === 'refuse') {
-      client.destroy()
-      return
-    }
-
-    this.sockets.add(client)
-    const upstream = this.mode === 'pass' ? netConnect(this.target) : undefined
-    if (upstream) this.sockets.add(upstream)
-    client.on('data', (chunk) => {
-      if (this.mode === 'pass') upstream?.write(chunk)
-    })
-    upstream?.on('data', (chunk) => {
-      if (this.mode === 'pass') client.write(chunk)
-    })
-    const close = (): void => {
-      client.destroy()
-      upstream?.destroy()
-      this.sockets.delete(client)
-      if (upstream) this.sockets.delete(upstream)
-    }
-
-    client.on('close', close).on('error', close)
-    upstream?.on('close', close).on('error', close)
-  }
-
-  private dropAll(): void {
-    for (const socket of this.sockets) socket.destroy()
-    this.sockets.clear()
-  }
-}
 
 describe(`ZooKeeper registry (${uri})`, () => {
   let raw: Client
