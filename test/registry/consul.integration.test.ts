@@ -406,15 +406,17 @@ describe('consul registry', () => {
     }
   })
 
-  it('reports the cluster: members by node name with their HTTP addresses, and the leader', async () => {
-    const info = await registry.cluster()
-    expect(info.backend).toBe('consul')
-    expect(info.members.length).toBeGreaterThanOrEqual(hosts.length)
-    for (const h of hosts) expect(info.members.map((m) => m.address)).toContain(agent(h))
-    expect(info.members.filter((m) => m.role === 'leader')).toHaveLength(1)
-    expect(info.leader).toBe(info.members.find((m) => m.role === 'leader')?.address)
-    expect(info.members.every((m) => m.reachable)).toBe(true)
-  })
+  // no other test may stop a member while this one expects every member up
+  it('reports the cluster: members by node name with their HTTP addresses, and the leader', () =>
+    withClusterLock('consul', async () => {
+      const info = await registry.cluster()
+      expect(info.backend).toBe('consul')
+      expect(info.members.length).toBeGreaterThanOrEqual(hosts.length)
+      for (const h of hosts) expect(info.members.map((m) => m.address)).toContain(agent(h))
+      expect(info.members.filter((m) => m.role === 'leader')).toHaveLength(1)
+      expect(info.leader).toBe(info.members.find((m) => m.role === 'leader')?.address)
+      expect(info.members.every((m) => m.reachable)).toBe(true)
+    }))
 
   it('names every agent when none answers', async () => {
     const dead = new ConsulRegistry(

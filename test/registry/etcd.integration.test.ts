@@ -8,6 +8,7 @@ import {type BackendOptions, withDefaults} from '../../src/lib/registry/options.
 import {parseBackend} from '../../src/lib/registry/spec.js'
 import type {RegistrationState, WatchEvent} from '../../src/lib/registry/types.js'
 import {eventually, ROOT} from '../helpers/cli.js'
+import {withClusterLock} from '../helpers/clusters.js'
 import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
 
 // etcd-specific behaviour the shared contract suite does not cover: the key layout and its lease, foreign values,
@@ -310,17 +311,19 @@ describe(`etcd registry (${uri})`, () => {
     expect(Date.now() - started).toBeLessThan(1500)
   })
 
-  it('describes the cluster: every member, its client address, and the leader', async () => {
-    const {registry} = open()
-    const info = await registry.cluster()
-    expect(info.backend).toBe('etcd')
-    expect(info.members.map((m) => m.address).sort()).toEqual([...hosts].sort())
-    expect(info.members.every((m) => m.reachable)).toBe(true)
-    const leaders = info.members.filter((m) => m.role === 'leader')
-    expect(leaders).toHaveLength(1)
-    expect(info.leader).toBe(leaders[0]!.address)
-    if (hosts.length > 1) expect(info.members.filter((m) => m.role === 'follower')).toHaveLength(hosts.length - 1)
-  })
+  // no other test may stop a member while this one expects every member up
+  it('describes the cluster: every member, its client address, and the leader', () =>
+    withClusterLock('etcd', async () => {
+      const {registry} = open()
+      const info = await registry.cluster()
+      expect(info.backend).toBe('etcd')
+      expect(info.members.map((m) => m.address).sort()).toEqual([...hosts].sort())
+      expect(info.members.every((m) => m.reachable)).toBe(true)
+      const leaders = info.members.filter((m) => m.role === 'leader')
+      expect(leaders).toHaveLength(1)
+      expect(info.leader).toBe(leaders[0]!.address)
+      if (hosts.length > 1) expect(info.members.filter((m) => m.role === 'follower')).toHaveLength(hosts.length - 1)
+    }))
 
   it('lets the process exit after close, with registrations and watches open', async () => {
     const script = `

@@ -7,7 +7,7 @@ import {parseBackend} from '../../src/lib/registry/spec.js'
 import type {RegistrationState, ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 import {PRIVATE_PORT_META, ZooKeeperRegistry} from '../../src/lib/registry/zookeeper.js'
 import {eventually} from '../helpers/cli.js'
-import {hasTestCluster, testCluster} from '../helpers/clusters.js'
+import {hasTestCluster, testCluster, withClusterLock} from '../helpers/clusters.js'
 import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
 
 // ZooKeeper-specific behaviour the shared contract suite does not cover: the registrator-compatible layout,
@@ -424,16 +424,18 @@ describe(`ZooKeeper registry (${uri})`, () => {
     await proxy.stop()
   })
 
-  it('describes the ensemble from srvr', async () => {
-    const {registry} = open()
-    const info = await registry.cluster()
-    expect(info.members.map((m) => m.address)).toEqual(hosts)
-    expect(info.members.every((m) => m.reachable)).toBe(true)
-    if (hosts.length === 1) {
-      expect(info.members[0]!.role).toBe('standalone')
-    } else {
-      expect(info.members.filter((m) => m.role === 'leader')).toHaveLength(1)
-      expect(info.leader).toBe(info.members.find((m) => m.role === 'leader')!.address)
-    }
-  })
+  // no other test may stop a member while this one expects every member up
+  it('describes the ensemble from srvr', () =>
+    withClusterLock('zk', async () => {
+      const {registry} = open()
+      const info = await registry.cluster()
+      expect(info.members.map((m) => m.address)).toEqual(hosts)
+      expect(info.members.every((m) => m.reachable)).toBe(true)
+      if (hosts.length === 1) {
+        expect(info.members[0]!.role).toBe('standalone')
+      } else {
+        expect(info.members.filter((m) => m.role === 'leader')).toHaveLength(1)
+        expect(info.leader).toBe(info.members.find((m) => m.role === 'leader')!.address)
+      }
+    }))
 })
