@@ -1,4 +1,3 @@
-import {EventEmitter} from 'node:events'
 import {stripVTControlCharacters} from 'node:util'
 import {render} from 'ink-testing-library'
 import type {ReactElement} from 'react'
@@ -11,6 +10,7 @@ import {AgentApp} from '../../src/lib/ui/components/AgentApp.js'
 import {ContainerTable} from '../../src/lib/ui/components/ContainerTable.js'
 import {EventLog} from '../../src/lib/ui/components/EventLog.js'
 import {container, FakeAgent, instance} from '../helpers/fake-agent.js'
+import {fakeTerminal} from '../helpers/fake-terminal.js'
 
 const WIDTH = 100
 const mounted: Array<{unmount(): void}> = []
@@ -179,46 +179,9 @@ describe('EventLog', () => {
 })
 
 /** A stream pair ink accepts as a terminal. */
-function fakeTerminal() {
-  const stdout = Object.assign(new EventEmitter(), {
-    columns: WIDTH,
-    rows: 40,
-    isTTY: true,
-    output: '',
-    write(chunk: string) {
-      stdout.output += chunk
-      return true
-    },
-  })
-  const stdin = Object.assign(new EventEmitter(), {
-    isTTY: true,
-    rawMode: false,
-    data: null as null | string,
-    setRawMode(on: boolean) {
-      stdin.rawMode = on
-      return stdin
-    },
-    setEncoding() {},
-    resume() {},
-    pause() {},
-    ref() {},
-    unref() {},
-    read() {
-      const {data} = stdin
-      stdin.data = null
-      return data
-    },
-    press(data: string) {
-      stdin.data = data
-      stdin.emit('readable')
-    },
-  })
-  return {stdin, stdout}
-}
-
 describe('renderAgentView', () => {
   it('resolves after q with raw mode off again, and after an abort', async () => {
-    const {stdin, stdout} = fakeTerminal()
+    const {stdin, stdout} = fakeTerminal(WIDTH)
     const agent = demoAgent()
     const view = renderAgentView(agent, {
       backend: 'consul://127.0.0.1:8500',
@@ -238,7 +201,7 @@ describe('renderAgentView', () => {
     expect(agent.listenerCount).toBe(0)
 
     const controller = new AbortController()
-    const second = fakeTerminal()
+    const second = fakeTerminal(WIDTH)
     const aborted = renderAgentView(agent, {
       backend: 'b',
       signal: controller.signal,

@@ -1,4 +1,3 @@
-import {EventEmitter} from 'node:events'
 import {stripVTControlCharacters} from 'node:util'
 import {render} from 'ink-testing-library'
 import type {ReactElement} from 'react'
@@ -17,6 +16,7 @@ import type {
 import {WatchApp, type WatchAppProps} from '../../src/lib/ui/components/WatchApp.js'
 import {INITIAL_WATCH_STATE, watchReducer} from '../../src/lib/ui/hooks/use-registry-watch.js'
 import {renderWatchTree} from '../../src/lib/ui/watch-tree.js'
+import {fakeTerminal} from '../helpers/fake-terminal.js'
 
 // colours are part of what is tested; chalk decides its level when ink first loads
 vi.hoisted(() => {
@@ -454,47 +454,10 @@ describe('watchReducer', () => {
 })
 
 /** A stream pair ink accepts as a terminal. */
-function fakeTerminal() {
-  const stdout = Object.assign(new EventEmitter(), {
-    columns: WIDTH,
-    rows: 40,
-    isTTY: true,
-    output: '',
-    write(chunk: string) {
-      stdout.output += chunk
-      return true
-    },
-  })
-  const stdin = Object.assign(new EventEmitter(), {
-    isTTY: true,
-    rawMode: false,
-    data: null as null | string,
-    setRawMode(on: boolean) {
-      stdin.rawMode = on
-      return stdin
-    },
-    setEncoding() {},
-    resume() {},
-    pause() {},
-    ref() {},
-    unref() {},
-    read() {
-      const {data} = stdin
-      stdin.data = null
-      return data
-    },
-    press(data: string) {
-      stdin.data = data
-      stdin.emit('readable')
-    },
-  })
-  return {stdin, stdout}
-}
-
 describe('renderWatchTree', () => {
   it('resolves after q with raw mode off and the watch ended, and after an abort', async () => {
     const registry = demoRegistry()
-    const {stdin, stdout} = fakeTerminal()
+    const {stdin, stdout} = fakeTerminal(WIDTH)
     const streams = {
       stdin: stdin as unknown as NodeJS.ReadStream,
       stdout: stdout as unknown as NodeJS.WriteStream,
@@ -512,7 +475,7 @@ describe('renderWatchTree', () => {
     await vi.waitFor(() => expect(registry.subscriptions.size).toBe(0))
 
     const controller = new AbortController()
-    const second = fakeTerminal()
+    const second = fakeTerminal(WIDTH)
     const aborted = renderWatchTree(registry, {
       backend: 'b',
       service: 'web',
