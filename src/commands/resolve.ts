@@ -3,7 +3,6 @@ import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../base-command.js'
 import {parsePickStrategy, pickInstance, PICK_STRATEGIES} from '../lib/balancer/pick.js'
-import {NotFoundError} from '../lib/errors.js'
 import {renderTable} from '../lib/render/table.js'
 import {defaultLocalDir} from '../lib/registry/spec.js'
 import type {ServiceInstance, ServiceSummary} from '../lib/registry/types.js'
@@ -70,7 +69,6 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
 
     const service = validateServiceName(args.name)
     const instances = await resolveInstances(registry, service, {all: flags.all, tags: flags.tag})
-    if (instances.length === 0) throw await this.noneFound(service, flags.all, flags.tag ?? [])
     if (flags.pick) {
       const stateDir = path.join(path.dirname(defaultLocalDir()), 'state')
       const picked = (await pickInstance(instances, parsePickStrategy(flags.pick), stateDir))!
@@ -93,26 +91,6 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
     }
 
     return instances
-  }
-
-  private async noneFound(service: string, all: boolean, tags: string[]): Promise<NotFoundError> {
-    const registry = await this.registry()
-    const every = await registry.listInstances(service)
-    const tagText = tags.length > 0 ? ` with tag${tags.length > 1 ? 's' : ''} ${tags.join(', ')}` : ''
-    if (every.length === 0) {
-      return new NotFoundError(
-        `no instance of "${service}" is registered on ${registry.description}`,
-        'check the name with: svc resolve',
-      )
-    }
-
-    const what = all ? 'instance' : 'healthy instance'
-    return new NotFoundError(
-      `no ${what} of "${service}"${tagText} (${every.length} registered, ${every.filter((i) => i.health === 'critical').length} critical)`,
-      all || tagText
-        ? 'check the tags with: svc resolve ' + service + ' --all'
-        : `see them all with: svc resolve ${service} --all`,
-    )
   }
 }
 
