@@ -49,11 +49,10 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
     const {args, flags} = this
     validateServiceName(args.name)
     const meta = parseMeta(flags.meta ?? [])
-    const backendIsLocal = (flags.backend ?? 'local').startsWith('local')
-    const address = flags.address ?? defaultAddress(backendIsLocal)
+    const registry = await this.registry()
+    const address = flags.address ?? defaultAddress(registry.kind === 'local')
     const check = this.checkSpec(address, flags.port)
     const input = {service: args.name, id: flags.id, address, port: flags.port, tags: flags.tag, meta}
-    const registry = await this.registry()
     if (flags['dry-run']) {
       if (this.jsonEnabled()) this.logJson(input)
       else this.log(`would register ${args.name} at ${address}:${flags.port} on ${registry.description}`)
