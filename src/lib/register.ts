@@ -19,7 +19,7 @@ export interface RegistrationRun {
  */
 export async function runRegistration(run: RegistrationRun): Promise<ServiceInstance> {
   const {check, log, registry} = run
-  const native = registry.kind === 'consul'
+  const native = registry.nativeChecks
   let input = run.input
   let last: CheckResult | undefined
   if (check && !native) {

@@ -106,6 +106,7 @@ class FakeDocker {
 /** An in-memory registry that records calls and fails the test's expectations if one container's calls overlap. */
 class FakeRegistry implements Registry {
   readonly kind = 'local' as const
+  readonly nativeChecks = false
   readonly description = 'fake://'
   readonly instances = new Map<string, ServiceInstance>()
   readonly calls: string[] = []

@@ -63,6 +63,7 @@ class Subscription {
 /** A Registry whose watch() yields what the test pushes; it keeps the instances so a new subscription gets a snapshot. */
 class FakeRegistry implements Registry {
   readonly kind = 'zk'
+  readonly nativeChecks = false
   readonly description = 'zk://127.0.0.1:2181/svc'
   readonly instances = new Map<string, ServiceInstance>()
   readonly subscriptions = new Set<Subscription>()

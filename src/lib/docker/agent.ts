@@ -350,7 +350,7 @@ export class Agent {
   }
 
   private async open(tracked: Tracked, planned: PlannedService): Promise<void> {
-    const native = this.registry.kind === 'consul'
+    const native = this.registry.nativeChecks
     const check = planned.check
     const reg: Partial<Registration> & {planned: PlannedService; closed: boolean} = {planned, closed: false}
     if (check && !native) {

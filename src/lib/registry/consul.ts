@@ -177,6 +177,7 @@ const HEALTH_RANK: Record<Health, number> = {passing: 0, unknown: 1, warning: 2,
  */
 export class ConsulRegistry implements Registry {
   readonly kind = 'consul' as const
+  readonly nativeChecks = true
   readonly description: string
   readonly options: BackendOptions
   private readonly hosts: HostPort[]

@@ -82,6 +82,7 @@ class MemberSkippedError extends Error {
 /** The etcd v3 backend: one key per instance under `<prefix>/<service>/<id>`, attached to a kept-alive lease. */
 export class EtcdRegistry implements Registry {
   readonly kind = 'etcd' as const
+  readonly nativeChecks = false
   readonly description: string
   readonly options: BackendOptions
   readonly prefix: string

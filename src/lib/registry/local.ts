@@ -43,6 +43,7 @@ type LocalSpec = Extract<BackendSpec, {kind: 'local'}>
  */
 export class LocalRegistry implements Registry {
   readonly kind = 'local'
+  readonly nativeChecks = false
   readonly description: string
   private readonly dir: string
   private readonly options: BackendOptions

@@ -114,6 +114,8 @@ export type BackendKind = 'local' | 'zk' | 'consul' | 'etcd'
 /** The interface every backend implements; the contract suite runs unchanged against each. */
 export interface Registry {
   readonly kind: BackendKind
+  /** The backend runs HTTP/TCP checks itself (Consul); elsewhere the registering process runs them. */
+  readonly nativeChecks: boolean
   /** Backend URI without secrets, for messages. */
   readonly description: string
   /** Resolves when the backend answers; throws BackendUnavailableError otherwise. */

@@ -66,6 +66,7 @@ interface Payload extends ServiceInstance {
  */
 export class ZooKeeperRegistry implements Registry {
   readonly kind = 'zk'
+  readonly nativeChecks = false
   readonly description: string
   private readonly base: string
   private readonly hosts: string
