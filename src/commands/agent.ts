@@ -48,7 +48,8 @@ kill events deregister nothing by themselves (docker kill -s HUP does not stop a
     }),
     ttl: durationFlag({description: 'liveness bound of each registration (heartbeat, lease, session, TTL check)'}),
     'ttl-refresh': durationFlag({
-      description: 'for registrator compatibility; must be below --ttl (svc refreshes at a third of the TTL)',
+      description:
+        'how often liveness is refreshed (local heartbeat, Consul TTL check, etcd lease keep-alive); default a third of the TTL, must be below it; ZooKeeper sessions are pinged by the client',
     }),
     'retry-attempts': Flags.integer({
       description: 'retries of the backend connection at start-up; -1 = forever [default: 0]',
@@ -104,6 +105,10 @@ kill events deregister nothing by themselves (docker kill -s HUP does not stop a
 
   private agentOptions(): AgentOptions {
     const {flags} = this
+    if (flags['ttl-refresh'] !== undefined && flags.ttl === undefined) {
+      throw new UserError('--ttl-refresh needs --ttl', 'give the TTL it refreshes, e.g. --ttl 30s --ttl-refresh 10s')
+    }
+
     if (flags.ttl !== undefined && flags['ttl-refresh'] !== undefined && flags['ttl-refresh'] >= flags.ttl) {
       throw new UserError(
         '--ttl-refresh must be below --ttl',

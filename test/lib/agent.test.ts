@@ -4,7 +4,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type Dockerode from 'dockerode'
 import {afterEach, describe, expect, it} from 'vitest'
 
-import {Agent} from '../../src/lib/docker/agent.js'
+import {Agent, isSigkill} from '../../src/lib/docker/agent.js'
 import type {AgentEvent, AgentOptions} from '../../src/lib/docker/types.js'
 import type {
   Health,
@@ -247,7 +247,33 @@ describe('Agent', () => {
     ])
   })
 
-  it('kill alone deregisters nothing; die does; pause and health_status set health', async () => {
+  it('kill -9 deregisters at once, before die; die after it changes nothing', async () => {
+    const {docker, events, registry, start} = makeAgent()
+    docker.containers.set('n', {id: 'n', name: 'nine', running: true, hostPort: 30_008})
+    start()
+    await until(() => ids(registry).length === 1)
+    // Docker sends kill, then die once the process is gone: the instance leaves on the first
+    docker.send('n', 'kill', {signal: '9'})
+    await until(() => ids(registry).length === 0)
+    docker.containers.get('n')!.running = false
+    docker.send('n', 'die', {exitCode: '137'})
+    await sleep(30)
+    expect(events.filter((e) => e.type === 'deregistered')).toHaveLength(1)
+    expect(registry.calls.filter((c) => c.startsWith('close'))).toEqual(['close host1:nine:80'])
+  })
+
+  it('recognises SIGKILL by number and by name only', () => {
+    expect(['9', 'KILL', 'SIGKILL', 'sigkill'].map((s) => isSigkill(s))).toEqual([true, true, true, true])
+    expect(['1', 'HUP', 'SIGTERM', '15', undefined].map((s) => isSigkill(s))).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ])
+  })
+
+  it('kill with another signal alone deregisters nothing; die does; pause and health_status set health', async () => {
     const {docker, events, registry, start} = makeAgent()
     docker.containers.set('k', {id: 'k', name: 'killed', running: true, hostPort: 30_004})
     start()

@@ -127,6 +127,34 @@ describe(`etcd registry (${uri})`, () => {
     expect(await registry.deregister('brief', 'brief:127.0.0.1:8081')).toBe(false)
   })
 
+  it('refreshes the lease every refreshMs when that is shorter than etcd3 keeps it alive (a third of the TTL)', async () => {
+    const {registry} = open()
+    const ttlLeft = async (handle: {instance: {service: string; id: string}}): Promise<number> => {
+      const [kv] = (await raw.get(`${prefix}/${handle.instance.service}/${handle.instance.id}`).exec()).kvs
+      return Number((await raw.leaseClient.leaseTimeToLive({ID: kv!.lease})).TTL)
+    }
+
+    const often = await registry.register(
+      {service: 'often', address: '127.0.0.1', port: 8082},
+      {ttlMs: 9000, refreshMs: 300},
+    )
+    const usual = await registry.register({service: 'usual', address: '127.0.0.1', port: 8083}, {ttlMs: 9000})
+    // etcd3's own keep-alive runs every 3 s here: in between, the usual lease runs down while ours stays near 9 s
+    const lowest = {often: 9, usual: 9}
+    const until = Date.now() + 3500
+    while (Date.now() < until) {
+      lowest.often = Math.min(lowest.often, await ttlLeft(often))
+      lowest.usual = Math.min(lowest.usual, await ttlLeft(usual))
+      await new Promise((resolve) => {
+        setTimeout(resolve, 100)
+      })
+    }
+
+    expect(lowest.often).toBeGreaterThanOrEqual(8)
+    expect(lowest.usual).toBeLessThanOrEqual(7)
+    await Promise.all([often.close(), usual.close()])
+  })
+
   it('skips values that are not instances with one warning each, and reads hand-written ones', async () => {
     const {registry, logs} = open()
     await raw.put(`${prefix}/foreign/broken`).value('not json at all')

@@ -268,8 +268,15 @@ export class Agent {
         break
       }
 
+      case 'kill': {
+        // SIGKILL cannot be caught: the instance goes now, not when `die` follows. Other signals may be handled
+        // (docker kill -s HUP reloads): the container's state decides, and a deadly one is followed by `die`.
+        if (isSigkill(event.Actor.Attributes.signal)) this.enqueue(id, () => this.exited(id, 137))
+        else this.enqueue(id, () => this.reconcile(id))
+        break
+      }
+
       default: {
-        // kill: a signal, not an exit (docker kill -s HUP reloads); a deadly one is followed by die
         break
       }
     }
@@ -365,6 +372,7 @@ export class Agent {
       {...planned.input, health: initial},
       {
         ttlMs: planned.ttlMs ?? this.options.ttlMs,
+        refreshMs: this.options.ttlRefreshMs,
         check: native ? check : undefined,
         onStateChange: (state, detail) => {
           const what = `${planned.input.service} ${planned.input.id}: ${detail}`
@@ -547,4 +555,9 @@ export class Agent {
 function keyOf(planned: PlannedService): string {
   const input = {...planned.input, health: undefined}
   return JSON.stringify([input, planned.check ?? null, planned.ttlMs ?? null])
+}
+
+/** Docker's `kill` event names the signal by number (`9`) or name (`KILL`, `SIGKILL`). */
+export function isSigkill(signal: string | undefined): boolean {
+  return signal !== undefined && /^(9|(sig)?kill)$/i.test(signal.trim())
 }

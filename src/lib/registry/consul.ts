@@ -5,7 +5,7 @@ import type {IncomingHttpHeaders} from 'node:http'
 import {formatDuration} from '../duration.js'
 import {BackendError, BackendUnavailableError, errorMessage, UserError} from '../errors.js'
 import {sortInstances} from './diff.js'
-import {backoffDelay, type BackendOptions, sleep, withDefaults} from './options.js'
+import {backoffDelay, type BackendOptions, refreshPeriod, sleep, withDefaults} from './options.js'
 import {type BackendSpec, describeBackend, formatHosts, type HostPort} from './spec.js'
 import type {
   ClusterInfo,
@@ -799,7 +799,7 @@ class ConsulHandle implements RegistrationHandle {
     this.opts = opts
     this.native = Boolean(opts.check?.http || opts.check?.tcp)
     this.ttlMs = Math.max(1000, opts.ttlMs ?? DEFAULT_TTL_MS)
-    this.period = this.native ? PRESENCE_PERIOD_MS : Math.max(300, Math.floor(this.ttlMs / 3))
+    this.period = this.native ? PRESENCE_PERIOD_MS : refreshPeriod(this.ttlMs, opts.refreshMs, 300)
   }
 
   async start(): Promise<void> {

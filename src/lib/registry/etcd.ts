@@ -30,7 +30,7 @@ import {
   isTransient,
   UserError,
 } from '../errors.js'
-import {type BackendOptions, backoffDelay, type RetryPolicy, sleep} from './options.js'
+import {type BackendOptions, backoffDelay, refreshPeriod, type RetryPolicy, sleep} from './options.js'
 import {type BackendSpec, describeBackend, formatHosts} from './spec.js'
 import {
   type ClusterInfo,
@@ -116,7 +116,7 @@ export class EtcdRegistry implements Registry {
     const instance = toInstance(input)
     this.assertOpen()
     const ttl = Math.max(MIN_TTL_SECONDS, Math.ceil((opts.ttlMs ?? DEFAULT_TTL_MS) / 1000))
-    const registration = new EtcdRegistration(this, instance, ttl, opts.onStateChange)
+    const registration = new EtcdRegistration(this, instance, ttl, opts)
     await registration.start()
     if (this.state !== 'open') {
       await registration.close().catch(() => {})
@@ -381,12 +381,13 @@ class EtcdRegistration implements RegistrationHandle {
   private closed = false
   private readonly stop = new AbortController()
   private keepAliveTrouble = false
+  private refreshTimer?: NodeJS.Timeout
 
   constructor(
     private readonly registry: EtcdRegistry,
     instance: ServiceInstance,
     private readonly ttl: number,
-    private readonly onStateChange: RegisterOptions['onStateChange'],
+    private readonly opts: Pick<RegisterOptions, 'onStateChange' | 'refreshMs'>,
   ) {
     this.current = instance
     this.key = registry.instanceKey(instance.service, instance.id)
@@ -429,6 +430,7 @@ class EtcdRegistration implements RegistrationHandle {
     this.closed = true
     this.stop.abort()
     this.registry.forgetRegistration(this)
+    clearInterval(this.refreshTimer)
     const {lease} = this
     this.lease = undefined
     // Keep-alives stop here whatever happens next; without them the key expires after its TTL.
@@ -479,14 +481,29 @@ class EtcdRegistration implements RegistrationHandle {
       this.keepAliveTrouble = false
       this.registry.options.log(`etcd: keep-alive of lease ${hex(id)} for ${this.key} works again`)
     })
+    this.refreshEvery(lease)
     // The lease may have been lost between the grant and the listener.
     if (lease.revoked()) this.lost(lease, new EtcdLeaseInvalidError(id))
+  }
+
+  /** etcd3 keeps the lease alive at a third of its TTL; a shorter refreshMs adds keep-alives of our own. */
+  private refreshEvery(lease: Lease): void {
+    clearInterval(this.refreshTimer)
+    const every = refreshPeriod(this.ttl * 1000, this.opts.refreshMs, 200)
+    if (every >= (this.ttl * 1000) / 3) return
+    this.refreshTimer = setInterval(() => {
+      if (this.lease !== lease) return
+      // a failure here is the keep-alive stream's to report and recover from
+      lease.keepaliveOnce().catch(() => {})
+    }, every)
+    this.refreshTimer.unref()
   }
 
   private lost(lease: Lease, error: Error): void {
     if (this.closed || this.recovering || this.lease !== lease) return
     this.recovering = true
     this.lease = undefined
+    clearInterval(this.refreshTimer)
     lease.release()
     // etcd3 gives up a lease it could not keep alive for two TTLs; etcd answers TTL 0 for an expired or revoked one.
     const why = /lost connection/i.test(error.message)
@@ -530,7 +547,7 @@ class EtcdRegistration implements RegistrationHandle {
   }
 
   private report(state: RegistrationState, detail: string): void {
-    if (this.onStateChange) this.onStateChange(state, detail)
+    if (this.opts.onStateChange) this.opts.onStateChange(state, detail)
     else this.registry.options.log(`etcd: ${detail}`)
   }
 

@@ -7,7 +7,7 @@ import path from 'node:path'
 import {UserError} from '../errors.js'
 import {hasErrorCode} from '../guards.js'
 import {sortInstances} from './diff.js'
-import type {BackendOptions} from './options.js'
+import {type BackendOptions, refreshPeriod} from './options.js'
 import type {BackendSpec} from './spec.js'
 import type {
   ClusterInfo,
@@ -342,7 +342,7 @@ class LocalHandle implements RegistrationHandle {
   }
 
   start(): void {
-    const every = Math.max(200, Math.floor(this.ttlMs / 3))
+    const every = refreshPeriod(this.ttlMs, this.opts.refreshMs, 200)
     this.timer = setInterval(() => this.heartbeat(), every)
   }
 

@@ -45,3 +45,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, {once: true})
   })
 }
+
+/**
+ * How often a registration refreshes its liveness: `refreshMs` when it is below the TTL (a period at or above the
+ * TTL would let the registration expire between refreshes), else a third of the TTL, never below `floorMs`.
+ */
+export function refreshPeriod(ttlMs: number, refreshMs: number | undefined, floorMs: number): number {
+  if (refreshMs !== undefined && refreshMs > 0 && refreshMs < ttlMs) return refreshMs
+  return Math.max(floorMs, Math.floor(ttlMs / 3))
+}

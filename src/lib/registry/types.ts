@@ -54,6 +54,12 @@ export interface RegisterOptions {
    * Each backend has its own default.
    */
   ttlMs?: number
+  /**
+   * How often svc refreshes liveness: the local heartbeat, Consul's TTL check, an extra etcd lease keep-alive
+   * (etcd3 also keeps the lease alive at a third of its TTL). Default a third of the TTL. ZooKeeper's client pings
+   * its session at a third of the session timeout by itself and ignores this. Must be below ttlMs.
+   */
+  refreshMs?: number
   check?: CheckSpec
   /** Reports keep-alive trouble: the session or lease was lost, was restored, or could not be restored. */
   onStateChange?: (state: RegistrationState, detail: string) => void
