@@ -105,13 +105,9 @@ async function etcdNames(hosts: readonly HostPort[], timeoutMs: number): Promise
   for (const host of hosts) {
     try {
       const body = await httpJson(host.host, host.port, 'POST', '/v3/cluster/member/list', timeoutMs, '{}')
-      if (isRecord(body) && Array.isArray(body.members)) {
-        for (const m of body.members) {
-          if (isRecord(m) && typeof m.ID === 'string' && typeof m.name === 'string') names.set(m.ID, m.name)
-        }
-
-        return names
-      }
+      const members = isRecord(body) && Array.isArray(body.members) ? body.members.filter((m) => isRecord(m)) : []
+      for (const m of members) if (typeof m.ID === 'string' && typeof m.name === 'string') names.set(m.ID, m.name)
+      if (members.length > 0) return names
     } catch {
       // the next one
     }
