@@ -65,7 +65,7 @@ Proposal sizes last/min/max: 48/32/400
 describe('ZooKeeper srvr', () => {
   it('reads the mode and the zxid', () => {
     const member = zkMemberFromSrvr({host: '127.0.0.1', port: 2181}, SRVR_LEADER)
-    expect(member).toMatchObject({address: '127.0.0.1:2181', up: true, role: 'leader', logIndex: 0x3_0000_001an})
+    expect(member).toMatchObject({address: '127.0.0.1:2181', up: true, role: 'leader', logIndex: 0x3_00_00_00_1an})
     expect(parseZxid('Zxid: 0xff\n')).toBe(255n)
     expect(parseZxid('Mode: follower\n')).toBeUndefined()
   })
@@ -106,9 +106,9 @@ describe('leader agreement', () => {
   })
 })
 
-describe('write summary', () => {
-  const rec = (seq: number, start: number, ok: boolean): WriteRecord => ({seq, start, end: start + 10, ok})
+const rec = (seq: number, start: number, ok: boolean): WriteRecord => ({seq, start, end: start + 10, ok})
 
+describe('write summary', () => {
   it('counts acknowledged writes missing from the read-back, and the longest gap between acknowledgements', () => {
     const records = [
       rec(1, 0, true),
