@@ -5,6 +5,7 @@ import {durationFlag} from '../../flags.js'
 import {findCluster} from '../../lib/cluster/home.js'
 import {confirmDrill} from '../../lib/chaos/confirm.js'
 import {clusterSpec, type KillLeaderReport, planKillLeader, runKillLeader} from '../../lib/chaos/kill-leader.js'
+import {memberLabel} from '../../lib/chaos/members.js'
 import {killLeaderRows} from '../../lib/chaos/report.js'
 import {describeTarget, type DrillSignal} from '../../lib/chaos/targets.js'
 import {renderTable} from '../../lib/render/table.js'
@@ -46,7 +47,7 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
     const signal = `SIG${flags.signal}` as DrillSignal
     this.warnLine(`members: ${plan.before.members.map((m) => `${m.name} ${m.up ? m.role : 'down'}`).join(', ')}`)
     this.warnLine(
-      `will send SIG${flags.signal} to the leader ${plan.before.leader.name} (${plan.before.leader.address}): ${describeTarget(plan.target)}`,
+      `will send SIG${flags.signal} to the leader ${memberLabel(plan.before.leader)}: ${describeTarget(plan.target)}`,
     )
     await confirmDrill('Stop it?', flags.yes, isInteractive())
     const report = await runKillLeader(plan, {

@@ -5,7 +5,14 @@ import {errorMessage, UserError} from '../errors.js'
 import {openRegistry} from '../registry/index.js'
 import {type BackendSpec, describeBackend} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
-import {type ClusterSpec, discoverLeader, type ObservedMember, type Observation, observeCluster} from './members.js'
+import {
+  type ClusterSpec,
+  discoverLeader,
+  memberLabel,
+  type ObservedMember,
+  type Observation,
+  observeCluster,
+} from './members.js'
 import {checkRegistrations, type RegistrationCheck, snapshotRegistrations} from './registrations.js'
 import {
   type DrillSignal,
@@ -177,7 +184,7 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
 
     const faultAt = Date.now()
     log(
-      `sending SIG${SIGNAL_NAMES[opts.signal]} to the leader ${oldLeader.name} (${summarizeTarget(target).description})`,
+      `sending SIG${SIGNAL_NAMES[opts.signal]} to the leader ${memberLabel(oldLeader)}: ${summarizeTarget(target).description}`,
     )
     const stopping = stopTarget(target, opts.signal)
     const elected = await waitForNewLeader(spec, oldLeader, faultAt + opts.timeoutMs)
@@ -191,8 +198,12 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
       leader: {name: oldLeader.name, address: oldLeader.address},
       target: summarizeTarget(target),
       faultAt: new Date(faultAt).toISOString(),
+      newLeader: undefined,
+      newLeaderAt: undefined,
+      newLeaderMs: undefined,
       writes: summarizeWrites([], new Set(), faultAt, PROBE_INTERVAL_MS),
       registrations: {before: registered.size, resolving: 0, missing: []},
+      restart: undefined,
       notes,
       problems,
       ok: false,

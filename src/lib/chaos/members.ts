@@ -38,6 +38,11 @@ export interface Observation {
 const joinHostPort = (host: string, port: number): string =>
   host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 
+/** How to name a member in messages: `name (address)`, or the address alone when it has no other name. */
+export function memberLabel(m: {name: string; address: string}): string {
+  return m.name === m.address ? m.address : `${m.name} (${m.address})`
+}
+
 /** `srvr`'s Zxid line (hex) as a number. */
 export function parseZxid(text: string): bigint | undefined {
   const hex = /^Zxid:\s*0x([\da-f]+)/im.exec(text)?.[1]

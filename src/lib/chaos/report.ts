@@ -1,6 +1,7 @@
 import {formatDuration} from '../duration.js'
 import type {KillInstanceReport} from './kill-instance.js'
 import type {KillLeaderReport} from './kill-leader.js'
+import {memberLabel} from './members.js'
 
 const ms = (value: number | undefined): string => (value === undefined ? '-' : formatDuration(value))
 
@@ -10,9 +11,9 @@ export function killLeaderRows(report: KillLeaderReport): string[][] {
   const rows: string[][] = [
     ['backend', `${report.backend} ${report.uri}`],
     ['members', report.members.map((m) => `${m.name} ${m.role}`).join(', ')],
-    ['killed leader', `${report.leader.name} (${report.leader.address}) with SIG${report.signal}`],
+    ['killed leader', `${memberLabel(report.leader)} with SIG${report.signal}`],
     ['stopped', report.target.description],
-    ['new leader', report.newLeader ? `${report.newLeader.name} (${report.newLeader.address})` : 'none'],
+    ['new leader', report.newLeader ? memberLabel(report.newLeader) : 'none'],
     ['new leader after', ms(report.newLeaderMs)],
     [
       'write unavailability',

@@ -1,4 +1,4 @@
-import {existsSync, lstatSync, readdirSync} from 'node:fs'
+import {type Dirent, existsSync, lstatSync, readdirSync} from 'node:fs'
 import {rm, symlink} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -23,19 +23,18 @@ export function namedClusterDir(name: string, env: Env = process.env): string {
   return path.join(clustersDir(env), name)
 }
 
-/** The names of the clusters under $SVC_HOME/clusters. */
+/** The names of the clusters under $SVC_HOME/clusters: folders holding a manifest (also one whose start was cut short). */
 export function clusterNames(env: Env = process.env): string[] {
-  let entries: string[]
+  let entries: Dirent[]
   try {
-    entries = readdirSync(clustersDir(env))
+    entries = readdirSync(clustersDir(env), {withFileTypes: true})
   } catch {
     return []
   }
 
   return entries
-    .filter((e) => e.endsWith('.json'))
-    .map((e) => e.slice(0, -'.json'.length))
-    .filter((name) => existsSync(manifestPath(namedClusterDir(name, env))))
+    .filter((e) => e.isDirectory() && existsSync(manifestPath(namedClusterDir(e.name, env))))
+    .map((e) => e.name)
     .sort()
 }
 
