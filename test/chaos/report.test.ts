@@ -27,6 +27,7 @@ const leaderReport: KillLeaderReport = {
     acknowledged: 58,
     failed: 2,
     ackedBeforeFault: 10,
+    verified: true,
     lost: 0,
     lostSeqs: [],
     unavailableMs: 730,
@@ -63,7 +64,7 @@ describe('kill-leader report', () => {
       'acknowledged writes lost  0 (of 58; 10 before the fault)',
       'registrations resolving   2 of 2',
       'restarted after           2s: resumed with SIGCONT (pid 4242)',
-      'rejoined as follower      950ms',
+      'rejoined                  950ms',
       'caught up                 1.1s',
       'result                    ok',
     ])

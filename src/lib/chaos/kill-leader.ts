@@ -23,7 +23,7 @@ import {
   type Target,
   type TargetSummary,
 } from './targets.js'
-import {openProbeStore, summarizeWrites, WriteProbe, type WriteSummary} from './writes.js'
+import {openProbeStore, retrying, summarizeWrites, WriteProbe, type WriteSummary} from './writes.js'
 
 export const PROBE_INTERVAL_MS = 50
 /** How often the drill asks every member for its role while it waits for a new leader or a rejoin. */
@@ -110,15 +110,21 @@ export interface KillLeaderOptions {
   log?: (message: string) => void
 }
 
-/** Polls until a majority agrees on a leader other than `old`; undefined after the deadline. */
+/**
+ * Polls until a majority agrees on a leader other than `old`; undefined after the deadline, or once `old` leads
+ * again after it was restarted (`restarted()` tells when) before the others elected anyone.
+ */
 async function waitForNewLeader(
   spec: ClusterSpec,
   old: ObservedMember,
   deadline: number,
+  restarted: () => number | undefined,
 ): Promise<Observation | undefined> {
   while (Date.now() < deadline) {
     const observation = await observeCluster(spec, POLL_TIMEOUT_MS)
     if (observation.leader && observation.leader.address !== old.address) return observation
+    const back = restarted()
+    if (observation.leader && back !== undefined && observation.at > back) return undefined
     await sleep(POLL_MS)
   }
 
@@ -138,7 +144,9 @@ async function waitForRejoin(
     const observation = await observeCluster(spec, POLL_TIMEOUT_MS)
     const me = observation.members.find((m) => m.address === address)
     const leader = observation.leader
-    if (me?.up && leader && me.role === 'follower' && (me.leaderId === undefined || me.leaderId === leader.selfId)) {
+    // back as a follower of the leader, or leading still (it came back before the others elected anyone)
+    const follows = me?.role === 'follower' && (me.leaderId === undefined || me.leaderId === leader?.selfId)
+    if (me?.up && leader && (follows || leader.address === address)) {
       result.rejoinMs ??= observation.at - restartedAt
       target ??= leader.logIndex
       if (target === undefined || (me.logIndex !== undefined && me.logIndex >= target)) {
@@ -151,6 +159,47 @@ async function waitForRejoin(
   }
 
   return result
+}
+
+/** Restarts the target `afterMs` after the fault (once it was stopped), then measures its rejoin. */
+async function restartLater(
+  plan: KillLeaderPlan,
+  opts: KillLeaderOptions,
+  faultAt: number,
+  afterMs: number,
+  stopping: Promise<void>,
+  log: (message: string) => void,
+  problems: string[],
+  onRestart: (at: number) => void,
+): Promise<NonNullable<KillLeaderReport['restart']>> {
+  const {spec, target} = plan
+  const old = plan.before.leader
+  await stopping.catch(() => {})
+  const wait = faultAt + afterMs - Date.now()
+  if (wait > 0) await sleep(wait)
+  const restartedAt = Date.now()
+  const restart: NonNullable<KillLeaderReport['restart']> = {
+    at: new Date(restartedAt).toISOString(),
+    afterMs: restartedAt - faultAt,
+    how: '',
+  }
+  try {
+    const restarting = restartTarget(target, opts.signal)
+    onRestart(restartedAt)
+    const result = await restarting
+    restart.how = result.how
+    if (result.pid !== undefined) restart.pid = result.pid
+    log(`restarted ${old.name}: ${result.how}`)
+    const rejoin = await waitForRejoin(spec, old.address, restartedAt, Date.now() + opts.timeoutMs)
+    Object.assign(restart, rejoin)
+    if (rejoin.rejoinMs === undefined) problems.push(`${old.name} did not rejoin within ${opts.timeoutMs} ms`)
+    else if (rejoin.caughtUpMs === undefined) problems.push(`${old.name} did not catch up within ${opts.timeoutMs} ms`)
+  } catch (error) {
+    restart.error = errorMessage(error)
+    problems.push(`restart failed: ${restart.error}`)
+  }
+
+  return restart
 }
 
 const SIGNAL_NAMES: Record<DrillSignal, KillLeaderReport['signal']> = {
@@ -187,7 +236,15 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
       `sending SIG${SIGNAL_NAMES[opts.signal]} to the leader ${memberLabel(oldLeader)}: ${summarizeTarget(target).description}`,
     )
     const stopping = stopTarget(target, opts.signal)
-    const elected = await waitForNewLeader(spec, oldLeader, faultAt + opts.timeoutMs)
+    // the restart runs on its own clock, while the drill goes on measuring
+    let restartedAt: number | undefined
+    const restarting =
+      opts.restartAfterMs === undefined
+        ? undefined
+        : restartLater(plan, opts, faultAt, opts.restartAfterMs, stopping, log, problems, (at) => {
+            restartedAt = at
+          })
+    const elected = await waitForNewLeader(spec, oldLeader, faultAt + opts.timeoutMs, () => restartedAt)
     await stopping
     const report: KillLeaderReport = {
       drill: 'kill-leader',
@@ -213,6 +270,10 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
       report.newLeaderAt = new Date(elected.at).toISOString()
       report.newLeaderMs = elected.at - faultAt
       log(`new leader ${elected.leader.name} after ${report.newLeaderMs} ms`)
+    } else if (restartedAt !== undefined && Date.now() < faultAt + opts.timeoutMs) {
+      problems.push(
+        `no new leader: ${oldLeader.name} was back after ${restartedAt - faultAt} ms and still leads; give --restart-after more time than an election takes`,
+      )
     } else problems.push(`no new leader within ${opts.timeoutMs} ms`)
 
     // let the probe see the cluster serve again before judging registrations
@@ -222,40 +283,21 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
     if (report.registrations.missing.length > 0)
       problems.push(`${report.registrations.missing.length} registrations no longer resolve`)
 
-    if (opts.restartAfterMs === undefined) {
-      if (opts.signal === 'SIGSTOP')
-        notes.push(
-          `${oldLeader.name} stays frozen: resume it with --restart-after next time, or SIGCONT / docker unpause`,
-        )
-      else notes.push(`${oldLeader.name} stays down: restart it yourself, or use --restart-after`)
-    } else {
-      const wait = faultAt + opts.restartAfterMs - Date.now()
-      if (wait > 0) await sleep(wait)
-      const restartedAt = Date.now()
-      const restart: NonNullable<KillLeaderReport['restart']> = {
-        at: new Date(restartedAt).toISOString(),
-        afterMs: restartedAt - faultAt,
-        how: '',
-      }
-      report.restart = restart
-      try {
-        const result = await restartTarget(target, opts.signal)
-        restart.how = result.how
-        if (result.pid !== undefined) restart.pid = result.pid
-        log(`restarted ${oldLeader.name}: ${result.how}`)
-        const rejoin = await waitForRejoin(spec, oldLeader.address, restartedAt, Date.now() + opts.timeoutMs)
-        Object.assign(restart, rejoin)
-        if (rejoin.rejoinMs === undefined) problems.push(`${oldLeader.name} did not rejoin within ${opts.timeoutMs} ms`)
-        else if (rejoin.caughtUpMs === undefined)
-          problems.push(`${oldLeader.name} did not catch up within ${opts.timeoutMs} ms`)
-      } catch (error) {
-        restart.error = errorMessage(error)
-        problems.push(`restart failed: ${restart.error}`)
-      }
-    }
+    if (restarting) report.restart = await restarting
+    else if (opts.signal === 'SIGSTOP')
+      notes.push(
+        `${oldLeader.name} stays frozen: resume it with --restart-after next time, or SIGCONT / docker unpause`,
+      )
+    else notes.push(`${oldLeader.name} stays down: restart it yourself, or use --restart-after`)
 
     await probe.stop()
-    const present = await store.readAll()
+    let present: Set<number> | undefined
+    try {
+      present = await retrying(() => store.readAll(), Math.max(opts.timeoutMs, 20_000))
+    } catch (error) {
+      problems.push(`could not read the probe's writes back from ${store.where}: ${errorMessage(error)}`)
+    }
+
     report.writes = summarizeWrites(probe.records, present, faultAt, PROBE_INTERVAL_MS)
     if (report.writes.ackedBeforeFault === 0) problems.push('no write was acknowledged before the fault')
     if (report.writes.lost > 0) problems.push(`${report.writes.lost} acknowledged writes are missing`)
@@ -263,7 +305,9 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
     return report
   } finally {
     await probe.stop()
-    await store.cleanup().catch((error: unknown) => log(`could not remove ${store.where}: ${errorMessage(error)}`))
+    await retrying(() => store.cleanup(), 10_000).catch((error: unknown) =>
+      log(`could not remove ${store.where}: ${errorMessage(error)}`),
+    )
     await Promise.allSettled([store.close(), registry.close()])
   }
 }

@@ -209,27 +209,35 @@ export function agreedLeader(members: readonly ObservedMember[]): ObservedMember
 
 /** Asks every member in the spec, once, bounded by `timeoutMs`. */
 export async function observeCluster(spec: ClusterSpec, timeoutMs = 1000): Promise<Observation> {
+  // when the last member that answered did: a frozen member's timeout does not delay what the others said
+  let answeredAt = 0
+  const timed = async (probe: Promise<ObservedMember>): Promise<ObservedMember> => {
+    const member = await probe
+    if (member.up) answeredAt = Math.max(answeredAt, Date.now())
+    return member
+  }
+
   let members: ObservedMember[]
   switch (spec.kind) {
     case 'zk': {
-      members = await Promise.all(spec.hosts.map((h) => probeZk(h, timeoutMs)))
+      members = await Promise.all(spec.hosts.map((h) => timed(probeZk(h, timeoutMs))))
       break
     }
 
     case 'etcd': {
       const names = await etcdNames(spec.hosts, timeoutMs)
-      members = await Promise.all(spec.hosts.map((h) => probeEtcd(h, timeoutMs, names)))
+      members = await Promise.all(spec.hosts.map((h) => timed(probeEtcd(h, timeoutMs, names))))
       break
     }
 
     case 'consul': {
       const peers = await consulPeers(spec.hosts, timeoutMs)
-      members = await Promise.all(spec.hosts.map((h) => probeConsul(h, timeoutMs, peers)))
+      members = await Promise.all(spec.hosts.map((h) => timed(probeConsul(h, timeoutMs, peers))))
       break
     }
   }
 
-  const observation: Observation = {at: Date.now(), members}
+  const observation: Observation = {at: answeredAt || Date.now(), members}
   const leader = agreedLeader(members)
   if (leader) observation.leader = leader
   return observation

@@ -21,7 +21,12 @@ export function killLeaderRows(report: KillLeaderReport): string[][] {
     ],
     ['first write after fault', ms(w.firstAckAfterFaultMs)],
     ['writes', `${w.attempted} attempted, ${w.acknowledged} acknowledged, ${w.failed} failed`],
-    ['acknowledged writes lost', `${w.lost} (of ${w.acknowledged}; ${w.ackedBeforeFault} before the fault)`],
+    [
+      'acknowledged writes lost',
+      w.verified
+        ? `${w.lost} (of ${w.acknowledged}; ${w.ackedBeforeFault} before the fault)`
+        : 'unknown (not read back)',
+    ],
     [
       'registrations resolving',
       `${report.registrations.resolving} of ${report.registrations.before}${report.registrations.missing.length > 0 ? ` (missing: ${report.registrations.missing.slice(0, 5).join(', ')})` : ''}`,
@@ -34,7 +39,7 @@ export function killLeaderRows(report: KillLeaderReport): string[][] {
         'restarted after',
         `${ms(r.afterMs)}: ${r.error ? `failed: ${r.error}` : r.how}${r.pid === undefined ? '' : ` (pid ${r.pid})`}`,
       ],
-      ['rejoined as follower', ms(r.rejoinMs)],
+      ['rejoined', ms(r.rejoinMs)],
       ['caught up', ms(r.caughtUpMs)],
     )
   }

@@ -47,6 +47,10 @@ class Rotation {
     }
   }
 
+  indexOf(host: HostPort): number {
+    return this.hosts.indexOf(host)
+  }
+
   /** Every member once, until one succeeds. */
   async any<T>(fn: (host: HostPort) => Promise<T>): Promise<T> {
     let last: unknown
@@ -163,22 +167,36 @@ class ConsulStore implements ProbeStore {
   async close(): Promise<void> {}
 }
 
+/**
+ * One session per member, each tied to that member alone: a write goes through the member that answered last and
+ * moves to the next on failure, so a frozen member (whose connection stays open) holds up one write, not all.
+ */
 class ZooKeeperStore implements ProbeStore {
   readonly where: string
-  private readonly client: Client
-  private connected: Promise<void>
+  private readonly clients: Client[]
+  private readonly connected: Array<Promise<void>>
+  private readonly rotation: Rotation
   constructor(
     spec: Extract<ClusterSpec, {kind: 'zk'}>,
     private readonly folder: string,
     private readonly timeoutMs: number,
   ) {
     this.where = `ZooKeeper znodes ${folder}/`
-    const hosts = spec.hosts.map((h) => `${h.host}:${h.port}`).join(',')
-    this.client = zookeeper.createClient(hosts, {sessionTimeout: 6000, spinDelay: 100, retries: 0})
-    this.connected = new Promise((resolve) => {
-      this.client.once('connected', () => resolve())
-    })
-    this.client.connect()
+    this.clients = spec.hosts.map((h) =>
+      zookeeper.createClient(`${h.host}:${h.port}`, {sessionTimeout: 6000, spinDelay: 100, retries: 0}),
+    )
+    this.connected = this.clients.map(
+      (client) =>
+        new Promise((resolve) => {
+          client.once('connected', () => resolve())
+        }),
+    )
+    for (const client of this.clients) client.connect()
+    this.rotation = new Rotation(spec.hosts)
+  }
+
+  private clientFor(host: HostPort): Client {
+    return this.clients[this.rotation.indexOf(host)] as Client
   }
 
   private call<T>(
@@ -195,35 +213,62 @@ class ZooKeeperStore implements ProbeStore {
   }
 
   async open(): Promise<void> {
-    await within(this.connected, 10_000, () => new Error('could not connect to ZooKeeper within 10 s'))
-    await this.call<string>((done) => this.client.mkdirp(this.folder, done), 5000)
+    await within(Promise.any(this.connected), 10_000, () => new Error('could not connect to ZooKeeper within 10 s'))
+    await this.rotation.any((h) => this.call<string>((done) => this.clientFor(h).mkdirp(this.folder, done), 5000))
   }
 
   async write(seq: number): Promise<void> {
-    await this.call<string>(
-      (done) => this.client.create(`${this.folder}/${seq}`, Buffer.from(String(Date.now())), done),
-      this.timeoutMs,
+    const data = Buffer.from(String(Date.now()))
+    await this.rotation.call((h) =>
+      this.call<string>((done) => this.clientFor(h).create(`${this.folder}/${seq}`, data, done), this.timeoutMs),
     )
   }
 
+  /** The union over every member that answers: a znode is in a member's tree only once the quorum committed it. */
   async readAll(): Promise<Set<number>> {
-    // the session that wrote the nodes reads them: ZooKeeper guarantees a session sees its own writes
-    const children = await this.call<string[]>((done) => this.client.getChildren(this.folder, done), 5000)
-    return new Set(children.map(Number))
+    const answers = await Promise.allSettled(
+      this.clients.map((client) => this.call<string[]>((done) => client.getChildren(this.folder, done), 3000)),
+    )
+    const seqs = new Set<number>()
+    let answered = false
+    for (const answer of answers) {
+      if (answer.status !== 'fulfilled') continue
+      answered = true
+      for (const child of answer.value) seqs.add(Number(child))
+    }
+
+    if (!answered) throw new Error(`no ZooKeeper member listed ${this.folder}`)
+    return seqs
   }
 
   async cleanup(): Promise<void> {
-    const children = await this.call<string[]>((done) => this.client.getChildren(this.folder, done), 5000)
-    await Promise.all(
-      children.map((c) =>
-        this.call<void>((done) => this.client.remove(`${this.folder}/${c}`, -1, (e) => done(e, undefined)), 5000),
-      ),
-    )
-    await this.call<void>((done) => this.client.remove(this.folder, -1, (e) => done(e, undefined)), 5000)
+    await this.rotation.any(async (h) => {
+      const client = this.clientFor(h)
+      const children = await this.call<string[]>((done) => client.getChildren(this.folder, done), 5000)
+      await Promise.all(
+        children.map((c) =>
+          this.call<void>((done) => client.remove(`${this.folder}/${c}`, -1, (e) => done(e, undefined)), 5000),
+        ),
+      )
+      await this.call<void>((done) => client.remove(this.folder, -1, (e) => done(e, undefined)), 5000)
+    })
   }
 
   async close(): Promise<void> {
-    this.client.close()
+    for (const client of this.clients) client.close()
+  }
+}
+
+/** Retries `fn` (a read-back or a clean-up) while the backend recovers, until `timeoutMs` passed. */
+export async function retrying<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await fn()
+    } catch (error) {
+      if (Date.now() >= deadline) throw error
+      await sleep(250)
+    }
   }
 }
 
@@ -313,6 +358,8 @@ export interface WriteSummary {
   failed: number
   /** Acknowledged before the fault. */
   ackedBeforeFault: number
+  /** The writes were read back (when not, `lost` is unknown and counts nothing). */
+  verified: boolean
   /** Acknowledged (before or after the fault) and missing from the read-back. */
   lost: number
   lostSeqs: number[]
@@ -325,12 +372,12 @@ export interface WriteSummary {
 /** Sums up the probe's writes against the read-back. */
 export function summarizeWrites(
   records: readonly WriteRecord[],
-  present: ReadonlySet<number>,
+  present: ReadonlySet<number> | undefined,
   faultAt: number,
   intervalMs: number,
 ): WriteSummary {
   const acked = records.filter((r) => r.ok)
-  const lostSeqs = acked.filter((r) => !present.has(r.seq)).map((r) => r.seq)
+  const lostSeqs = present ? acked.filter((r) => !present.has(r.seq)).map((r) => r.seq) : []
   let unavailableMs = 0
   let previous: number | undefined
   for (const r of acked) {
@@ -347,6 +394,7 @@ export function summarizeWrites(
     acknowledged: acked.length,
     failed: records.length - acked.length,
     ackedBeforeFault: acked.filter((r) => r.end < faultAt).length,
+    verified: present !== undefined,
     lost: lostSeqs.length,
     lostSeqs: lostSeqs.slice(0, 20),
     unavailableMs,
