@@ -11,7 +11,6 @@ import {
   type Target,
   type TargetSummary,
 } from './targets.js'
-import {connectDocker} from '../docker/docker.js'
 
 export interface InstancePlan {
   instance: ServiceInstance
@@ -53,6 +52,7 @@ const healthy = (i: ServiceInstance): boolean => i.health === 'passing' || i.hea
 async function instanceTarget(instance: ServiceInstance): Promise<Target> {
   const where = `${instance.address}:${instance.port}`
   if (instance.source?.containerId) {
+    const {connectDocker} = await import('../docker/docker.js')
     const docker = await connectDocker(undefined, 5000)
     const container = docker.getContainer(instance.source.containerId)
     let info

@@ -9,7 +9,6 @@ import {allClusters} from '../cluster/home.js'
 import {startMember, stopMember} from '../cluster/index.js'
 import {isAlive, ownsProcess, sleep, spawnDetached} from '../cluster/process.js'
 import type {ClusterManifest} from '../cluster/types.js'
-import {connectDocker} from '../docker/docker.js'
 import {ExternalError, UserError} from '../errors.js'
 import {type Env, svcHome} from '../registry/spec.js'
 import {listeningPids, type ProcessInfo, processInfo} from './procnet.js'
@@ -97,6 +96,7 @@ export async function containerPublishing(
   let client = docker
   if (!client) {
     try {
+      const {connectDocker} = await import('../docker/docker.js')
       client = await connectDocker(undefined, 2000)
     } catch {
       return {}

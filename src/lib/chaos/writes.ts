@@ -1,4 +1,5 @@
-import zookeeper, {type Client} from 'node-zookeeper-client'
+import type zookeeper from 'node-zookeeper-client'
+import type {Client} from 'node-zookeeper-client'
 
 import {httpRequest} from '../cluster/probe.js'
 import {sleep} from '../cluster/process.js'
@@ -177,13 +178,14 @@ class ZooKeeperStore implements ProbeStore {
   private readonly connected: Array<Promise<void>>
   private readonly rotation: Rotation
   constructor(
+    zk: typeof zookeeper,
     spec: Extract<ClusterSpec, {kind: 'zk'}>,
     private readonly folder: string,
     private readonly timeoutMs: number,
   ) {
     this.where = `ZooKeeper znodes ${folder}/`
     this.clients = spec.hosts.map((h) =>
-      zookeeper.createClient(`${h.host}:${h.port}`, {sessionTimeout: 6000, spinDelay: 100, retries: 0}),
+      zk.createClient(`${h.host}:${h.port}`, {sessionTimeout: 6000, spinDelay: 100, retries: 0}),
     )
     this.connected = this.clients.map(
       (client) =>
@@ -284,7 +286,9 @@ export async function openProbeStore(spec: ClusterSpec, id: string, timeoutMs = 
     }
 
     case 'zk': {
-      const store = new ZooKeeperStore(spec, `/svc-chaos/${id}`, timeoutMs)
+      // loaded only for a ZooKeeper drill: it costs start-up time
+      const {default: zk} = await import('node-zookeeper-client')
+      const store = new ZooKeeperStore(zk, spec, `/svc-chaos/${id}`, timeoutMs)
       try {
         await store.open()
       } catch (error) {
