@@ -591,3 +591,18 @@ export async function waitForMemberExit(manifest: ClusterManifest, index: number
   const pid = memberPid(manifest, index)
   return pid === undefined ? true : waitForExit(pid, timeoutMs)
 }
+
+export {
+  allClusters,
+  clusterNames,
+  clustersDir,
+  findCluster,
+  linkNamedManifest,
+  namedClusterDir,
+  namedManifestFile,
+  runningMembers,
+  unlinkNamedManifest,
+} from './home.js'
+export {memberMarker} from './driver.js'
+export {ownsProcess, processState, signalGroup, spawnDetached, sleep} from './process.js'
+export {clusterDown, clusterUp, type ClusterView, MEMBER_HEAD, memberRows, viewCluster} from './named.js'

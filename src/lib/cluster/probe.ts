@@ -29,7 +29,7 @@ export interface HttpAnswer {
 export function httpRequest(
   host: string,
   port: number,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   timeoutMs: number,
   body?: string,
@@ -61,7 +61,7 @@ export function httpRequest(
 export async function httpJson(
   host: string,
   port: number,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   timeoutMs: number,
   body?: string,

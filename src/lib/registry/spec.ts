@@ -29,11 +29,16 @@ const USAGE_HINT = 'use local, zk, consul or etcd, or a URI such as zk://127.0.0
 
 export type Env = Record<string, string | undefined>
 
+/** svc's state directory: $SVC_HOME, else ${XDG_STATE_HOME:-~/.local/state}/svc. */
+export function svcHome(env: Env = process.env): string {
+  if (env.SVC_HOME) return env.SVC_HOME
+  const state = env.XDG_STATE_HOME || path.join(homedir(), '.local', 'state')
+  return path.join(state, 'svc')
+}
+
 /** The embedded registry's directory: $SVC_HOME/registry, else the XDG state directory. */
 export function defaultLocalDir(env: Env = process.env): string {
-  if (env.SVC_HOME) return path.join(env.SVC_HOME, 'registry')
-  const state = env.XDG_STATE_HOME || path.join(homedir(), '.local', 'state')
-  return path.join(state, 'svc', 'registry')
+  return path.join(svcHome(env), 'registry')
 }
 
 /** Parses `--backend` / SVC_BACKEND: a bare name or a URI with comma-separated addresses. */

@@ -1,0 +1,82 @@
+import {formatDuration} from '../duration.js'
+import type {KillInstanceReport} from './kill-instance.js'
+import type {KillLeaderReport} from './kill-leader.js'
+import {memberLabel} from './members.js'
+
+const ms = (value: number | undefined): string => (value === undefined ? '-' : formatDuration(value))
+
+/** The kill-leader report as two columns (rendered as a table on a TTY, aligned lines otherwise). */
+export function killLeaderRows(report: KillLeaderReport): string[][] {
+  const w = report.writes
+  const rows: string[][] = [
+    ['backend', `${report.backend} ${report.uri}`],
+    ['members', report.members.map((m) => `${m.name} ${m.role}`).join(', ')],
+    ['killed leader', `${memberLabel(report.leader)} with SIG${report.signal}`],
+    ['stopped', report.target.description],
+    ['new leader', report.newLeader ? memberLabel(report.newLeader) : 'none'],
+    ['new leader after', ms(report.newLeaderMs)],
+    [
+      'write unavailability',
+      `${ms(w.unavailableMs)} (longest gap between acknowledged writes, every ${w.intervalMs}ms)`,
+    ],
+    ['first write after fault', ms(w.firstAckAfterFaultMs)],
+    ['writes', `${w.attempted} attempted, ${w.acknowledged} acknowledged, ${w.failed} failed`],
+    [
+      'acknowledged writes lost',
+      w.verified
+        ? `${w.lost} (of ${w.acknowledged}; ${w.ackedBeforeFault} before the fault)`
+        : 'unknown (not read back)',
+    ],
+    [
+      'registrations resolving',
+      `${report.registrations.resolving} of ${report.registrations.before}${report.registrations.missing.length > 0 ? ` (missing: ${report.registrations.missing.slice(0, 5).join(', ')})` : ''}`,
+    ],
+  ]
+  if (report.restart) {
+    const r = report.restart
+    rows.push(
+      [
+        'restarted after',
+        `${ms(r.afterMs)}: ${r.error ? `failed: ${r.error}` : r.how}${r.pid === undefined ? '' : ` (pid ${r.pid})`}`,
+      ],
+      ['rejoined', ms(r.rejoinMs)],
+      ['caught up', ms(r.caughtUpMs)],
+    )
+  }
+
+  for (const note of report.notes) rows.push(['note', note])
+  for (const problem of report.problems) rows.push(['PROBLEM', problem])
+  rows.push(['result', report.ok ? 'ok' : 'FAILED'])
+  return rows
+}
+
+/** The kill-instance report: one row per stopped instance, then the totals. */
+export function killInstanceRows(report: KillInstanceReport): string[][] {
+  const rows: string[][] = report.instances.map((i) => [
+    i.id,
+    `${i.address}:${i.port}`,
+    i.target.description,
+    i.goneMs === undefined ? (i.error ? `error: ${i.error}` : 'still resolves') : `${ms(i.goneMs)} (${i.how})`,
+  ])
+  return rows
+}
+
+export function killInstanceSummary(report: KillInstanceReport): string[] {
+  const lines = [
+    `service ${report.service} on ${report.uri}: stopped ${report.instances.length} of ${report.before} instances with SIG${report.signal}`,
+  ]
+  if (report.load) {
+    const l = report.load
+    lines.push(
+      `load through ${l.url}: ${l.sent} requests at ${l.ratePerSecond}/s, ${l.failed} failed (${Object.entries(
+        l.statuses,
+      )
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')})`,
+    )
+  }
+
+  for (const problem of report.problems) lines.push(`PROBLEM: ${problem}`)
+  lines.push(`result: ${report.ok ? 'ok' : 'FAILED'}`)
+  return lines
+}

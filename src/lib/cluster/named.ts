@@ -1,0 +1,112 @@
+import {rm} from 'node:fs/promises'
+
+import {UserError} from '../errors.js'
+import type {Env} from '../registry/spec.js'
+import {
+  findCluster,
+  linkNamedManifest,
+  namedClusterDir,
+  namedManifestFile,
+  runningMembers,
+  unlinkNamedManifest,
+} from './home.js'
+import {clusterStatus, startCluster, stopCluster} from './index.js'
+import {readManifest} from './manifest.js'
+import type {ClusterKind, ClusterManifest, MemberStatus} from './types.js'
+
+/** A cluster as `svc cluster` shows it: the manifest, where it is published, and each member's state now. */
+export interface ClusterView {
+  name: string
+  kind: ClusterKind
+  backendUri: string
+  dir: string
+  manifest: string
+  members: Array<MemberStatus & {ports: Record<string, number>}>
+  leader?: string
+}
+
+export async function viewCluster(manifest: ClusterManifest, env: Env = process.env): Promise<ClusterView> {
+  const statuses = await clusterStatus(manifest)
+  const view: ClusterView = {
+    name: manifest.name,
+    kind: manifest.kind,
+    backendUri: manifest.backendUri,
+    dir: manifest.dir,
+    manifest: namedManifestFile(manifest.name, env),
+    members: statuses.map((s) => ({...s, ports: manifest.members[s.index]?.ports ?? {}})),
+  }
+  const leader = statuses.find((s) => s.up && (s.role === 'leader' || s.role === 'standalone'))
+  if (leader) view.leader = leader.name
+  return view
+}
+
+export interface ClusterUpOptions {
+  kind: ClusterKind
+  nodes: number
+  name: string
+  basePort?: number
+  timeoutMs?: number
+  log?: (message: string) => void
+  env?: Env
+}
+
+/**
+ * Starts a named cluster under $SVC_HOME/clusters/<name>/ and publishes its manifest as <name>.json. Refuses a
+ * cluster of that name whose members still run; a stopped one must be removed with `svc cluster down` first.
+ */
+export async function clusterUp(opts: ClusterUpOptions): Promise<ClusterView> {
+  const env = opts.env ?? process.env
+  const dir = namedClusterDir(opts.name, env)
+  const existing = await readManifest(dir).catch(() => undefined)
+  if (existing) {
+    const running = runningMembers(existing)
+    throw new UserError(
+      running > 0
+        ? `cluster "${opts.name}" is already running (${existing.kind}, ${running} of ${existing.members.length} members up, ${existing.backendUri})`
+        : `cluster "${opts.name}" exists but is stopped (${existing.kind}, data in ${existing.dir})`,
+      `stop and remove it with: svc cluster down --name ${opts.name}, or choose another --name`,
+    )
+  }
+
+  const manifest = await startCluster({
+    kind: opts.kind,
+    nodes: opts.nodes,
+    name: opts.name,
+    dir,
+    basePort: opts.basePort,
+    timeoutMs: opts.timeoutMs,
+    log: opts.log,
+  })
+  await linkNamedManifest(manifest, env)
+  return viewCluster(manifest, env)
+}
+
+export interface ClusterDownResult {
+  name: string
+  kind: ClusterKind
+  stopped: number
+  removed: string
+}
+
+/** Stops every member of the named cluster and removes its data, folder and manifest. */
+export async function clusterDown(name: string | undefined, env: Env = process.env): Promise<ClusterDownResult> {
+  const manifest = await findCluster(name, env)
+  const stopped = runningMembers(manifest)
+  await stopCluster(manifest, {removeData: true})
+  await rm(manifest.dir, {recursive: true, force: true})
+  await unlinkNamedManifest(manifest.name, env)
+  return {name: manifest.name, kind: manifest.kind, stopped, removed: manifest.dir}
+}
+
+/** Table rows for members: name, address, role, pid, state. */
+export function memberRows(view: ClusterView): string[][] {
+  return view.members.map((m) => [
+    m.name,
+    m.address,
+    m.up ? m.role : '-',
+    m.pid === undefined ? '-' : String(m.pid),
+    m.up ? 'up' : `down${m.detail ? ` (${m.detail})` : ''}`,
+  ])
+}
+
+export const MEMBER_HEAD = ['NAME', 'ADDRESS', 'ROLE', 'PID', 'STATE']
