@@ -11,21 +11,16 @@ import {
   stopMember,
   waitForLeader,
 } from '../../src/lib/cluster/index.js'
-import {hasTestCluster, testCluster, withClusterLock} from '../helpers/clusters.js'
+import {testCluster, withClusterLock} from '../helpers/clusters.js'
 
 const KINDS = ['zk', 'etcd', 'consul'] as const
 
-/** Runs `check` under the cluster's disruption lock, or skips when this run has no such cluster (SVC_TEST_CLUSTERS). */
+/** Runs `check` under the cluster's disruption lock; a run without this cluster (SVC_TEST_CLUSTERS) fails here. */
 async function withCluster(
   kind: ClusterKind,
-  ctx: {expect: ExpectStatic; skip: (note?: string) => void},
+  ctx: {expect: ExpectStatic},
   check: (kind: ClusterKind, expect: ExpectStatic) => Promise<void>,
 ): Promise<void> {
-  if (!hasTestCluster(kind)) {
-    ctx.skip(`no ${kind} test cluster in this run`)
-    return
-  }
-
   await withClusterLock(kind, () => check(kind, ctx.expect))
 }
 
