@@ -270,7 +270,7 @@ export class RouteTable<P extends UpstreamPool = UpstreamPool> {
       if (!url.startsWith(prefix)) continue
       const next = url.codePointAt(prefix.length)
       // a segment boundary: end, /, or ?
-      if (Number.isNaN(next)) return {service: route.name, route, path: '/'}
+      if (next === undefined) return {service: route.name, route, path: '/'}
       if (next === 47) return {service: route.name, route, path: url.slice(prefix.length)}
       if (next === 63) return {service: route.name, route, path: `/${url.slice(prefix.length)}`}
     }
