@@ -177,7 +177,7 @@ describe('headers', () => {
       'Accept',
       '*/*',
     ]
-    expect(upstreamHeaders(raw, '127.0.0.1', 'keep-alive, X-Secret')).toEqual([
+    expect(upstreamHeaders(raw, '127.0.0.1').headers).toEqual([
       'Host',
       'web.local:8080',
       'Accept',
@@ -193,7 +193,7 @@ describe('headers', () => {
 
   it('keeps Upgrade for a WebSocket handshake', () => {
     const raw = ['Connection', 'Upgrade', 'Upgrade', 'websocket', 'Sec-WebSocket-Key', 'k']
-    expect(upstreamHeaders(raw, '::1', 'Upgrade', true)).toEqual([
+    expect(upstreamHeaders(raw, '::1', true).headers).toEqual([
       'Connection',
       'Upgrade',
       'Upgrade',
@@ -205,6 +205,13 @@ describe('headers', () => {
       'x-forwarded-proto',
       'http',
     ])
+  })
+
+  it('tells whether the request has a body', () => {
+    expect(upstreamHeaders(['Content-Length', '0'], 'ip').hasBody).toBe(false)
+    expect(upstreamHeaders(['content-length', '12'], 'ip').hasBody).toBe(true)
+    expect(upstreamHeaders(['Transfer-Encoding', 'chunked'], 'ip').hasBody).toBe(true)
+    expect(upstreamHeaders(['Host', 'x'], 'ip').hasBody).toBe(false)
   })
 
   it('cleans response headers', () => {

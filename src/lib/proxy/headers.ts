@@ -48,7 +48,10 @@ export function forwardedKind(name: string): 0 | 1 | 2 | 3 {
 export function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined
   // the usual values, keep-alive and close, list nothing
-  if ((value.length === 10 || value.length === 5) && /^(?:keep-alive|close)$/i.test(value)) return undefined
+  if (value.length === 10 || value.length === 5) {
+    const lower = value.toLowerCase()
+    if (lower === 'keep-alive' || lower === 'close') return undefined
+  }
 
   let out: Set<string> | undefined
   for (const raw of value.split(',')) {
@@ -61,31 +64,35 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   return out
 }
 
+/** A request's headers for the upstream, and whether the request has a body. */
+export interface UpstreamHead {
+  headers: string[]
+  /** A non-zero Content-Length or a Transfer-Encoding was sent. */
+  hasBody: boolean
+}
+
 /**
  * The headers to send upstream as a flat [name, value, ...] list: hop-by-hop headers dropped (and those the
  * Connection header names), X-Forwarded-For appended to, X-Forwarded-Proto and -Host set. `keepUpgrade` keeps
- * Connection and Upgrade for a WebSocket handshake.
+ * Connection and Upgrade for a WebSocket handshake. One pass over the raw headers, so the request path never
+ * builds node's header object.
  */
-export function upstreamHeaders(
-  raw: readonly string[],
-  clientIp: string,
-  connection: string | undefined,
-  keepUpgrade = false,
-): string[] {
-  const out: string[] = []
-  const extra = connection === undefined ? undefined : connectionTokens(connection)
+export function upstreamHeaders(raw: readonly string[], clientIp: string, keepUpgrade = false): UpstreamHead {
+  let headers: string[] = []
+  let connection: string | undefined
+  let hasBody = false
   let forwardedFor: string | undefined
   let host: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
     if (isHopByHop(name)) {
-      if (keepUpgrade && (name.length === 7 || name.length === 10)) {
-        const lower = name.toLowerCase()
-        if (lower === 'upgrade') out.push(name, value)
-        else if (lower === 'connection') out.push(name, 'Upgrade')
-      }
-
+      const lower = name.length === 10 || name.length === 7 || name.length === 17 ? name.toLowerCase() : ''
+      if (lower === 'connection') {
+        connection = connection === undefined ? value : `${connection}, ${value}`
+        if (keepUpgrade) headers.push(name, 'Upgrade')
+      } else if (lower === 'transfer-encoding') hasBody = true
+      else if (keepUpgrade && lower === 'upgrade') headers.push(name, value)
       continue
     }
 
@@ -97,18 +104,28 @@ export function upstreamHeaders(
 
     if (kind !== 0) continue
     if (name.length === 4 && host === undefined && name.toLowerCase() === 'host') host = value
-    if (extra !== undefined && extra.has(name.toLowerCase())) continue
-    out.push(name, value)
+    else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') hasBody = true
+    headers.push(name, value)
   }
 
-  out.push(
+  const extra = connectionTokens(connection)
+  if (extra !== undefined) {
+    const kept: string[] = []
+    for (let i = 0; i < headers.length; i += 2) {
+      if (!extra.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!)
+    }
+
+    headers = kept
+  }
+
+  headers.push(
     'x-forwarded-for',
     forwardedFor === undefined ? clientIp : `${forwardedFor}, ${clientIp}`,
     'x-forwarded-proto',
     'http',
   )
-  if (host !== undefined) out.push('x-forwarded-host', host)
-  return out
+  if (host !== undefined) headers.push('x-forwarded-host', host)
+  return {headers, hasBody}
 }
 
 /** A response's headers for the client from undici's raw [name, value, ...] buffers, hop-by-hop headers dropped. */

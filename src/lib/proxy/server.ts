@@ -88,13 +88,13 @@ class Forward implements Dispatcher.DispatchHandler {
     if (this.done) abort(new ClientGoneError('the client closed the connection'))
   }
 
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void): boolean {
     if (statusCode < 200 || this.done) return true
     this.status = statusCode
     this.resumeUpstream = resume
     const {res} = this
     if (this.proxy.draining) res.shouldKeepAlive = false
-    res.writeHead(statusCode, statusText, downstreamHeaders(headers))
+    res.writeHead(statusCode, downstreamHeaders(headers))
     return true
   }
 
@@ -135,14 +135,12 @@ export class ProxyServer {
   private readonly budgetTimer: NodeJS.Timeout
   private readonly hashKey: HashKey | undefined
   private readonly hostRouting: boolean
-  private readonly timeoutMs: number
   private readonly accessLog: ((line: string) => void) | undefined
   private idle: (() => void) | undefined
 
   constructor(private readonly opts: ProxyOptions) {
     this.hashKey = opts.strategy === 'hash' ? (opts.hashKey ?? {kind: 'ip'}) : undefined
     this.hostRouting = opts.hostRouting ?? false
-    this.timeoutMs = opts.timeoutMs
     this.accessLog = opts.accessLog
     this.budget = new RetryBudget(opts.retryBudget ?? DEFAULT_RETRY_BUDGET)
     this.budgetTimer = setInterval(() => this.budget.tick(), 1000)
@@ -268,22 +266,12 @@ export class ProxyServer {
       return
     }
 
-    const raw = req.rawHeaders
-    const body =
-      req.headers['content-length'] === undefined
-        ? req.headers['transfer-encoding'] === undefined
-          ? null
-          : req
-        : req.headers['content-length'] === '0'
-          ? null
-          : req
+    const head = upstreamHeaders(req.rawHeaders, req.socket.remoteAddress ?? '')
     const options: Dispatcher.DispatchOptions = {
       path: match.path,
       method: req.method as Dispatcher.HttpMethod,
-      headers: upstreamHeaders(raw, req.socket.remoteAddress ?? '', req.headers.connection),
-      body,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
+      headers: head.headers,
+      body: head.hasBody ? req : null,
     }
     const forward = new Forward(this, req, res, route, upstream, options, key, started)
     this.inflight++
@@ -378,7 +366,7 @@ export class ProxyServer {
       return
     }
 
-    const headers = upstreamHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', req.headers.connection, true)
+    const {headers} = upstreamHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', true)
     let text = `${req.method} ${match.path} HTTP/1.1\r\n`
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`
     text += '\r\n'
