@@ -6,9 +6,8 @@ import {SvcCommand} from '../base-command.js'
 import {durationFlag, validated} from '../flags.js'
 import {BALANCE_STRATEGIES, parseBalanceStrategy} from '../lib/balancer/strategies.js'
 import {formatError} from '../lib/errors.js'
-import {parseHostPort} from '../lib/metrics/server.js'
 import {parseHashKey} from '../lib/proxy/hash-key.js'
-import {PROXY_DEFAULTS, runProxy} from '../lib/proxy/index.js'
+import {parseListenAddress, PROXY_DEFAULTS, runProxy} from '../lib/proxy/index.js'
 import {parseRouteSpec} from '../lib/proxy/routes.js'
 import {runPrimary, type WorkerMessage, workerNumber} from '../lib/proxy/workers.js'
 
@@ -27,7 +26,7 @@ Instances with repeated connection failures or 5xx answers are ejected for a gro
   static flags = {
     listen: Flags.string({
       char: 'l',
-      description: 'address to serve on, HOST:PORT',
+      description: 'address to serve on, HOST:PORT (port 0: a free port, printed at start)',
       default: `${PROXY_DEFAULTS.host}:${PROXY_DEFAULTS.port}`,
       env: 'SVC_PROXY_LISTEN',
     }),
@@ -76,9 +75,9 @@ Instances with repeated connection failures or 5xx answers are ejected for a gro
 
   async run(): Promise<void> {
     const {flags} = this
-    const listen = parseHostPort(flags.listen, '--listen')
+    const listen = parseListenAddress(flags.listen, '--listen')
     const admin =
-      flags['admin-listen'] === undefined ? undefined : parseHostPort(flags['admin-listen'], '--admin-listen')
+      flags['admin-listen'] === undefined ? undefined : parseListenAddress(flags['admin-listen'], '--admin-listen')
     const signal = shutdownSignal()
     if (flags.workers > 1 && cluster.isPrimary) {
       const primary = await runPrimary({workers: flags.workers, startTimeoutMs: 30_000, log: (l) => this.warnLine(l)})
@@ -113,11 +112,12 @@ Instances with repeated connection failures or 5xx answers are ejected for a gro
       const cut = await running.stop(flags['drain-timeout'])
       if (worker === undefined)
         this.warnLine(cut === 0 ? 'stopped' : `stopped; ${cut} requests cut at the drain deadline`)
-      else send({type: 'stopped', cut})
+      // the IPC channel would keep the worker alive: let go of it once the primary has the count
+      else send({type: 'stopped', cut}, () => process.disconnect?.())
     } catch (error) {
       if (worker === undefined) throw error
       // the primary reports it, once
-      send({type: 'failed', message: formatError(error)})
+      send({type: 'failed', message: formatError(error)}, () => process.disconnect?.())
       process.exitCode = 1
     }
   }
@@ -145,6 +145,6 @@ function checked(parse: (input: string) => unknown): (input: string) => string {
   }
 }
 
-function send(message: WorkerMessage): void {
-  process.send?.(message)
+function send(message: WorkerMessage, then?: () => void): void {
+  process.send?.(message, undefined, {}, () => then?.())
 }

@@ -1,11 +1,19 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {BackendUnavailableError, errorMessage} from '../errors.js'
-import {type MetricsServer, serveMetrics} from '../metrics/server.js'
+import {type MetricsServer, parseHostPort, serveMetrics} from '../metrics/server.js'
+import type {HostPort} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
 import {type ProxyOptions, ProxyServer} from './server.js'
 
 export {PROXY_DEFAULTS, type ProxyOptions, ProxyServer} from './server.js'
+
+/** Parses a listen address, HOST:PORT; port 0 asks the system for a free port. */
+export function parseListenAddress(value: string, flag: string): HostPort {
+  const zero = /^(.*):0$/.exec(value.trim())
+  if (zero === null) return parseHostPort(value, flag)
+  return {...parseHostPort(`${zero[1]}:1`, flag), port: 0}
+}
 
 export interface RunProxyOptions extends ProxyOptions {
   /** Where to serve /routes, /metrics and /healthz; off when unset. */
