@@ -31,6 +31,8 @@ export interface ProxyOptions {
   retryBudget?: RetryBudgetOptions
   /** Called with one line per request when set (the access log). */
   accessLog?: (line: string) => void
+  /** Diagnostics: ejections, one line each. */
+  log?: (line: string) => void
 }
 
 export const PROXY_DEFAULTS = {
@@ -160,7 +162,7 @@ export class ProxyServer {
         }),
       onEject: (route, upstream, ms) => {
         this.metrics.ejections.inc({service: route.name, instance: upstream.id})
-        this.accessLog?.(`svc: ejected ${route.name} ${upstream.id} (${upstream.hostPort}) for ${ms} ms`)
+        opts.log?.(`ejected ${route.name} ${upstream.id} (${upstream.hostPort}) for ${ms} ms after repeated failures`)
       },
     })
     this.metrics = new ProxyMetrics(this.table)
