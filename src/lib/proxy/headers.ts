@@ -128,10 +128,14 @@ export function upstreamHeaders(raw: readonly string[], clientIp: string, keepUp
   return {headers, hasBody}
 }
 
-/** A response's headers for the client from undici's raw [name, value, ...] buffers, hop-by-hop headers dropped. */
-export function downstreamHeaders(raw: readonly Buffer[]): string[] {
+/**
+ * A response's headers for the client from undici's raw [name, value, ...] buffers, hop-by-hop headers dropped.
+ * `head.contentLength` gets the Content-Length (-1 when there is none).
+ */
+export function downstreamHeaders(raw: readonly Buffer[], head?: {contentLength: number}): string[] {
   const out: string[] = []
   let extra: Set<string> | undefined
+  let contentLength = -1
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1')
     if (isHopByHop(name)) {
@@ -140,8 +144,12 @@ export function downstreamHeaders(raw: readonly Buffer[]): string[] {
       continue
     }
 
-    out.push(name, raw[i + 1]!.toString('latin1'))
+    const value = raw[i + 1]!.toString('latin1')
+    if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value)
+    out.push(name, value)
   }
+
+  if (head !== undefined) head.contentLength = contentLength
 
   if (extra === undefined) return out
   const kept: string[] = []

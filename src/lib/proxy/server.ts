@@ -63,6 +63,9 @@ class Forward implements Dispatcher.DispatchHandler {
   abortUpstream: ((error?: Error) => void) | undefined = undefined
   resumeUpstream: (() => void) | undefined = undefined
   status = 0
+  contentLength = -1
+  /** Body bytes written to the client so far. */
+  written = 0
   done = false
   retried = false
 
@@ -96,20 +99,29 @@ class Forward implements Dispatcher.DispatchHandler {
     this.resumeUpstream = resume
     const {res} = this
     if (this.proxy.draining) res.shouldKeepAlive = false
-    res.writeHead(statusCode, downstreamHeaders(headers))
+    res.writeHead(statusCode, downstreamHeaders(headers, this))
     return true
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.done || this.res.write(chunk)) return true
-    this.res.once('drain', this.resumeUpstream!)
+    if (this.done) return true
+    const {res} = this
+    this.written += chunk.length
+    // the whole body in one chunk (the usual small response): one write with the head, no separate end
+    if (this.written === this.contentLength) {
+      res.end(chunk)
+      return true
+    }
+
+    if (res.write(chunk)) return true
+    res.once('drain', this.resumeUpstream!)
     return false
   }
 
   onComplete(): void {
     if (this.done) return
     this.done = true
-    this.res.end()
+    if (this.written !== this.contentLength || this.written === 0) this.res.end()
     const {upstream} = this
     upstream.inflight--
     this.route.outcome(upstream, this.status >= 500)
