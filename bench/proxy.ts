@@ -215,6 +215,15 @@ http {
     goal('svc/nginx req/s', svc.rps / nginx.rps, svc.rps / nginx.rps >= 0.5, '>= 0.5')
     goal('svc/article req/s', svc.rps / article.rps, svc.rps / article.rps >= 10, '>= 10')
     goal('svc p99 / nginx p99', svc.p99 / nginx.p99, svc.p99 <= 2 * nginx.p99, '<= 2')
+    // the same ratios within each round (targets measured minutes apart on a shared machine drift)
+    const per = (a: string, b: string, f: (r: Result) => number): string =>
+      results
+        .get(a)!
+        .map((r, i) => (f(r) / f(results.get(b)![i]!)).toFixed(2))
+        .join(' ')
+    console.log(
+      `  per round: svc/nginx ${per('svc', 'nginx', (r) => r.rps)}; svc/article ${per('svc', 'article', (r) => r.rps)}; p99 svc/nginx ${per('svc', 'nginx', (r) => r.p99Ms)}`,
+    )
   } finally {
     await Promise.allSettled(handles.map((h) => h.close()))
     await registry.close()
