@@ -108,6 +108,17 @@ describe('svc proxy (the built binary)', () => {
     }
   })
 
+  it('answers 504 when the upstream is slower than --timeout', async () => {
+    const proxy = await startProxy('--timeout', '300ms')
+    try {
+      const res = await get(`http://${proxy.address}/shop/slow?ms=2000`)
+      expect(res.status).toBe(504)
+      expect(JSON.parse(res.body)).toMatchObject({service: 'shop', error: expect.stringMatching(/^upstream timed out/)})
+    } finally {
+      proxy.child.kill('SIGKILL')
+    }
+  })
+
   it('runs --workers 2, each worker following the registry', async () => {
     const proxy = await startProxy('--workers', '2')
     try {

@@ -291,3 +291,71 @@ describe.each(testBackends(['local', 'etcd']))('svc proxy on $name', (backend) =
     ).toEqual(['fleet-a', 'fleet-b', 'fleet-c'])
   })
 })
+
+describe('svc proxy routing options (local backend)', () => {
+  const [backend] = testBackends(['local'])
+  let registry: Registry
+  let running: RunningProxy
+  const upstreams: TestUpstream[] = []
+  const handles: RegistrationHandle[] = []
+  const api = uniqueService('api')
+  const web = uniqueService('web')
+
+  beforeAll(async () => {
+    registry = await openRegistry(backend!.uri)
+    for (const [service, name] of [
+      [api, 'api-1'],
+      [api, 'api-2'],
+      [api, 'api-3'],
+      [web, 'web-1'],
+    ] as const) {
+      const u = await startUpstream(name)
+      upstreams.push(u)
+      handles.push(await registry.register({service, id: name, address: '127.0.0.1', port: u.port}))
+    }
+
+    running = await runProxy(registry, {
+      host: '127.0.0.1',
+      port: 0,
+      strategy: 'hash',
+      hashKey: {kind: 'header', name: 'x-user'},
+      routes: [{prefix: '/v2/api', service: api}],
+      hostRouting: true,
+      connectTimeoutMs: 1000,
+      timeoutMs: 5000,
+      log() {},
+    })
+    await eventually(async () => running.proxy.table.services.get(api)?.available === 3, 5000)
+  })
+
+  afterAll(async () => {
+    await running?.stop(1000)
+    await Promise.allSettled(handles.map((h) => h.close()))
+    await Promise.allSettled(upstreams.map((u) => u.kill()))
+    await registry?.close()
+  })
+
+  const upstreamOf = async (path: string, headers: Record<string, string> = {}): Promise<string> => {
+    const res = await request(`http://${running.address}${path}`, {headers})
+    await res.body.dump()
+    expect(res.statusCode).toBe(200)
+    return String(res.headers['x-upstream'])
+  }
+
+  it('hashes on a header: one user, one instance; users spread', async () => {
+    const seen = new Set<string>()
+    for (let user = 0; user < 30; user++) {
+      const first = await upstreamOf(`/${api}/`, {'x-user': `user-${user}`})
+      for (let again = 0; again < 3; again++)
+        expect(await upstreamOf(`/${api}/`, {'x-user': `user-${user}`})).toBe(first)
+      seen.add(first)
+    }
+
+    expect(seen).toEqual(new Set(['api-1', 'api-2', 'api-3']))
+  })
+
+  it('routes an explicit prefix and a Host name', async () => {
+    expect(await upstreamOf('/v2/api/user?id=3', {'x-user': 'a'})).toMatch(/^api-/)
+    expect(await upstreamOf('/user?id=3', {host: `${web}.svc.example`})).toBe('web-1')
+  })
+})
