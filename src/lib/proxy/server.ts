@@ -361,7 +361,7 @@ export class ProxyServer {
       url.codePointAt(0) === 47 ? this.table.match(url, this.hostRouting ? req.headers.host : undefined) : undefined
     const route = match?.route
     if (this.draining || match === undefined || route === undefined) {
-      const status = this.draining ? 503 : match === undefined ? 400 : 404
+      const status = this.draining ? 503 : 404
       rawReply(socket, status, {
         error: this.draining
           ? 'svc proxy is shutting down'
@@ -396,8 +396,8 @@ export class ProxyServer {
       upstream.inflight--
       up.destroy()
       socket.destroy()
-      if (!connected) return
-      this.finish(req, this.metrics.stats(route), status || 502, started, upstream)
+      // a client that left before the upstream answered the connect is not counted as a request
+      if (connected) this.finish(req, this.metrics.stats(route), status || 502, started, upstream)
       this.idle?.()
     }
 
