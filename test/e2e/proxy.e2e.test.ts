@@ -30,8 +30,11 @@ async function startProxy(...args: string[]) {
   child.stdout!.on('data', (d: Buffer) => {
     stdout += d.toString()
   })
-  // the admin line comes second, maybe in the same chunk as the first
-  const admin = await waitForOutput(child, /^svc proxy admin on /)
+  // the admin line comes second, maybe in the same chunk as the first; a proxy that never says so is stopped
+  const admin = await waitForOutput(child, /^svc proxy admin on /).catch((error: unknown) => {
+    child.kill('SIGKILL')
+    throw error
+  })
   return {
     child,
     address: /^svc proxy listening on http:\/\/(\S+)/m.exec(stdout)![1]!,
