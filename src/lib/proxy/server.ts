@@ -291,7 +291,8 @@ export class ProxyServer {
     this.inflight++
     this.budget.request()
     upstream.inflight++
-    res.once('close', forward.onClientClose)
+    // 'close' comes once per response; on() skips the wrapper once() would allocate
+    res.on('close', forward.onClientClose)
     upstream.pool.dispatch(options, forward)
   }
 
