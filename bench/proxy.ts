@@ -9,7 +9,7 @@
  * svc p99 <= 2x nginx p99.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -33,12 +33,41 @@ interface Result {
   rps: number
   p99Ms: number
   errors: number
+  /** CPU time the target's own processes spent per request, in µs (what it costs, whatever the machine's load). */
+  cpuUs: number
+}
+
+const TICK_US = 1e6 / 100
+
+/** User + system CPU ticks (1/100 s) of one process. */
+function ticksOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+
+/** User + system CPU ticks of `pid` and its child processes (nginx's worker). */
+function cpuTicks(pid: number): number {
+  let kids: number[] = []
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    // no children file: count the process alone
+  }
+
+  return [pid, ...kids].reduce((sum, p) => sum + ticksOf(p), 0)
 }
 
 const children: ChildProcess[] = []
 const dir = mkdtempSync(path.join(tmpdir(), 'svc-bench-proxy-'))
 
-function start(cmd: string, args: string[], ready: RegExp | undefined, env: NodeJS.ProcessEnv = {}): Promise<void> {
+function start(
+  cmd: string,
+  args: string[],
+  ready: RegExp | undefined,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ChildProcess> {
   const child = spawn(cmd, args, {cwd: ROOT, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   children.push(child)
   let output = ''
@@ -48,7 +77,7 @@ function start(cmd: string, args: string[], ready: RegExp | undefined, env: Node
       output += d.toString()
       if (ready === undefined || ready.test(output)) {
         clearTimeout(timer)
-        resolve()
+        resolve(child)
       }
     }
 
@@ -62,7 +91,7 @@ function start(cmd: string, args: string[], ready: RegExp | undefined, env: Node
     })
     if (ready === undefined) {
       clearTimeout(timer)
-      resolve()
+      resolve(child)
     }
   })
 }
@@ -89,7 +118,8 @@ function toMs(value: string, unit: string): number {
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n
 }
 
-async function wrk(url: string, duration: string): Promise<Result> {
+async function wrk(url: string, duration: string, pid: number): Promise<Result> {
+  const before = cpuTicks(pid)
   const {stdout} = await run('wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, '--latency', url], {
     timeout: 120_000,
   })
@@ -99,7 +129,9 @@ async function wrk(url: string, duration: string): Promise<Result> {
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
   const errors = Number(non2xx?.[1] ?? 0) + (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0)
-  return {rps: Number(rps[1]), p99Ms: toMs(p99[1]!, p99[2]!), errors}
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)
+  const cpuUs = requests > 0 ? ((cpuTicks(pid) - before) * TICK_US) / requests : Number.NaN
+  return {rps: Number(rps[1]), p99Ms: toMs(p99[1]!, p99[2]!), errors, cpuUs}
 }
 
 function median(values: number[]): number {
@@ -110,7 +142,7 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const [up1, up2, nginxPort, articlePort, svcPort] = await allocatePorts(5)
-  await start(process.execPath, ['bench/proxy-upstream.mjs', String(up1)], /upstream on/)
+  const upstream = await start(process.execPath, ['bench/proxy-upstream.mjs', String(up1)], /upstream on/)
   await start(process.execPath, ['bench/proxy-upstream.mjs', String(up2)], /upstream on/)
 
   const prefix = path.join(dir, 'nginx')
@@ -141,14 +173,14 @@ http {
 }
 `,
   )
-  await start(
+  const nginxChild = await start(
     existsNginx(),
     ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'error.log')],
     undefined,
   )
   await waitForPort(nginxPort!)
 
-  await start(
+  const articleChild = await start(
     process.execPath,
     ['bench/article-gateway.mjs', String(articlePort), `bench=127.0.0.1:${up1},127.0.0.1:${up2}`],
     /article gateway on/,
@@ -160,18 +192,18 @@ http {
     [up1!, up2!].map((port) => registry.register({service: 'bench', address: '127.0.0.1', port})),
   )
   try {
-    await start(
+    const svcProxy = await start(
       process.execPath,
       ['bin/run.js', 'proxy', '--listen', `127.0.0.1:${svcPort}`, '--workers', '1', '--backend', backend],
       /svc proxy listening on/,
     )
     await waitForPort(svcPort!)
 
-    const targets: Array<[string, string]> = [
-      ['direct', `http://127.0.0.1:${up1}/bench/`],
-      ['nginx', `http://127.0.0.1:${nginxPort}/bench/`],
-      ['article', `http://127.0.0.1:${articlePort}/bench/`],
-      ['svc', `http://127.0.0.1:${svcPort}/bench/`],
+    const targets: Array<[string, string, number]> = [
+      ['direct', `http://127.0.0.1:${up1}/bench/`, upstream.pid!],
+      ['nginx', `http://127.0.0.1:${nginxPort}/bench/`, nginxChild.pid!],
+      ['article', `http://127.0.0.1:${articlePort}/bench/`, articleChild.pid!],
+      ['svc', `http://127.0.0.1:${svcPort}/bench/`, svcProxy.pid!],
     ]
     const results = new Map<string, Result[]>(targets.map(([name]) => [name, []]))
     console.log(
@@ -180,31 +212,38 @@ http {
     for (let round = 0; round < ROUNDS; round++) {
       // rotate the order so no target always runs first (or last) on a busy machine
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!)
-      for (const [name, url] of order) {
-        await wrk(url, WARMUP)
-        const result = await wrk(url, DURATION)
+      for (const [name, url, pid] of order) {
+        await wrk(url, WARMUP, pid)
+        const result = await wrk(url, DURATION, pid)
         results.get(name)!.push(result)
         console.log(
-          `  round ${round + 1} ${name.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
+          `  round ${round + 1} ${name.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms  cpu ${result.cpuUs.toFixed(0).padStart(4)} µs/req${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
         )
       }
     }
 
-    const med = (name: string): {rps: number; p99: number; errors: number} => {
+    const med = (name: string): {rps: number; p99: number; cpu: number; errors: number} => {
       const list = results.get(name)!
       return {
         rps: median(list.map((r) => r.rps)),
         p99: median(list.map((r) => r.p99Ms)),
+        cpu: median(list.map((r) => r.cpuUs)),
         errors: list.reduce((a, r) => a + r.errors, 0),
       }
     }
 
     console.log(`\nmedians of ${ROUNDS} round(s):`)
-    console.log(`  ${'target'.padEnd(8)} ${'req/s'.padStart(7)}  ${'p99 ms'.padStart(7)}  errors`)
+    console.log(
+      `  ${'target'.padEnd(8)} ${'req/s'.padStart(7)}  ${'p99 ms'.padStart(7)}  ${'cpu µs/req'.padStart(10)}  errors`,
+    )
     for (const [name] of targets) {
       const m = med(name)
-      console.log(`  ${name.padEnd(8)} ${m.rps.toFixed(0).padStart(7)}  ${m.p99.toFixed(2).padStart(7)}  ${m.errors}`)
+      console.log(
+        `  ${name.padEnd(8)} ${m.rps.toFixed(0).padStart(7)}  ${m.p99.toFixed(2).padStart(7)}  ${m.cpu.toFixed(0).padStart(10)}  ${m.errors}`,
+      )
     }
+
+    console.log('  (cpu: user + system time of the target’s own processes per request; direct: the one upstream)')
 
     const svc = med('svc')
     const nginx = med('nginx')
