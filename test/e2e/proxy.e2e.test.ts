@@ -154,6 +154,16 @@ describe('svc proxy (the built binary)', () => {
     }
   })
 
+  it('fails fast, in one line, when the registry cannot be reached at start', async () => {
+    const started = Date.now()
+    const result = await runCli(['proxy', '--listen', '127.0.0.1:0', '-b', 'etcd://127.0.0.1:1'], {env})
+    expect(result.code).toBe(1)
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(result.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^Error: cannot reach etcd at 127\.0\.0\.1:1 .*: check that the servers run/),
+    ])
+  })
+
   it('names the fix when the listen address is taken', async () => {
     const result = await runCli(['proxy', '--listen', `127.0.0.1:${upstream.port}`], {env})
     expect(result.code).not.toBe(0)

@@ -42,22 +42,37 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
   const proxy = new ProxyServer(opts)
   const controller = new AbortController()
   const {signal} = controller
-  let first: (() => void) | undefined
-  const ready = new Promise<void>((resolve) => {
-    first = resolve
+  // settles with the first snapshot (undefined) or the error that ended the watch before one came
+  let settle: ((error?: unknown) => void) | undefined
+  const ready = new Promise<unknown>((resolve) => {
+    settle = resolve
   })
+  let started = false
   const following = (async () => {
+    let failing = ''
     while (!signal.aborted) {
       try {
         for await (const event of registry.watch(undefined, {signal})) {
           proxy.table.apply(event)
-          if (event.type === 'snapshot') first?.()
-          else if (event.type === 'status' && event.state !== 'connected')
+          if (event.type === 'status' && event.state !== 'connected')
             opts.log(`registry ${event.state}: ${event.detail}`)
+          if (event.type !== 'snapshot') continue
+          started = true
+          settle?.()
+          if (failing !== '') opts.log('watch restored; routes up to date')
+          failing = ''
         }
       } catch (error) {
         if (signal.aborted) break
-        opts.log(`watch failed: ${errorMessage(error)}; retrying in 1 s (routes unchanged meanwhile)`)
+        if (!started) {
+          settle?.(error)
+          break
+        }
+
+        // one line per kind of failure, not one a second
+        const message = errorMessage(error)
+        if (message !== failing) opts.log(`watch failed: ${message}; retrying every second, routes unchanged meanwhile`)
+        failing = message
       }
 
       if (!signal.aborted) await sleep(1000, undefined, {signal}).catch(() => {})
@@ -66,16 +81,19 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
 
   const startTimeoutMs = opts.startTimeoutMs ?? 15_000
   let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), startTimeoutMs)
+  const timedOutError = new Error('timed out')
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, startTimeoutMs)
   })
-  const late = await Promise.race([ready.then(() => false), timedOut])
+  const outcome = await Promise.race([ready, timedOut.then(() => timedOutError)])
   clearTimeout(timer)
   let admin: MetricsServer | undefined
   try {
-    if (late) {
+    if (outcome === timedOutError) {
       throw new BackendUnavailableError(registry.kind, registry.description, `no snapshot within ${startTimeoutMs} ms`)
     }
+
+    if (outcome !== undefined) throw outcome
 
     const address = await proxy.listen()
     if (opts.admin) {
