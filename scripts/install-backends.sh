@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real servers the tests use: ZooKeeper, etcd, Consul 1.8.7, Docker, busybox-static.
+# Installs the real servers the tests use: ZooKeeper, etcd, Consul 1.8.7, Docker, busybox-static; and wrk and
+# nginx-light for bench/proxy.sh (nginx is never left running as a system service: the bench runs its own).
 # Idempotent; needs root and apt-get. Consul is unpacked into .backends/consul (not installed system-wide).
 set -euo pipefail
 
@@ -32,11 +33,18 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v java >/dev/null || missing+=(default-jre-headless)
+command -v wrk >/dev/null || missing+=(wrk)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   apt_update
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # the package may start nginx as a service (on port 80); the bench starts a private one instead
+  if [ -s /run/nginx.pid ]; then
+    log "stopping the nginx service the package started"
+    kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+  fi
 fi
 
 consul_bin="$backends/consul/usr/bin/consul"

@@ -17,15 +17,21 @@ const hostsOf = (uri: string): string => uri.replace(/^\w+:\/\//, '').replace(/\
 
 const unique = (): string => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 
-/** The four backends, each with a namespace of its own so test files do not see each other's instances. */
-export function testBackends(): TestBackend[] {
+/**
+ * The four backends (or those named), each with a namespace of its own so test files do not see each other's
+ * instances. Only the clusters named are looked up.
+ */
+export function testBackends(
+  names: ReadonlyArray<TestBackend['name']> = ['local', 'zk', 'etcd', 'consul'],
+): TestBackend[] {
   const base = unique()
-  return [
-    {name: 'local', uri: `local://${mkdtempSync(path.join(tmpdir(), 'svc-local-'))}`},
-    {name: 'zk', uri: `zk://${hostsOf(testCluster('zk').uri)}/svc-test/${base}`, cluster: 'zk'},
-    {name: 'etcd', uri: `etcd://${hostsOf(testCluster('etcd').uri)}/svc-test/${base}`, cluster: 'etcd'},
-    {name: 'consul', uri: `consul://${hostsOf(testCluster('consul').uri)}`, cluster: 'consul'},
-  ]
+  const make: Record<TestBackend['name'], () => TestBackend> = {
+    local: () => ({name: 'local', uri: `local://${mkdtempSync(path.join(tmpdir(), 'svc-local-'))}`}),
+    zk: () => ({name: 'zk', uri: `zk://${hostsOf(testCluster('zk').uri)}/svc-test/${base}`, cluster: 'zk'}),
+    etcd: () => ({name: 'etcd', uri: `etcd://${hostsOf(testCluster('etcd').uri)}/svc-test/${base}`, cluster: 'etcd'}),
+    consul: () => ({name: 'consul', uri: `consul://${hostsOf(testCluster('consul').uri)}`, cluster: 'consul'}),
+  }
+  return names.map((name) => make[name]())
 }
 
 /** A service name unique to one test, so Consul (which has no prefix) keeps tests apart too. */

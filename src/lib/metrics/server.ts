@@ -36,15 +36,29 @@ export function parseHostPort(value: string, flag = '--metrics'): HostPort {
   }
 }
 
-/** Serves GET /metrics (from `render`, called per scrape) and GET /healthz; every other request gets 404. */
-export async function serveMetrics(render: () => string, host: string, port: number): Promise<MetricsServer> {
-  const server = createServer((req, res) => handle(req, res, render))
+export interface ServeOptions {
+  /** More GET endpoints, by path: each returns a JSON body (e.g. the proxy's /routes). */
+  json?: Record<string, () => unknown>
+  /** What the listener is, for errors: "serve metrics" by default. */
+  what?: string
+  /** The flag that sets the address, for hints: --metrics by default. */
+  flag?: string
+}
+
+/** Serves GET /metrics (from `render`, called per scrape), GET /healthz and `opts.json`; everything else gets 404. */
+export async function serveMetrics(
+  render: () => string,
+  host: string,
+  port: number,
+  opts: ServeOptions = {},
+): Promise<MetricsServer> {
+  const server = createServer((req, res) => handle(req, res, render, opts.json ?? {}))
   server.keepAliveTimeout = 5000
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       server.close()
-      reject(listenError(error, host, port))
+      reject(listenError(error, host, port, opts.what, opts.flag))
     }
 
     server.once('error', onError)
@@ -67,9 +81,20 @@ export async function serveMetrics(render: () => string, host: string, port: num
   }
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, render: () => string): void {
-  const path = (req.url ?? '/').split('?', 1)[0]
+function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  render: () => string,
+  json: Record<string, () => unknown>,
+): void {
+  const path = (req.url ?? '/').split('?', 1)[0] ?? '/'
   const method = req.method ?? 'GET'
+  const extra = Object.hasOwn(json, path) ? json[path] : undefined
+  if ((method === 'GET' || method === 'HEAD') && extra) {
+    reply(res, 200, JSON.stringify(extra(), null, 2) + '\n', method, 'application/json')
+    return
+  }
+
   if ((method === 'GET' || method === 'HEAD') && path === '/metrics') {
     let body: string
     try {
@@ -88,7 +113,7 @@ function handle(req: IncomingMessage, res: ServerResponse, render: () => string)
     return
   }
 
-  reply(res, 404, 'not found: try /metrics or /healthz\n', method)
+  reply(res, 404, `not found: try ${['/metrics', '/healthz', ...Object.keys(json)].join(', ')}\n`, method)
 }
 
 function reply(
@@ -102,19 +127,26 @@ function reply(
   res.end(method === 'HEAD' ? undefined : body)
 }
 
-function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+/** A listen failure as a UserError naming the fix; `what` is e.g. "serve metrics", `flag` the address flag. */
+export function listenError(
+  error: NodeJS.ErrnoException,
+  host: string,
+  port: number,
+  what = 'serve metrics',
+  flag = '--metrics',
+): Error {
   const where = formatHosts([{host, port}])
   switch (error.code) {
     case 'EADDRINUSE': {
       return new UserError(
-        `cannot serve metrics on ${where}: the address is already in use`,
-        `stop the process listening there or pick another port, e.g. --metrics ${formatHosts([{host, port: port < 65_535 ? port + 1 : port - 1}])}`,
+        `cannot ${what} on ${where}: the address is already in use`,
+        `stop the process listening there or pick another port, e.g. ${flag} ${formatHosts([{host, port: port < 65_535 ? port + 1 : port - 1}])}`,
       )
     }
 
     case 'EACCES': {
       return new UserError(
-        `cannot serve metrics on ${where}: permission denied`,
+        `cannot ${what} on ${where}: permission denied`,
         'use a port above 1023, or run with the privilege to bind low ports',
       )
     }
@@ -123,7 +155,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
     case 'ENOTFOUND':
     case 'EAI_AGAIN': {
       return new UserError(
-        `cannot serve metrics on ${where}: ${host} is not an address of this host`,
+        `cannot ${what} on ${where}: ${host} is not an address of this host`,
         'use 127.0.0.1, 0.0.0.0 (every interface) or one of this host’s addresses',
       )
     }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# svc proxy throughput and tail latency beside its peers, in one run on 127.0.0.1: wrk against 2 upstreams directly,
+# through nginx (Debian nginx-light, 1 worker, keepalive upstream), through the article's express + http-proxy
+# gateway, and through `svc proxy --workers 1` (local backend). Prints req/s, p99 and the ratios svc/nginx,
+# svc/article and svc p99 / nginx p99 against the goals. Needs `npm run build`, wrk and nginx
+# (scripts/install-backends.sh installs them). Knobs: SVC_BENCH_DURATION (10s), SVC_BENCH_CONNECTIONS (50),
+# SVC_BENCH_THREADS (1), SVC_BENCH_ROUNDS (3, medians reported). Bounded by SVC_BENCH_TIMEOUT (default 600 s).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[ -f oclif.manifest.json ] && [ -d dist/commands ] || { echo "bench: run npm run build first" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench: wrk is missing: apt-get install wrk (or scripts/install-backends.sh)" >&2; exit 1; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || {
+  echo "bench: nginx is missing: apt-get install nginx-light (or scripts/install-backends.sh)" >&2
+  exit 1
+}
+exec timeout "${SVC_BENCH_TIMEOUT:-600}" npx tsx bench/proxy.ts

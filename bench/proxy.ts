@@ -1,0 +1,294 @@
+/**
+ * svc proxy beside its peers, all forwarding to the same 2 upstreams on 127.0.0.1 (bench/proxy-upstream.mjs):
+ * - direct: wrk against one upstream, no proxy;
+ * - nginx: Debian nginx-light as a reverse proxy, 1 worker, keepalive to the upstreams, private prefix, daemon off;
+ * - article: the express 4 + http-proxy 1 gateway of the background article (bench/article-gateway.mjs);
+ * - svc: `svc proxy --workers 1` on the local backend, the 2 upstreams registered through the library.
+ * Each target gets a warm-up, then wrk for a fixed time with fixed connections; SVC_BENCH_ROUNDS rounds (order
+ * rotated each round) and the median of each figure is reported. Goals: svc/nginx >= 0.5, svc/article >= 10,
+ * svc p99 <= 2x nginx p99.
+ */
+import {type ChildProcess, execFile, spawn} from 'node:child_process'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {fileURLToPath} from 'node:url'
+import {promisify} from 'node:util'
+
+import {request} from 'undici'
+
+import {allocatePorts} from '../src/lib/cluster/ports.js'
+import {openRegistry} from '../src/lib/registry/index.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const DURATION = process.env.SVC_BENCH_DURATION ?? '10s'
+const CONNECTIONS = Number(process.env.SVC_BENCH_CONNECTIONS ?? 50)
+const THREADS = Number(process.env.SVC_BENCH_THREADS ?? 1)
+const ROUNDS = Number(process.env.SVC_BENCH_ROUNDS ?? 3)
+const WARMUP = '2s'
+const run = promisify(execFile)
+
+interface Result {
+  rps: number
+  p99Ms: number
+  errors: number
+  /** CPU time the target's own processes spent per request, in µs (what it costs, whatever the machine's load). */
+  cpuUs: number
+}
+
+const TICK_US = 1e6 / 100
+
+/** User + system CPU ticks (1/100 s) of one process. */
+function ticksOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+
+/** User + system CPU ticks of `pid` and its child processes (nginx's worker). */
+function cpuTicks(pid: number): number {
+  let kids: number[] = []
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    // no children file: count the process alone
+  }
+
+  return [pid, ...kids].reduce((sum, p) => sum + ticksOf(p), 0)
+}
+
+const children: ChildProcess[] = []
+const dir = mkdtempSync(path.join(tmpdir(), 'svc-bench-proxy-'))
+
+function start(
+  cmd: string,
+  args: string[],
+  ready: RegExp | undefined,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ChildProcess> {
+  const child = spawn(cmd, args, {cwd: ROOT, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  children.push(child)
+  let output = ''
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${cmd} ${args.join(' ')} did not start: ${output}`)), 20_000)
+    const onData = (d: Buffer): void => {
+      output += d.toString()
+      if (ready === undefined || ready.test(output)) {
+        clearTimeout(timer)
+        resolve(child)
+      }
+    }
+
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', (d: Buffer) => {
+      output += d.toString()
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${cmd} exited with ${code}: ${output}`))
+    })
+    if (ready === undefined) {
+      clearTimeout(timer)
+      resolve(child)
+    }
+  })
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    try {
+      const res = await request(`http://127.0.0.1:${port}/bench/`)
+      await res.body.dump()
+      if (res.statusCode === 200) return
+    } catch {
+      // not up yet
+    }
+
+    await sleep(50)
+  }
+
+  throw new Error(`nothing answered on 127.0.0.1:${port} within 10 s`)
+}
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value)
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n
+}
+
+async function wrk(url: string, duration: string, pid: number): Promise<Result> {
+  const before = cpuTicks(pid)
+  const {stdout} = await run('wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, '--latency', url], {
+    timeout: 120_000,
+  })
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout)
+  const p99 = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(stdout)
+  if (!rps || !p99) throw new Error(`cannot read wrk's output:\n${stdout}`)
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
+  const errors = Number(non2xx?.[1] ?? 0) + (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0)
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)
+  const cpuUs = requests > 0 ? ((cpuTicks(pid) - before) * TICK_US) / requests : Number.NaN
+  return {rps: Number(rps[1]), p99Ms: toMs(p99[1]!, p99[2]!), errors, cpuUs}
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+async function main(): Promise<void> {
+  const [up1, up2, nginxPort, articlePort, svcPort] = await allocatePorts(5)
+  const upstream = await start(process.execPath, ['bench/proxy-upstream.mjs', String(up1)], /upstream on/)
+  await start(process.execPath, ['bench/proxy-upstream.mjs', String(up2)], /upstream on/)
+
+  const prefix = path.join(dir, 'nginx')
+  mkdirSync(path.join(prefix, 'tmp'), {recursive: true})
+  writeFileSync(
+    path.join(prefix, 'nginx.conf'),
+    `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  upstream bench { server 127.0.0.1:${up1}; server 127.0.0.1:${up2}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location /bench/ {
+      proxy_pass http://bench/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  )
+  const nginxChild = await start(
+    existsNginx(),
+    ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'error.log')],
+    undefined,
+  )
+  await waitForPort(nginxPort!)
+
+  const articleChild = await start(
+    process.execPath,
+    ['bench/article-gateway.mjs', String(articlePort), `bench=127.0.0.1:${up1},127.0.0.1:${up2}`],
+    /article gateway on/,
+  )
+
+  const backend = `local://${path.join(dir, 'registry')}`
+  const registry = await openRegistry(backend)
+  const handles = await Promise.all(
+    [up1!, up2!].map((port) => registry.register({service: 'bench', address: '127.0.0.1', port})),
+  )
+  try {
+    const svcProxy = await start(
+      process.execPath,
+      ['bin/run.js', 'proxy', '--listen', `127.0.0.1:${svcPort}`, '--workers', '1', '--backend', backend],
+      /svc proxy listening on/,
+    )
+    await waitForPort(svcPort!)
+
+    const targets: Array<[string, string, number]> = [
+      ['direct', `http://127.0.0.1:${up1}/bench/`, upstream.pid!],
+      ['nginx', `http://127.0.0.1:${nginxPort}/bench/`, nginxChild.pid!],
+      ['article', `http://127.0.0.1:${articlePort}/bench/`, articleChild.pid!],
+      ['svc', `http://127.0.0.1:${svcPort}/bench/`, svcProxy.pid!],
+    ]
+    const results = new Map<string, Result[]>(targets.map(([name]) => [name, []]))
+    console.log(
+      `svc proxy bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency after a ${WARMUP} warm-up, ${ROUNDS} round(s), 2 upstreams on 127.0.0.1`,
+    )
+    for (let round = 0; round < ROUNDS; round++) {
+      // rotate the order so no target always runs first (or last) on a busy machine
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]!)
+      for (const [name, url, pid] of order) {
+        await wrk(url, WARMUP, pid)
+        const result = await wrk(url, DURATION, pid)
+        results.get(name)!.push(result)
+        console.log(
+          `  round ${round + 1} ${name.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms  cpu ${result.cpuUs.toFixed(0).padStart(4)} µs/req${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
+        )
+      }
+    }
+
+    const med = (name: string): {rps: number; p99: number; cpu: number; errors: number} => {
+      const list = results.get(name)!
+      return {
+        rps: median(list.map((r) => r.rps)),
+        p99: median(list.map((r) => r.p99Ms)),
+        cpu: median(list.map((r) => r.cpuUs)),
+        errors: list.reduce((a, r) => a + r.errors, 0),
+      }
+    }
+
+    console.log(`\nmedians of ${ROUNDS} round(s):`)
+    console.log(
+      `  ${'target'.padEnd(8)} ${'req/s'.padStart(7)}  ${'p99 ms'.padStart(7)}  ${'cpu µs/req'.padStart(10)}  errors`,
+    )
+    for (const [name] of targets) {
+      const m = med(name)
+      console.log(
+        `  ${name.padEnd(8)} ${m.rps.toFixed(0).padStart(7)}  ${m.p99.toFixed(2).padStart(7)}  ${m.cpu.toFixed(0).padStart(10)}  ${m.errors}`,
+      )
+    }
+
+    console.log('  (cpu: user + system time of the target’s own processes per request; direct: the one upstream)')
+
+    const svc = med('svc')
+    const nginx = med('nginx')
+    const article = med('article')
+    const goal = (label: string, value: number, ok: boolean, want: string): void =>
+      console.log(`  ${label.padEnd(22)} ${value.toFixed(2).padStart(6)}  (goal ${want}: ${ok ? 'met' : 'NOT met'})`)
+    console.log('\nratios:')
+    goal('svc/nginx req/s', svc.rps / nginx.rps, svc.rps / nginx.rps >= 0.5, '>= 0.5')
+    goal('svc/article req/s', svc.rps / article.rps, svc.rps / article.rps >= 10, '>= 10')
+    goal('svc p99 / nginx p99', svc.p99 / nginx.p99, svc.p99 <= 2 * nginx.p99, '<= 2')
+    // the same ratios within each round (targets measured minutes apart on a shared machine drift)
+    const per = (a: string, b: string, f: (r: Result) => number): string =>
+      results
+        .get(a)!
+        .map((r, i) => (f(r) / f(results.get(b)![i]!)).toFixed(2))
+        .join(' ')
+    console.log(
+      `  per round: svc/nginx ${per('svc', 'nginx', (r) => r.rps)}; svc/article ${per('svc', 'article', (r) => r.rps)}; p99 svc/nginx ${per('svc', 'nginx', (r) => r.p99Ms)}`,
+    )
+  } finally {
+    await Promise.allSettled(handles.map((h) => h.close()))
+    await registry.close()
+  }
+}
+
+function existsNginx(): string {
+  return process.env.SVC_BENCH_NGINX ?? '/usr/sbin/nginx'
+}
+
+async function stopAll(): Promise<void> {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+  await sleep(300)
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  rmSync(dir, {recursive: true, force: true})
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, async () => {
+    await stopAll()
+    process.exit(130)
+  })
+}
+
+try {
+  await main()
+} finally {
+  await stopAll()
+}

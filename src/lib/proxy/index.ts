@@ -1,0 +1,126 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {BackendUnavailableError, errorMessage} from '../errors.js'
+import {type MetricsServer, parseHostPort, serveMetrics} from '../metrics/server.js'
+import type {HostPort} from '../registry/spec.js'
+import type {Registry} from '../registry/types.js'
+import {type ProxyOptions, ProxyServer} from './server.js'
+
+export {PROXY_DEFAULTS, type ProxyOptions, ProxyServer} from './server.js'
+
+/** Parses a listen address, HOST:PORT; port 0 asks the system for a free port. */
+export function parseListenAddress(value: string, flag: string): HostPort {
+  const zero = /^(.*):0$/.exec(value.trim())
+  if (zero === null) return parseHostPort(value, flag)
+  return {...parseHostPort(`${zero[1]}:1`, flag), port: 0}
+}
+
+export interface RunProxyOptions extends ProxyOptions {
+  /** Where to serve /routes, /metrics and /healthz; off when unset. */
+  admin?: {host: string; port: number}
+  /** How long to wait for the registry's first snapshot before giving up. */
+  startTimeoutMs?: number
+  /** Diagnostics (watch trouble), one line each. */
+  log(line: string): void
+}
+
+export interface RunningProxy {
+  proxy: ProxyServer
+  /** host:port the proxy listens on. */
+  address: string
+  /** host:port of the admin listener, when there is one. */
+  adminAddress?: string
+  /** Stops following the registry, drains (bounded) and closes; resolves with the requests cut at the deadline. */
+  stop(drainTimeoutMs: number): Promise<number>
+}
+
+/**
+ * Runs the gateway: follows `registry.watch()` into the route table, listens once the first snapshot is in, and
+ * serves the admin endpoints when asked. The watch is restarted after a failure; the table keeps serving meanwhile.
+ */
+export async function runProxy(registry: Registry, opts: RunProxyOptions): Promise<RunningProxy> {
+  const proxy = new ProxyServer(opts)
+  const controller = new AbortController()
+  const {signal} = controller
+  // settles with the first snapshot (undefined) or the error that ended the watch before one came
+  let settle: ((error?: unknown) => void) | undefined
+  const ready = new Promise<unknown>((resolve) => {
+    settle = resolve
+  })
+  let started = false
+  const following = (async () => {
+    let failing = ''
+    while (!signal.aborted) {
+      try {
+        for await (const event of registry.watch(undefined, {signal})) {
+          proxy.table.apply(event)
+          if (event.type === 'status' && event.state !== 'connected')
+            opts.log(`registry ${event.state}: ${event.detail}`)
+          if (event.type !== 'snapshot') continue
+          started = true
+          settle?.()
+          if (failing !== '') opts.log('watch restored; routes up to date')
+          failing = ''
+        }
+      } catch (error) {
+        if (signal.aborted) break
+        if (!started) {
+          settle?.(error)
+          break
+        }
+
+        // one line per kind of failure, not one a second
+        const message = errorMessage(error)
+        if (message !== failing) opts.log(`watch failed: ${message}; retrying every second, routes unchanged meanwhile`)
+        failing = message
+      }
+
+      if (!signal.aborted) await sleep(1000, undefined, {signal}).catch(() => {})
+    }
+  })()
+
+  const startTimeoutMs = opts.startTimeoutMs ?? 15_000
+  let timer: NodeJS.Timeout | undefined
+  const timedOutError = new Error('timed out')
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, startTimeoutMs)
+  })
+  const outcome = await Promise.race([ready, timedOut.then(() => timedOutError)])
+  clearTimeout(timer)
+  let admin: MetricsServer | undefined
+  try {
+    if (outcome === timedOutError) {
+      throw new BackendUnavailableError(registry.kind, registry.description, `no snapshot within ${startTimeoutMs} ms`)
+    }
+
+    if (outcome !== undefined) throw outcome
+
+    const address = await proxy.listen()
+    if (opts.admin) {
+      admin = await serveMetrics(() => proxy.metrics.render(), opts.admin.host, opts.admin.port, {
+        json: {'/routes': () => proxy.table.snapshot()},
+        what: 'serve the admin endpoints',
+        flag: '--admin-listen',
+      })
+    }
+
+    return {
+      proxy,
+      address,
+      adminAddress: admin?.address,
+      async stop(drainTimeoutMs) {
+        const cut = await proxy.drain(drainTimeoutMs)
+        controller.abort()
+        await following
+        await admin?.close()
+        return cut
+      },
+    }
+  } catch (error) {
+    controller.abort()
+    await following
+    await admin?.close()
+    await proxy.drain(0)
+    throw error
+  }
+}

@@ -1,0 +1,114 @@
+import cluster, {type Worker} from 'node:cluster'
+
+/** Set in a worker's environment: its number, 1..N. Worker 1 also serves the admin endpoints. */
+export const WORKER_ENV = 'SVC_PROXY_WORKER'
+
+/** This process's worker number under `svc proxy --workers N`, or undefined in the primary / a single process. */
+export function workerNumber(): number | undefined {
+  if (!cluster.isWorker) return undefined
+  const n = Number(process.env[WORKER_ENV])
+  return Number.isInteger(n) && n > 0 ? n : undefined
+}
+
+/** What a worker tells the primary. */
+export type WorkerMessage =
+  | {type: 'ready'; address: string; adminAddress?: string}
+  | {type: 'failed'; message: string}
+  | {type: 'stopped'; cut: number}
+
+export interface PrimaryOptions {
+  workers: number
+  /** How long a worker may take to start. */
+  startTimeoutMs: number
+  log(line: string): void
+}
+
+export interface RunningPrimary {
+  address: string
+  adminAddress?: string
+  /** Asks every worker to drain and waits for them to exit; resolves with the requests cut. */
+  stop(drainTimeoutMs: number): Promise<number>
+}
+
+/**
+ * Forks `workers` copies of this command; each holds its own registry watch and route table and shares the
+ * listening socket (node:cluster). Resolves once every worker listens; rejects with the first worker's failure.
+ * A worker that dies later is replaced (at most once a second).
+ */
+export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> {
+  let stopping = false
+  const workers = new Map<number, Worker>()
+  let lastRestart = 0
+  const fork = (n: number): Worker => {
+    const worker = cluster.fork({[WORKER_ENV]: String(n)})
+    workers.set(n, worker)
+    worker.on('exit', (code, signal) => {
+      if (workers.get(n) !== worker) return
+      workers.delete(n)
+      if (stopping) return
+      opts.log(`worker ${n} exited (${signal ?? code}); starting a new one`)
+      const wait = Math.max(0, lastRestart + 1000 - Date.now())
+      lastRestart = Date.now() + wait
+      setTimeout(() => {
+        if (!stopping) fork(n)
+      }, wait).unref()
+    })
+    return worker
+  }
+
+  const started = await Promise.allSettled(
+    Array.from({length: opts.workers}, (_, i) => i + 1).map(
+      (n) =>
+        new Promise<WorkerMessage & {type: 'ready'}>((resolve, reject) => {
+          const worker = fork(n)
+          const timer = setTimeout(
+            () => reject(new Error(`worker ${n} did not start within ${opts.startTimeoutMs} ms`)),
+            opts.startTimeoutMs,
+          )
+          worker.on('message', (message: WorkerMessage) => {
+            if (message.type === 'ready') {
+              clearTimeout(timer)
+              resolve(message)
+            } else if (message.type === 'failed') {
+              clearTimeout(timer)
+              reject(new Error(message.message))
+            }
+          })
+          worker.once('exit', (code) => {
+            clearTimeout(timer)
+            reject(new Error(`worker ${n} exited with status ${code} while starting`))
+          })
+        }),
+    ),
+  )
+
+  const stop = async (drainTimeoutMs: number): Promise<number> => {
+    stopping = true
+    const exits = [...workers.values()].map(
+      (worker) =>
+        new Promise<number>((resolve) => {
+          let cut = 0
+          worker.on('message', (message: WorkerMessage) => {
+            if (message.type === 'stopped') cut = message.cut
+          })
+          const kill = setTimeout(() => worker.process.kill('SIGKILL'), drainTimeoutMs + 5000)
+          worker.once('exit', () => {
+            clearTimeout(kill)
+            resolve(cut)
+          })
+          worker.process.kill('SIGTERM')
+        }),
+    )
+    const cuts = await Promise.all(exits)
+    return cuts.reduce((a, b) => a + b, 0)
+  }
+
+  const failure = started.find((r) => r.status === 'rejected')
+  if (failure) {
+    await stop(0)
+    throw failure.reason
+  }
+
+  const ready = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+  return {address: ready[0]!.address, adminAddress: ready.find((r) => r.adminAddress)?.adminAddress, stop}
+}
