@@ -111,16 +111,21 @@ export class ZooKeeperRegistry implements Registry {
 
   async deregister(service: string, id: string): Promise<boolean> {
     validateServiceName(service)
+    // a remove whose answer was lost (a member went away) may have been applied: a retry that then finds
+    // nothing reports the removal it made, not "not registered"
+    let issued = false
     const removed = await this.run(`deregister ${service} ${id}`, async (s) => {
       const dir = this.servicePath(service)
       const children = await s.children(dir)
-      if (!children) return false
+      if (!children) return issued
       const nodes = await Promise.all(
         children.map(async (child) => ({child, node: await this.readNode(s, service, child)})),
       )
       const target =
         nodes.find(({node}) => node !== 'gone' && node.instance?.id === id) ?? nodes.find(({child}) => child === id)
-      if (!target || !(await s.remove(`${dir}/${target.child}`))) return false
+      if (!target) return issued
+      issued = true
+      if (!(await s.remove(`${dir}/${target.child}`))) return false
       await s.removeIfEmpty(dir)
       return true
     })
