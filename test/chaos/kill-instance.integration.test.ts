@@ -12,7 +12,7 @@ import {allocatePorts} from '../../src/lib/cluster/ports.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
 import type {Registry} from '../../src/lib/registry/types.js'
 import {eventually, runCli, spawnCli, waitForOutput} from '../helpers/cli.js'
-import {docker, TestContainers} from '../helpers/docker.js'
+import {acquireDockerLock, docker, TestContainers} from '../helpers/docker.js'
 import {stopProcess} from '../helpers/drills.js'
 
 const root = mkdtempSync(path.join(tmpdir(), 'svc-chaos-inst-'))
@@ -167,18 +167,22 @@ describe('svc chaos kill-instance on containers registered by svc agent', () => 
   const backend = `local://${path.join(root, 'agent-registry')}`
   let agent: ChildProcess | undefined
   let registry: Registry
+  let releaseDocker: (() => void) | undefined
 
   beforeAll(async () => {
+    // no daemon restart of another test file while the agent's containers run
+    releaseDocker = await acquireDockerLock()
     registry = await openRegistry(backend)
     agent = spawnCli(['agent', '-b', backend, '--hostname', 'svc-chaos-test', '--json'], env)
     children.push(agent)
     await waitForOutput(agent, /"type":"docker","state":"connected"/, 30_000)
-  }, 180_000)
+  }, 240_000)
 
   afterAll(async () => {
     await stopProcess(agent)
     await containers.cleanup()
     await registry?.close()
+    releaseDocker?.()
   }, 60_000)
 
   it('stops the container behind an instance and measures until the agent deregisters it', async () => {

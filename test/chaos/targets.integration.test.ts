@@ -1,13 +1,21 @@
-import {afterAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {locateTarget, restartTarget, stopTarget} from '../../src/lib/chaos/targets.js'
-import {docker, TestContainers} from '../helpers/docker.js'
+import {acquireDockerLock, docker, TestContainers} from '../helpers/docker.js'
 
 const containers = new TestContainers('svcchaostgt')
 const state = (name: string): Promise<string> => docker(['inspect', '--format', '{{.State.Status}}', name])
 
+let releaseDocker: (() => void) | undefined
+
+beforeAll(async () => {
+  // no daemon restart of another test file while these containers run
+  releaseDocker = await acquireDockerLock()
+}, 200_000)
+
 afterAll(async () => {
   await containers.cleanup()
+  releaseDocker?.()
 }, 60_000)
 
 describe('a container that publishes a port, as a drill target', () => {

@@ -16,7 +16,7 @@ import type {Registry, ServiceInstance} from '../../src/lib/registry/types.js'
 import type {TestBackend} from '../helpers/backends.js'
 import {testBackends, uniqueService} from '../helpers/backends.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
-import {docker, ensureTestImage, type TestContainer, TestContainers} from '../helpers/docker.js'
+import {docker, ensureTestImage, type TestContainer, TestContainers, withDockerLock} from '../helpers/docker.js'
 
 const WAIT_MS = 15_000
 const containers = new TestContainers('svcagent')
@@ -394,7 +394,7 @@ describe('svc agent across a Docker daemon restart', () => {
   const backend = testBackends()[0]!
   const hostname = `svct-restart-${Date.now().toString(36)}`
 
-  it('reconnects, resyncs, and follows containers started and removed after the restart', async () => {
+  async function restartDrill(): Promise<void> {
     const pid = await pidofDockerd()
     if (!pid) throw new Error('no dockerd process found (pidof dockerd)')
     const command = dockerdCommand(pid)
@@ -454,5 +454,12 @@ describe('svc agent across a Docker daemon restart', () => {
 
       await containers.cleanup()
     }
-  }, 180_000)
+  }
+
+  // the lock keeps other test files' containers out of the restart (a stopping daemon stops them)
+  it(
+    'reconnects, resyncs, and follows containers started and removed after the restart',
+    () => withDockerLock(restartDrill),
+    380_000,
+  )
 })

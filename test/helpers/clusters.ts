@@ -1,10 +1,9 @@
-import {mkdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {inject} from 'vitest'
 
 import {readManifestSync} from '../../src/lib/cluster/manifest.js'
 import type {ClusterKind, ClusterManifest} from '../../src/lib/cluster/types.js'
+import {withLock} from './lock.js'
 
 /** What test/global-setup.ts provides for one cluster. */
 export interface ProvidedCluster {
@@ -70,49 +69,5 @@ export function testCluster(kind: ClusterKind): {uri: string; manifest: ClusterM
  */
 export async function withClusterLock<T>(kind: ClusterKind, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
   const {manifest} = testCluster(kind)
-  const lock = path.join(manifest.dir, 'disrupt.lock')
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      mkdirSync(lock)
-      writeFileSync(path.join(lock, 'owner'), String(process.pid))
-      break
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      if (lockIsStale(lock)) {
-        rmSync(lock, {recursive: true, force: true})
-        continue
-      }
-
-      if (Date.now() >= deadline) throw new Error(`waited ${timeoutMs} ms for the ${kind} cluster's disruption lock`)
-      await sleep(100)
-    }
-  }
-
-  try {
-    return await fn()
-  } finally {
-    rmSync(lock, {recursive: true, force: true})
-  }
-}
-
-function lockIsStale(lock: string): boolean {
-  let owner: number
-  try {
-    owner = Number(readFileSync(path.join(lock, 'owner'), 'utf8'))
-  } catch {
-    // being created right now, or its creator died before naming itself
-    try {
-      return Date.now() - statSync(lock).mtimeMs > 5000
-    } catch {
-      return false
-    }
-  }
-
-  try {
-    process.kill(owner, 0)
-    return false
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH'
-  }
+  return withLock(path.join(manifest.dir, 'disrupt.lock'), `the ${kind} cluster's disruption lock`, fn, timeoutMs)
 }

@@ -3,6 +3,8 @@ import {chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wr
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
+import {acquireLock, withLock} from './lock.js'
+
 export const TEST_IMAGE = 'svc-test-busybox:latest'
 /** Bumped when the image's content changes; an older image of the same name is rebuilt. */
 const IMAGE_VERSION = 'svc-health-cgi-1'
@@ -158,4 +160,19 @@ export class TestContainers {
     const list = ids.split('\n').filter((id) => id !== '')
     if (list.length > 0) await docker(['rm', '-f', ...list], 60_000).catch(() => '')
   }
+}
+
+/**
+ * The Docker daemon lock, shared by every test process: the agent's daemon-restart test holds it, and so does any
+ * test whose containers must keep running meanwhile (a restarted daemon stops them).
+ */
+const DOCKER_LOCK = path.join(tmpdir(), 'svc-test-docker.lock')
+const DOCKER_LOCK_WAIT_MS = 180_000
+
+export function withDockerLock<T>(fn: () => Promise<T>): Promise<T> {
+  return withLock(DOCKER_LOCK, 'the Docker daemon lock', fn, DOCKER_LOCK_WAIT_MS)
+}
+
+export function acquireDockerLock(): Promise<() => void> {
+  return acquireLock(DOCKER_LOCK, 'the Docker daemon lock', DOCKER_LOCK_WAIT_MS)
 }
