@@ -4,6 +4,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {request} from 'undici'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {KillInstanceReport} from '../../src/lib/chaos/kill-instance.js'
@@ -72,59 +73,42 @@ describe('svc chaos kill-instance on plain processes', () => {
     await registry?.close()
   })
 
-  it('stops the process behind one instance, sees it leave, and counts failed requests through a proxy', async () => {
+  /** Two node servers on free ports, each registered as `service` by `svc register` with an HTTP check. */
+  async function twoInstances(
+    service: string,
+  ): Promise<{ports: number[]; servers: ChildProcess[]; registrations: ChildProcess[]}> {
     const ports = await allocatePorts(2)
     const servers = ports.map((p) => server(p))
     const registrations = ports.map((p) => {
-      const child = spawnCli(
-        [
-          'register',
-          'web',
-          '--port',
-          String(p),
-          '--address',
-          '127.0.0.1',
-          '--check-http',
-          '/',
-          '--check-interval',
-          '500ms',
-          '-b',
-          backend,
-        ],
-        env,
-      )
+      const args = ['register', service, '--port', String(p), '--address', '127.0.0.1']
+      const child = spawnCli([...args, '--check-http', '/', '--check-interval', '500ms', '-b', backend], env)
       children.push(child)
       return child
     })
     await Promise.all(registrations.map((r) => waitForOutput(r, /^registered /, 20_000)))
     await eventually(
-      async () => (await registry.listInstances('web')).filter((i) => i.health === 'passing').length === 2,
+      async () => (await registry.listInstances(service)).filter((i) => i.health === 'passing').length === 2,
       10_000,
     )
+    return {ports, servers, registrations}
+  }
+
+  async function drill(service: string, proxyUrl: string): Promise<{report: KillInstanceReport; stderr: string}> {
+    const load = ['--proxy', proxyUrl, '--rate', '20', '--max-requests', '400']
+    const result = await runCli(['chaos', 'kill-instance', service, '-b', backend, '--yes', '--json', ...load], {
+      env,
+      timeoutMs: 60_000,
+    })
+    expect(result.code, result.stderr).toBe(0)
+    return {report: JSON.parse(result.stdout) as KillInstanceReport, stderr: result.stderr}
+  }
+
+  it('stops the process behind one instance, sees it leave, and counts failed requests through a proxy', async () => {
+    const {ports, servers, registrations} = await twoInstances('web')
     const proxy = await standInProxy(ports)
     try {
-      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`
-      const result = await runCli(
-        [
-          'chaos',
-          'kill-instance',
-          'web',
-          '-b',
-          backend,
-          '--yes',
-          '--json',
-          '--proxy',
-          url,
-          '--rate',
-          '20',
-          '--max-requests',
-          '400',
-        ],
-        {env, timeoutMs: 60_000},
-      )
-      expect(result.code, result.stderr).toBe(0)
-      expect(result.stderr).toMatch(/will stop process \d+ \(node: .*\), behind web:127\.0\.0\.1:\d+/)
-      const report = JSON.parse(result.stdout) as KillInstanceReport
+      const {report, stderr} = await drill('web', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`)
+      expect(stderr).toMatch(/will stop process \d+ \(node: .*\), behind web:127\.0\.0\.1:\d+/)
       expect(report.ok, report.problems.join('; ')).toBe(true)
       expect(report.instances).toHaveLength(1)
       const [victim] = report.instances
@@ -136,7 +120,7 @@ describe('svc chaos kill-instance on plain processes', () => {
       expect(isAlive(servers[index]!.pid!)).toBe(false)
       expect(isAlive(servers[1 - index]!.pid!)).toBe(true)
       for (const r of registrations) expect(isAlive(r.pid!)).toBe(true)
-      // the bounded load saw the failures through the proxy
+      // the bounded load saw the failures through the stand-in, which neither retries nor ejects
       expect(report.load!.sent).toBeGreaterThan(20)
       expect(report.load!.sent).toBeLessThanOrEqual(400)
       expect(report.load!.failed).toBeGreaterThan(0)
@@ -145,6 +129,27 @@ describe('svc chaos kill-instance on plain processes', () => {
       expect(instances.find((i) => i.port === victim!.port)?.health).toBe('critical')
     } finally {
       proxy.close()
+      for (const r of registrations) await stopProcess(r)
+    }
+  })
+
+  it('through a real svc proxy, no request fails while an instance is killed', async () => {
+    const service = `gw-${Date.now().toString(36)}`
+    const {registrations} = await twoInstances(service)
+    const proxy = spawnCli(['proxy', '--listen', '127.0.0.1:0', '-b', backend], env)
+    children.push(proxy)
+    try {
+      const listening = await waitForOutput(proxy, /^svc proxy listening on http:\/\/(\S+)/m, 20_000)
+      const address = /http:\/\/(\S+)/.exec(listening)![1]!
+      await eventually(async () => (await request(`http://${address}/${service}/`)).statusCode === 200, 10_000)
+      const {report} = await drill(service, `http://${address}/${service}/`)
+      expect(report.ok, report.problems.join('; ')).toBe(true)
+      expect(report.instances).toHaveLength(1)
+      expect(report.load!.sent).toBeGreaterThan(20)
+      // the proxy retries a refused connection on the other instance, then drops the critical one
+      expect(report.load!.failed).toBe(0)
+    } finally {
+      await stopProcess(proxy)
       for (const r of registrations) await stopProcess(r)
     }
   })
