@@ -6,7 +6,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import type {ClusterView} from '../../src/lib/cluster/named.js'
 import type {ClusterKind} from '../../src/lib/cluster/types.js'
 import {isAlive} from '../../src/lib/cluster/process.js'
-import {runCli} from '../helpers/cli.js'
+import {eventually, runCli, spawnCli, waitForExit} from '../helpers/cli.js'
 import {expectRecovered, killLeaderDrill, stopProcess} from '../helpers/drills.js'
 import {leaderPort} from '../helpers/leader-watch.js'
 
@@ -83,6 +83,22 @@ describe('svc cluster up, then svc chaos kill-leader --restart-after', () => {
     expect(result.stderr.trim().split('\n').at(-1)).toBe(
       'Error: etcd is not installed (no etcd on PATH): install the Debian package etcd-server: run scripts/install-backends.sh',
     )
+  })
+
+  it('stops the members it started when interrupted during up, and leaves no cluster behind', async () => {
+    const child = spawnCli(['cluster', 'up', '--backend', 'zk', '--name', 'interrupted'], env)
+    // zk members take seconds to elect: interrupt once all three were started
+    const started: number[] = []
+    child.stderr!.on('data', (d: Buffer) => {
+      for (const m of d.toString().matchAll(/started \S+ \(pid (\d+)/g)) started.push(Number(m[1]))
+    })
+    await eventually(async () => started.length === 3, 30_000)
+    child.kill('SIGINT')
+    expect(await waitForExit(child, 30_000)).not.toBe(0)
+    for (const pid of started) expect(isAlive(pid)).toBe(false)
+    const status = await runCli(['cluster', 'status', '--name', 'interrupted'], {env})
+    expect(status.code).not.toBe(0)
+    expect(existsSync(path.join(home, 'clusters', 'interrupted'))).toBe(false)
   })
 
   it('reports a cluster it cannot reach in one line', async () => {

@@ -41,8 +41,14 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
     const shown = progress()
     shown.update(`starting ${flags.nodes} ${kind} members of cluster "${name}"`)
     let view: ClusterView
+    // Ctrl-C while the members start stops them again, instead of leaving them behind
+    const interrupt = new AbortController()
+    const abort = (): void => interrupt.abort()
+    process.once('SIGINT', abort)
+    process.once('SIGTERM', abort)
     try {
       view = await clusterUp({
+        signal: interrupt.signal,
         kind,
         nodes: flags.nodes,
         name,
@@ -53,6 +59,9 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
     } catch (error) {
       shown.done()
       throw error
+    } finally {
+      process.off('SIGINT', abort)
+      process.off('SIGTERM', abort)
     }
 
     shown.done(`${kind} cluster "${name}" is up; leader ${view.leader ?? 'unknown'}; manifest ${view.manifest}`)

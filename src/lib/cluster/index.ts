@@ -356,6 +356,7 @@ async function launch(
   const started = Date.now()
   try {
     for (const member of members) {
+      throwIfInterrupted(opts)
       member.pid = await spawnDetached(member.command, member.args, {cwd: memberDir(member), logFile: member.logFile})
       opts.log?.(`${opts.kind}: started ${member.name} (pid ${member.pid}, ${CLUSTER_HOST}:${member.clientPort})`)
     }
@@ -380,6 +381,7 @@ async function launch(
         throw error
       }
 
+      throwIfInterrupted(opts)
       const verdict = await clusterVerdict(manifest)
       const now = Date.now() - started
       if (answeringMs === undefined && verdict.obs.statuses.every((s) => s.up)) answeringMs = now
@@ -411,6 +413,15 @@ async function launch(
     await Promise.allSettled(members.map(async (m) => m.pid !== undefined && kill(m.pid)))
     await rm(manifestPath(manifest), {force: true})
     throw error
+  }
+}
+
+function throwIfInterrupted(opts: StartClusterOptions): void {
+  if (opts.signal?.aborted) {
+    throw new UserError(
+      `starting cluster ${opts.name} was interrupted; the members started so far were stopped`,
+      'run the same command again to start it',
+    )
   }
 }
 

@@ -48,6 +48,8 @@ export interface ClusterUpOptions {
   timeoutMs?: number
   log?: (message: string) => void
   env?: Env
+  /** Aborting stops what was started (Ctrl-C). */
+  signal?: AbortSignal
 }
 
 /**
@@ -68,15 +70,24 @@ export async function clusterUp(opts: ClusterUpOptions): Promise<ClusterView> {
     )
   }
 
-  const manifest = await startCluster({
-    kind: opts.kind,
-    nodes: opts.nodes,
-    name: opts.name,
-    dir,
-    basePort: opts.basePort,
-    timeoutMs: opts.timeoutMs,
-    log: opts.log,
-  })
+  let manifest: ClusterManifest
+  try {
+    manifest = await startCluster({
+      kind: opts.kind,
+      nodes: opts.nodes,
+      name: opts.name,
+      dir,
+      basePort: opts.basePort,
+      timeoutMs: opts.timeoutMs,
+      log: opts.log,
+      signal: opts.signal,
+    })
+  } catch (error) {
+    // its members are stopped already; an interrupted start leaves nothing (a failed one keeps its logs)
+    if (opts.signal?.aborted) await rm(dir, {recursive: true, force: true})
+    throw error
+  }
+
   await linkNamedManifest(manifest, env)
   return viewCluster(manifest, env)
 }

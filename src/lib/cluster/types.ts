@@ -79,4 +79,6 @@ export interface StartClusterOptions {
   /** Bound on starting and electing; default 60 s. */
   timeoutMs?: number
   log?: (message: string) => void
+  /** Aborting stops the members started so far and removes the manifest (Ctrl-C during `svc cluster up`). */
+  signal?: AbortSignal
 }
