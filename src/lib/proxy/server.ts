@@ -158,8 +158,13 @@ class ClientConnection {
     this.parser = parser
     socket.on('data', this.onData)
     socket.on('end', () => {
+      // as node:http does: a client that ends its side abandons what it has not had answered yet
       this.ended = true
-      if (this.queue.length === 0) socket.end()
+      if (this.tunnelled) return
+      const active = this.queue[0]
+      this.queue = []
+      active?.clientGone()
+      socket.end()
     })
     socket.on('drain', () => {
       const up = this.queue[0]?.up
@@ -437,7 +442,9 @@ class Exchange implements PoolClient {
     conn.head = this.method === 'HEAD'
     const {socket} = conn
     socket.cork()
-    socket.write(this.method + ' ' + this.path + ' HTTP/1.1\r\n' + this.headerBlock, 'latin1')
+    // HTTP/1.1 needs a Host: an HTTP/1.0 client may have sent none
+    const host = this.host === undefined ? 'host: ' + this.upstream!.hostPort + '\r\n' : ''
+    socket.write(this.method + ' ' + this.path + ' HTTP/1.1\r\n' + host + this.headerBlock, 'latin1')
     const {pending} = this
     let flowing = true
     if (pending !== undefined) {
