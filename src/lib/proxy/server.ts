@@ -547,6 +547,8 @@ class Exchange implements PoolClient {
     this.responseDone = true
     this.conn.proxy.settle(this, this.status)
     if (this.requestDone || this.closeAfter) this.conn.done(this)
+    // answered before its body was all read: read (and drop) the rest
+    else this.conn.resume()
   }
 
   onUpstreamError(error: Error): void {
@@ -793,6 +795,7 @@ export class ProxyServer {
     })
     this.settle(ex, status)
     if (ex.requestDone || ex.closeAfter) ex.conn.done(ex)
+    else ex.conn.resume()
   }
 
   /** A forwarded request ended (answered, failed or abandoned by the client): count it, log it, release its slot. */
