@@ -213,6 +213,8 @@ class ClientConnection {
 
   /** A request's head arrived. */
   request(method: string, url: string, minor: number, headers: string[], upgrade: boolean, keepAlive: boolean): void {
+    // a request parsed after the connection was told to close (pipelined behind a closing one) is dropped
+    if (this.socket.writableEnded) return
     if (upgrade && method === 'CONNECT') {
       this.socket.off('data', this.onData)
       this.parser[kOnMessageComplete] = undefined
