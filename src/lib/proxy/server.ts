@@ -308,6 +308,8 @@ class Exchange implements PoolClient {
   forwarded = false
   settled = false
   retried = false
+  /** Sent again on a new connection after a kept-alive one closed under it. */
+  resent = false
   requestDone = false
   /** The upstream request body was written whole. */
   bodySent = false
@@ -553,10 +555,10 @@ class Exchange implements PoolClient {
     else this.conn.resume()
   }
 
-  onUpstreamError(error: Error): void {
+  onUpstreamError(error: Error, reused: boolean): void {
     this.up = undefined
     if (this.settled) return
-    this.conn.proxy.failed(this, error)
+    this.conn.proxy.failed(this, error, reused)
   }
 
   /** Answers the request from the proxy itself (404, 502, ...). */
@@ -752,12 +754,20 @@ export class ProxyServer {
   }
 
   /** An attempt failed: retry it elsewhere when that is safe, else answer 502/504 (or cut a started response). */
-  failed(ex: Exchange, error: Error): void {
+  failed(ex: Exchange, error: Error, reused: boolean): void {
     const route = ex.route!
     const upstream = ex.upstream!
-    upstream.inflight--
     const kind = errorKind(error)
     const code = (error as NodeJS.ErrnoException).code
+    if (reused && kind === 'reset' && !ex.resent && !ex.responseStarted && !ex.hasBody && IDEMPOTENT.has(ex.method)) {
+      // a kept-alive connection the upstream closed as the request went out: not the instance's fault, send
+      // it again on another connection of the same instance (once)
+      ex.resent = true
+      upstream.pool.acquire(ex)
+      return
+    }
+
+    upstream.inflight--
     const poolClosed = code === 'EPOOLCLOSED'
     if (!poolClosed) {
       this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind})

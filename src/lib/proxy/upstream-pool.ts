@@ -18,8 +18,11 @@ export class UpstreamError extends Error {
 export interface PoolClient {
   /** A connection is ready (new or reused); the client writes its request on it. */
   onUpstream(conn: UpstreamConnection): void
-  /** The connection failed, or never came; the client is no longer on it. */
-  onUpstreamError(error: Error): void
+  /**
+   * The connection failed, or never came; the client is no longer on it. `reused`: the connection had served
+   * responses before (a kept-alive one the upstream may have closed as the request went out).
+   */
+  onUpstreamError(error: Error, reused: boolean): void
   /** Returns 1 when the response has no body (a response to HEAD). Not called for 1xx responses. */
   onResponseHead(status: number, reason: string, headers: string[], keepAlive: boolean): number
   onResponseBody(chunk: Buffer): void
@@ -167,7 +170,9 @@ export class UpstreamConnection {
     this.client = undefined
     this.socket.destroy()
     this.pool.discard(this)
-    if (client !== undefined) client.onUpstreamError(error ?? new UpstreamError('connection closed', 'EUPSTREAMCLOSED'))
+    if (client !== undefined) {
+      client.onUpstreamError(error ?? new UpstreamError('connection closed', 'EUPSTREAMCLOSED'), this.served > 0)
+    }
   }
 
   /** Closes the connection without telling its request (which gave it up). */
@@ -202,7 +207,7 @@ export class ConnectionPool implements UpstreamPool {
   /** Hands `client` a connection now (idle one), once connected (new one), or when one frees up. */
   acquire(client: PoolClient): void {
     if (this.closed) {
-      client.onUpstreamError(new UpstreamError('the instance left the route table', 'EPOOLCLOSED'))
+      client.onUpstreamError(new UpstreamError('the instance left the route table', 'EPOOLCLOSED'), false)
       return
     }
 
@@ -272,7 +277,7 @@ export class ConnectionPool implements UpstreamPool {
     this.closed = true
     clearInterval(this.sweeper)
     for (const client of this.waiting.splice(0)) {
-      client.onUpstreamError(new UpstreamError('the instance left the route table', 'EPOOLCLOSED'))
+      client.onUpstreamError(new UpstreamError('the instance left the route table', 'EPOOLCLOSED'), false)
     }
 
     for (const conn of this.idle.splice(0)) conn.fail(undefined)
