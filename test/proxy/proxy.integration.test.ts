@@ -359,3 +359,86 @@ describe('svc proxy routing options (local backend)', () => {
     expect(await upstreamOf('/user?id=3', {host: `${web}.svc.example`})).toBe('web-1')
   })
 })
+
+/** Writes `text` on a raw connection without ending it; resolves with everything read until the server closes. */
+async function converse(address: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const [host, port] = address.split(':')
+    const socket = connect(Number(port), host!, () => socket.write(text))
+    let out = ''
+    socket.setTimeout(5000, () => socket.destroy(new Error(`no close after: ${out}`)))
+    socket.on('data', (d: Buffer) => {
+      out += d.toString('latin1')
+    })
+    socket.on('close', () => resolve(out))
+    socket.on('error', reject)
+  })
+}
+
+describe('svc proxy HTTP/1.1 on raw connections (local backend)', () => {
+  const [backend] = testBackends(['local'])
+  let registry: Registry
+  let running: RunningProxy
+  let upstream: TestUpstream
+  let handle: RegistrationHandle
+  const service = uniqueService('raw')
+
+  beforeAll(async () => {
+    registry = await openRegistry(backend!.uri)
+    upstream = await startUpstream('raw-1')
+    handle = await registry.register({service, id: 'raw-1', address: '127.0.0.1', port: upstream.port})
+    running = await runProxy(registry, {
+      host: '127.0.0.1',
+      port: 0,
+      strategy: 'round-robin',
+      connectTimeoutMs: 1000,
+      timeoutMs: 5000,
+      log() {},
+    })
+    await eventually(async () => running.proxy.table.services.get(service)?.available === 1, 5000)
+  })
+
+  afterAll(async () => {
+    await running?.stop(1000)
+    await handle?.close()
+    await upstream?.kill()
+    await registry?.close()
+  })
+
+  it('answers pipelined requests in order, the last one closing', async () => {
+    const out = await converse(
+      running.address,
+      `GET /${service}/user?id=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /nope/x HTTP/1.1\r\nHost: a\r\n\r\n` +
+        `GET /${service}/user?id=2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`,
+    )
+    expect(out.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 404', 'HTTP/1.1 200'])
+    expect(out).toMatch(/It's user 1\.[\s\S]*unknown service[\s\S]*It's user 2\.$/)
+  })
+
+  it('serves an HTTP/1.0 client that sends no Host', async () => {
+    const out = await converse(running.address, `GET /${service}/ HTTP/1.0\r\n\r\n`)
+    expect(out).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    expect(out).toMatch(/\r\nconnection: close\r\n/i)
+    expect(out.endsWith('This is raw-1.')).toBe(true)
+  })
+
+  it('forwards a chunked request body and answers Expect: 100-continue', async () => {
+    const out = await converse(
+      running.address,
+      `POST /${service}/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n` +
+        'Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
+    )
+    expect(out).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/)
+    const sha256 = createHash('sha256').update('hello world').digest('hex')
+    expect(JSON.parse(out.slice(out.lastIndexOf('\r\n\r\n') + 4))).toEqual({bytes: 11, sha256})
+  })
+
+  it('answers 431 to an oversized head and 400 to a malformed one, then closes', async () => {
+    expect(
+      await converse(running.address, `GET /${service}/ HTTP/1.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    ).toMatch(/^HTTP\/1\.1 431 /)
+    expect(await converse(running.address, `GET /${service}/ HTTP/1.1\r\nNo colon here\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 400 /,
+    )
+  })
+})

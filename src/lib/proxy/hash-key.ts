@@ -1,5 +1,3 @@
-import type {IncomingMessage} from 'node:http'
-
 import {UserError} from '../errors.js'
 
 /** What the hash strategy hashes: a request header, a cookie, or the client's IP address. */
@@ -16,22 +14,22 @@ export function parseHashKey(text: string): HashKey {
   return match[1] === 'header' ? {kind: 'header', name: name.toLowerCase()} : {kind: 'cookie', name}
 }
 
-/** The request's hash key, or undefined when the header or cookie is missing. */
-export function hashKeyOf(key: HashKey, req: IncomingMessage): string | undefined {
-  switch (key.kind) {
-    case 'ip': {
-      return req.socket.remoteAddress
-    }
-
-    case 'header': {
-      const value = req.headers[key.name]
-      return Array.isArray(value) ? value[0] : value
-    }
-
-    case 'cookie': {
-      return cookieValue(req.headers.cookie, key.name)
-    }
+/**
+ * The request's hash key from its raw [name, value, ...] headers and the client's address, or undefined when the
+ * header or cookie is missing. Several Cookie headers count as one.
+ */
+export function hashKeyOf(key: HashKey, raw: readonly string[], remoteAddress: string | undefined): string | undefined {
+  if (key.kind === 'ip') return remoteAddress
+  const wanted = key.kind === 'header' ? key.name : 'cookie'
+  let cookies: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length !== wanted.length || name.toLowerCase() !== wanted) continue
+    if (key.kind === 'header') return raw[i + 1]
+    cookies = cookies === undefined ? raw[i + 1] : `${cookies}; ${raw[i + 1]}`
   }
+
+  return key.kind === 'cookie' ? cookieValue(cookies, key.name) : undefined
 }
 
 /** The value of cookie `name` in a Cookie header, or undefined. */

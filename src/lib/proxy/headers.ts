@@ -129,7 +129,7 @@ export function upstreamHeaders(raw: readonly string[], clientIp: string, keepUp
 }
 
 /**
- * A response's headers for the client from undici's raw [name, value, ...] buffers, hop-by-hop headers dropped.
+ * A response's headers for the client from raw [name, value, ...] buffers, hop-by-hop headers dropped.
  * `head.contentLength` gets the Content-Length (-1 when there is none).
  */
 export function downstreamHeaders(raw: readonly Buffer[], head?: {contentLength: number}): string[] {

@@ -34,7 +34,7 @@ export function parseRouteSpec(text: string): RouteSpec {
   }
 }
 
-/** What a connection pool to one upstream must offer; undici's Pool in the proxy. */
+/** What a connection pool to one upstream must offer; the proxy's ConnectionPool (upstream-pool.ts). */
 export interface UpstreamPool {
   close(): Promise<void>
   destroy(): Promise<void>
@@ -73,7 +73,7 @@ export function hostPortOf(instance: Pick<ServiceInstance, 'address' | 'port'>):
 }
 
 export interface RouteHooks<P extends UpstreamPool> {
-  createPool(origin: string): P
+  createPool(origin: string, instance: ServiceInstance): P
   onEject?(route: ServiceRoute<P>, upstream: Upstream<P>, ms: number): void
   onReinstate?(route: ServiceRoute<P>, upstream: Upstream<P>): void
   now?(): number
@@ -113,7 +113,10 @@ export class ServiceRoute<P extends UpstreamPool = UpstreamPool> {
       current.weight = instanceWeight(instance)
     } else {
       if (current) this.drop(current)
-      this.upstreams.set(instance.id, new Upstream(instance, this.hooks.createPool(`http://${hostPortOf(instance)}`)))
+      this.upstreams.set(
+        instance.id,
+        new Upstream(instance, this.hooks.createPool(`http://${hostPortOf(instance)}`, instance)),
+      )
     }
 
     this.rebuild()

@@ -1,18 +1,26 @@
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {connect, type AddressInfo, type Socket} from 'node:net'
-import type {Duplex} from 'node:stream'
+import {STATUS_CODES} from 'node:http'
+import {type AddressInfo, connect, createServer, type Server, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
-
-import {type Dispatcher, Pool} from 'undici'
 
 import type {BalanceStrategy} from '../balancer/strategies.js'
 import {listenError} from '../metrics/server.js'
 import {formatHosts} from '../registry/spec.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
+import {connectionTokens, forwardedKind, isHopByHop, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, type PassiveHealthOptions, RetryBudget, type RetryBudgetOptions} from './health.js'
-import {downstreamHeaders, upstreamHeaders} from './headers.js'
+import {
+  createParser,
+  kOnBody,
+  kOnHeaders,
+  kOnHeadersComplete,
+  kOnMessageComplete,
+  methods,
+  type NativeParser,
+  type ParseError,
+} from './http-parser.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
 import {type RouteSpec, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
+import {ConnectionPool, DEFAULT_IDLE_MS, type PoolClient, type UpstreamConnection} from './upstream-pool.js'
 
 export interface ProxyOptions {
   host: string
@@ -44,107 +52,568 @@ export const PROXY_DEFAULTS = {
   maxConnectionsPerUpstream: 256,
 }
 
-type UpstreamPool = Pool
-type Route = ServiceRoute<UpstreamPool>
-type Target = Upstream<UpstreamPool>
+/** An idle client connection is closed after this long, as node:http's default keepAliveTimeout. */
+const CLIENT_IDLE_MS = 5000
+
+type Route = ServiceRoute<ConnectionPool>
+type Target = Upstream<ConnectionPool>
 
 const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
-/** The client went away before the response ended; the upstream request is aborted with this. */
-class ClientGoneError extends Error {
-  override name = 'ClientGoneError'
+/** `HTTP/1.1 <code> <reason>\r\n` for every code node knows, built once. */
+const STATUS_LINES: string[] = []
+for (const [code, reason] of Object.entries(STATUS_CODES)) STATUS_LINES[Number(code)] = `HTTP/1.1 ${code} ${reason}\r\n`
+
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+const TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+const LAST_CHUNK = '0\r\n\r\n'
+
+/** Request parser callbacks: `this` is the parser, its connection in `conn`. */
+interface RequestParser extends NativeParser {
+  conn: ClientConnection
+}
+
+function onRequestHeaders(this: NativeParser, headers: string[], url: string): void {
+  const conn = (this as RequestParser).conn
+  for (const h of headers) conn.partialHeaders.push(h)
+  conn.partialUrl += url
+}
+
+function onRequestHeadersComplete(
+  this: NativeParser,
+  _major: number,
+  minor: number,
+  headers: string[] | undefined,
+  method: number | undefined,
+  url: string | undefined,
+  _status: number | undefined,
+  _reason: string | undefined,
+  upgrade: boolean,
+  keepAlive: boolean,
+): number {
+  const conn = (this as RequestParser).conn
+  if (headers === undefined) {
+    headers = conn.partialHeaders
+    conn.partialHeaders = []
+  } else if (conn.partialHeaders.length > 0) {
+    headers = [...conn.partialHeaders, ...headers]
+    conn.partialHeaders = []
+  }
+
+  if (!url) {
+    url = conn.partialUrl
+    conn.partialUrl = ''
+  }
+
+  conn.request(methods[method ?? 0] ?? 'GET', url, minor, headers, upgrade, keepAlive)
+  return 0
+}
+
+function onRequestBody(this: NativeParser, chunk: Buffer): void {
+  ;(this as RequestParser).conn.reading?.requestBody(chunk)
+}
+
+function onRequestComplete(this: NativeParser): void {
+  const conn = (this as RequestParser).conn
+  const ex = conn.reading
+  conn.reading = undefined
+  ex?.requestComplete()
 }
 
 /**
- * One proxied request, as undici's dispatch handler: response headers, data and end go straight to the client's
- * response, with backpressure both ways. A class, not closures, so each request allocates one object.
+ * One client connection: a native request parser fed from the socket, requests answered in order (a pipelined
+ * request waits, with the socket paused, until the one before it is answered).
  */
-class Forward implements Dispatcher.DispatchHandler {
-  abortUpstream: ((error?: Error) => void) | undefined = undefined
-  resumeUpstream: (() => void) | undefined = undefined
-  status = 0
-  contentLength = -1
-  /** Body bytes written to the client so far. */
-  written = 0
-  done = false
-  retried = false
+class ClientConnection {
+  readonly parser: RequestParser
+  readonly remoteAddress: string
+  /** Requests received and not yet answered; the first is the one being served. */
+  queue: Exchange[] = []
+  /** The request whose body the parser is reading. */
+  reading: Exchange | undefined = undefined
+  partialHeaders: string[] = []
+  partialUrl = ''
+  /** The client sent its FIN: close once the queue is answered. */
+  ended = false
+  closed = false
+  /** The socket went to a WebSocket (Upgrade) tunnel. */
+  tunnelled = false
+  /** Reading is paused: a request waits in the queue, or a body waits for its upstream. */
+  paused = false
 
   constructor(
     readonly proxy: ProxyServer,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly route: Route,
-    public upstream: Target,
-    readonly options: Dispatcher.DispatchOptions,
-    readonly key: string | undefined,
-    readonly started: number,
-  ) {}
-
-  readonly onClientClose = (): void => {
-    if (this.done) return
-    this.done = true
-    // undici reports the abort through onError, which releases the upstream's slot
-    this.abortUpstream?.(new ClientGoneError('the client closed the connection'))
-    this.proxy.settle(this, 499)
+    readonly socket: Socket,
+  ) {
+    this.remoteAddress = socket.remoteAddress ?? ''
+    socket.setNoDelay(true)
+    socket.setTimeout(CLIENT_IDLE_MS)
+    const parser = createParser('request') as RequestParser
+    parser.conn = this
+    parser[kOnHeaders] = onRequestHeaders
+    parser[kOnHeadersComplete] = onRequestHeadersComplete
+    parser[kOnBody] = onRequestBody
+    parser[kOnMessageComplete] = onRequestComplete
+    this.parser = parser
+    socket.on('data', this.onData)
+    socket.on('end', () => {
+      // as node:http does: a client that ends its side abandons what it has not had answered yet
+      this.ended = true
+      if (this.tunnelled) return
+      const active = this.queue[0]
+      this.queue = []
+      active?.clientGone()
+      socket.end()
+    })
+    socket.on('drain', () => {
+      const up = this.queue[0]?.up
+      if (up !== undefined && up.socket.isPaused()) up.socket.resume()
+    })
+    socket.on('timeout', () => {
+      if (this.queue.length === 0 && !this.tunnelled) socket.destroy()
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => this.onClose())
   }
 
-  onConnect(abort: (error?: Error) => void): void {
-    this.abortUpstream = abort
-    if (this.done) abort(new ClientGoneError('the client closed the connection'))
-  }
-
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200 || this.done) return true
-    this.status = statusCode
-    this.resumeUpstream = resume
-    const {res} = this
-    if (this.proxy.draining) res.shouldKeepAlive = false
-    res.writeHead(statusCode, downstreamHeaders(headers, this))
-    return true
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.done) return true
-    const {res} = this
-    this.written += chunk.length
-    // the whole body in one chunk (the usual small response): one write with the head, no separate end
-    if (this.written === this.contentLength) {
-      res.end(chunk)
-      return true
+  private readonly onData = (chunk: Buffer): void => {
+    const {socket} = this
+    socket.cork()
+    const ret = this.parser.execute(chunk)
+    socket.uncork()
+    if (typeof ret !== 'number') {
+      this.parseError(ret)
+      return
     }
 
-    if (res.write(chunk)) return true
-    res.once('drain', this.resumeUpstream!)
-    return false
+    const last = this.queue.at(-1)
+    if (last?.upgrade === true && last.head === undefined) {
+      // the parser stopped after the Upgrade request's head: the rest belongs to the tunnel
+      last.head = chunk.subarray(ret)
+      socket.pause()
+      socket.off('data', this.onData)
+      if (this.queue[0] === last) this.proxy.upgrade(last)
+    }
   }
 
-  onComplete(): void {
-    if (this.done) return
-    this.done = true
-    if (this.written !== this.contentLength || this.written === 0) this.res.end()
-    const {upstream} = this
-    upstream.inflight--
-    this.route.outcome(upstream, this.status >= 500)
-    this.proxy.settle(this, this.status)
+  private parseError(error: ParseError): void {
+    this.parser[kOnBody] = undefined
+    this.parser[kOnMessageComplete] = undefined
+    this.socket.off('data', this.onData)
+    // data after a request that closes the connection: ignored, the connection closes after its response
+    if (error.code === 'HPE_CLOSED_CONNECTION') return
+    if (this.queue.length > 0 || this.closed) {
+      this.socket.destroy()
+      return
+    }
+
+    this.socket.end(error.code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : BAD_REQUEST)
   }
 
-  onError(error: Error): void {
-    this.proxy.failed(this, error)
+  /** A request's head arrived. */
+  request(method: string, url: string, minor: number, headers: string[], upgrade: boolean, keepAlive: boolean): void {
+    // a request parsed after the connection was told to close (pipelined behind a closing one) is dropped
+    if (this.socket.writableEnded) return
+    if (upgrade && method === 'CONNECT') {
+      this.socket.off('data', this.onData)
+      this.parser[kOnMessageComplete] = undefined
+      rawReply(this.socket, 405, {error: 'CONNECT is refused: svc proxy forwards only to registered services'})
+      return
+    }
+
+    const ex = new Exchange(this, method, url, minor, headers, keepAlive && !upgrade, upgrade)
+    this.queue.push(ex)
+    this.reading = upgrade ? undefined : ex
+    if (this.queue.length === 1) {
+      if (!upgrade) this.proxy.start(ex)
+    } else this.pause()
+  }
+
+  pause(): void {
+    if (this.paused) return
+    this.paused = true
+    this.socket.pause()
+  }
+
+  resume(): void {
+    if (!this.paused || this.tunnelled) return
+    this.paused = false
+    this.socket.resume()
+  }
+
+  /** The first request in the queue is answered (and its body read): serve the next. */
+  done(ex: Exchange): void {
+    if (this.queue[0] !== ex) return
+    this.queue.shift()
+    if (this.closed) return
+    if (ex.closeAfter) {
+      this.queue = []
+      this.socket.end()
+      return
+    }
+
+    const next = this.queue[0]
+    if (next === undefined) {
+      if (this.ended) this.socket.end()
+      else this.resume()
+      return
+    }
+
+    if (next.upgrade) {
+      if (next.head !== undefined) this.proxy.upgrade(next)
+      return
+    }
+
+    // a body that arrived with the head is read once this request is served; the one after waits
+    if (this.queue.length === 1) this.resume()
+    this.proxy.start(next)
+  }
+
+  /** Under drain: an idle connection closes now, a busy one after its response. */
+  closeIfIdle(): void {
+    if (this.queue.length === 0 && !this.tunnelled) this.socket.end()
+  }
+
+  private onClose(): void {
+    this.closed = true
+    this.proxy.connections.delete(this)
+    const active = this.queue[0]
+    this.queue = []
+    if (active !== undefined && !this.tunnelled) active.clientGone()
   }
 }
 
 /**
- * The gateway: a node:http server whose requests go, through the in-memory route table, to undici keep-alive pools
- * (one per upstream instance). Upgrades (WebSocket) are spliced as raw sockets. Nothing on the request path talks
- * to the registry.
+ * One request: its head as parsed, where it goes, and the upstream connection serving it. A class with fields,
+ * not closures, so a request costs one object; it is the pool's client for its upstream connection.
+ */
+class Exchange implements PoolClient {
+  readonly downstream: Socket
+  route: Route | undefined = undefined
+  upstream: Target | undefined = undefined
+  key: string | undefined = undefined
+  started = 0
+  /** The upstream request's head after the request line, with the closing blank line. */
+  headerBlock = ''
+  path = ''
+  host: string | undefined = undefined
+  hasBody = false
+  chunkedIn = false
+  expectContinue = false
+  /** Body chunks read before the upstream connection was ready. */
+  pending: Buffer[] | undefined = undefined
+  up: UpstreamConnection | undefined = undefined
+  /** Dispatched upstream, and counted in flight until settled. */
+  forwarded = false
+  settled = false
+  retried = false
+  /** Sent again on a new connection after a kept-alive one closed under it. */
+  resent = false
+  requestDone = false
+  /** The upstream request body was written whole. */
+  bodySent = false
+  responseStarted = false
+  responseDone = false
+  status = 0
+  chunkOut = false
+  closeAfter = false
+  upKeepAlive = false
+  head: Buffer | undefined = undefined
+
+  constructor(
+    readonly conn: ClientConnection,
+    readonly method: string,
+    readonly url: string,
+    readonly minor: number,
+    readonly rawHeaders: string[],
+    readonly keepAlive: boolean,
+    readonly upgrade: boolean,
+  ) {
+    this.downstream = conn.socket
+    if (!upgrade) this.scanHeaders()
+  }
+
+  /**
+   * One pass over the request's headers: the upstream header block (hop-by-hop headers dropped, X-Forwarded-*
+   * set), Host, the body's framing and Expect.
+   */
+  private scanHeaders(): void {
+    const raw = this.rawHeaders
+    let block = ''
+    let connection: string | undefined
+    let forwardedFor: string | undefined
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!
+      const value = raw[i + 1]!
+      if (isHopByHop(name)) {
+        switch (name.length) {
+          case 10: {
+            if (name.toLowerCase() === 'connection')
+              connection = connection === undefined ? value : `${connection}, ${value}`
+            break
+          }
+
+          case 17: {
+            this.hasBody = true
+            this.chunkedIn = true
+            break
+          }
+
+          case 6: {
+            if (value.length === 12 && value.toLowerCase() === '100-continue') this.expectContinue = true
+            break
+          }
+        }
+
+        continue
+      }
+
+      const kind = forwardedKind(name)
+      if (kind === 1) {
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
+        continue
+      }
+
+      if (kind !== 0) continue
+      if (name.length === 4 && this.host === undefined && name.toLowerCase() === 'host') this.host = value
+      else if (
+        name.length === 14 &&
+        name.toLowerCase() === 'content-length' && // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
+        value !== '0'
+      )
+        this.hasBody = true
+
+      block += name + ': ' + value + '\r\n'
+    }
+
+    if (connectionTokens(connection) === undefined) {
+      const ip = this.conn.remoteAddress
+      block += 'x-forwarded-for: ' + (forwardedFor === undefined ? ip : forwardedFor + ', ' + ip) + '\r\n'
+      block += 'x-forwarded-proto: http\r\n'
+      if (this.host !== undefined) block += 'x-forwarded-host: ' + this.host + '\r\n'
+    } else {
+      // the Connection header names headers to drop: the rare slow path
+      block = ''
+      const {headers} = upstreamHeaders(raw, this.conn.remoteAddress)
+      for (let i = 0; i < headers.length; i += 2) block += headers[i]! + ': ' + headers[i + 1]! + '\r\n'
+    }
+
+    if (this.chunkedIn) block += 'transfer-encoding: chunked\r\n'
+    this.headerBlock = block + '\r\n'
+  }
+
+  /** A piece of the request body from the parser. */
+  requestBody(chunk: Buffer): void {
+    if (this.responseDone || this.settled) return
+    const up = this.up
+    if (up === undefined) {
+      ;(this.pending ??= []).push(chunk)
+      this.conn.pause()
+      return
+    }
+
+    if (!this.writeBody(up.socket, chunk)) this.conn.pause()
+  }
+
+  private writeBody(socket: Socket, chunk: Buffer): boolean {
+    if (!this.chunkedIn) return socket.write(chunk)
+    socket.write(chunk.length.toString(16) + '\r\n', 'latin1')
+    socket.write(chunk)
+    return socket.write('\r\n', 'latin1')
+  }
+
+  requestComplete(): void {
+    this.requestDone = true
+    const up = this.up
+    if (up !== undefined && !this.bodySent) {
+      this.bodySent = true
+      if (this.chunkedIn) up.socket.write(LAST_CHUNK, 'latin1')
+    }
+
+    if (this.responseDone) this.conn.done(this)
+  }
+
+  // --- the pool's client ---
+
+  onUpstream(conn: UpstreamConnection): void {
+    if (this.settled) {
+      conn.pool.release(conn)
+      return
+    }
+
+    this.up = conn
+    conn.head = this.method === 'HEAD'
+    const {socket} = conn
+    socket.cork()
+    // HTTP/1.1 needs a Host: an HTTP/1.0 client may have sent none
+    const host = this.host === undefined ? 'host: ' + this.upstream!.hostPort + '\r\n' : ''
+    socket.write(this.method + ' ' + this.path + ' HTTP/1.1\r\n' + host + this.headerBlock, 'latin1')
+    const {pending} = this
+    let flowing = true
+    if (pending !== undefined) {
+      this.pending = undefined
+      for (const chunk of pending) flowing = this.writeBody(socket, chunk)
+    }
+
+    if (this.requestDone || !this.hasBody) {
+      this.bodySent = true
+      if (this.chunkedIn) socket.write(LAST_CHUNK, 'latin1')
+    }
+
+    socket.uncork()
+    if (flowing && this.conn.queue.length === 1) this.conn.resume()
+  }
+
+  onUpstreamDrain(): void {
+    if (this.conn.queue.length === 1) this.conn.resume()
+  }
+
+  onResponseHead(status: number, reason: string, headers: string[], keepAlive: boolean): number {
+    if (this.settled) return 0
+    this.status = status
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304
+    let block = ''
+    let connection: string | undefined
+    let length = false
+    let chunked = false
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!
+      const value = headers[i + 1]!
+      if (isHopByHop(name)) {
+        if (name.length === 10 && name.toLowerCase() === 'connection') {
+          connection = connection === undefined ? value : `${connection}, ${value}`
+        } else if (name.length === 17) chunked = true
+        continue
+      }
+
+      if (name.length === 14 && name.toLowerCase() === 'content-length') length = true
+      block += name + ': ' + value + '\r\n'
+    }
+
+    const extra = connectionTokens(connection)
+    if (extra !== undefined) {
+      block = ''
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!
+        if (!isHopByHop(name) && !extra.has(name.toLowerCase())) block += name + ': ' + headers[i + 1]! + '\r\n'
+      }
+    }
+
+    const http11 = this.minor >= 1
+    let closeAfter = !this.keepAlive || this.conn.proxy.draining || this.closeAfter
+    // a body without a length: chunked to an HTTP/1.1 client, delimited by closing to an HTTP/1.0 one
+    if (!noBody && (chunked || !length)) {
+      if (http11) this.chunkOut = true
+      else closeAfter = true
+    }
+
+    this.closeAfter = closeAfter
+    this.upKeepAlive = keepAlive
+    let line = STATUS_LINES[status]
+    if (line === undefined || STATUS_CODES[status] !== reason) line = `HTTP/1.1 ${status} ${reason}\r\n`
+    if (this.chunkOut) block += 'transfer-encoding: chunked\r\n'
+    if (closeAfter) block += 'connection: close\r\n'
+    else if (!http11) block += 'connection: keep-alive\r\n'
+    this.responseStarted = true
+    this.downstream.write(line + block + '\r\n', 'latin1')
+    return 0
+  }
+
+  onResponseBody(chunk: Buffer): void {
+    if (this.settled) return
+    const out = this.downstream
+    let ok: boolean
+    if (this.chunkOut) {
+      out.write(chunk.length.toString(16) + '\r\n', 'latin1')
+      out.write(chunk)
+      ok = out.write('\r\n', 'latin1')
+    } else ok = out.write(chunk)
+    if (!ok) this.up?.socket.pause()
+  }
+
+  onResponseEnd(): void {
+    const up = this.up!
+    this.up = undefined
+    if (this.settled) {
+      up.abandon()
+      return
+    }
+
+    if (this.chunkOut) this.downstream.write(LAST_CHUNK, 'latin1')
+    if (up.socket.isPaused()) up.socket.resume()
+    // a connection whose request body was not all sent (an early answer) cannot carry another request
+    if (this.upKeepAlive && this.bodySent) up.pool.release(up)
+    else up.abandon()
+    const upstream = this.upstream!
+    upstream.inflight--
+    this.route!.outcome(upstream, this.status >= 500)
+    this.responseDone = true
+    this.conn.proxy.settle(this, this.status)
+    if (this.requestDone || this.closeAfter) this.conn.done(this)
+    // answered before its body was all read: read (and drop) the rest
+    else this.conn.resume()
+  }
+
+  onUpstreamError(error: Error, reused: boolean): void {
+    this.up = undefined
+    if (this.settled) return
+    this.conn.proxy.failed(this, error, reused)
+  }
+
+  /** Answers the request from the proxy itself (404, 502, ...). */
+  reply(status: number, body: Record<string, unknown>): void {
+    const text = JSON.stringify(body) + '\n'
+    // a client waiting for 100 Continue may never send the body it announced
+    if (this.expectContinue && !this.requestDone) this.closeAfter = true
+    const close = !this.keepAlive || this.closeAfter || this.conn.proxy.draining
+    this.closeAfter = close
+    this.responseStarted = true
+    this.downstream.write(
+      (STATUS_LINES[status] ?? `HTTP/1.1 ${status} Error\r\n`) +
+        'content-type: application/json\r\ncontent-length: ' +
+        Buffer.byteLength(text) +
+        (close
+          ? '\r\nconnection: close\r\n\r\n'
+          : this.minor === 0
+            ? '\r\nconnection: keep-alive\r\n\r\n'
+            : '\r\n\r\n') +
+        text,
+      'latin1',
+    )
+    this.responseDone = true
+  }
+
+  /** The client's connection closed while this request was being served. */
+  clientGone(): void {
+    if (this.settled || !this.forwarded) return
+    const up = this.up
+    this.up = undefined
+    if (up === undefined) {
+      this.upstream?.pool.cancel(this)
+    } else {
+      up.abandon()
+    }
+
+    this.upstream!.inflight--
+    this.conn.proxy.settle(this, 499)
+  }
+}
+
+/**
+ * The gateway: a net server whose connections are parsed with Node's native HTTP parser; each request goes,
+ * through the in-memory route table, to a keep-alive connection pool of its upstream instance (raw sockets, the
+ * response parsed only to find its end and rewrite its head). Upgrades (WebSocket) are spliced as raw sockets.
+ * Nothing on the request path talks to the registry.
  */
 export class ProxyServer {
-  readonly table: RouteTable<UpstreamPool>
+  readonly table: RouteTable<ConnectionPool>
   readonly metrics: ProxyMetrics
   readonly server: Server
+  readonly connections = new Set<ClientConnection>()
   draining = false
   private inflight = 0
-  private readonly tunnels = new Set<Duplex>()
+  private readonly tunnels = new Set<Socket>()
   private readonly budget: RetryBudget
   private readonly budgetTimer: NodeJS.Timeout
   private readonly hashKey: HashKey | undefined
@@ -159,18 +628,19 @@ export class ProxyServer {
     this.budget = new RetryBudget(opts.retryBudget ?? DEFAULT_RETRY_BUDGET)
     this.budgetTimer = setInterval(() => this.budget.tick(), 1000)
     this.budgetTimer.unref()
-    this.table = new RouteTable<UpstreamPool>({
+    this.table = new RouteTable<ConnectionPool>({
       strategy: opts.strategy,
       routes: opts.routes,
       hostRouting: opts.hostRouting,
       health: opts.health,
-      createPool: (origin) =>
-        new Pool(origin, {
-          connections: opts.maxConnectionsPerUpstream ?? PROXY_DEFAULTS.maxConnectionsPerUpstream,
-          pipelining: 1,
-          connectTimeout: opts.connectTimeoutMs,
-          headersTimeout: opts.timeoutMs,
-          bodyTimeout: opts.timeoutMs,
+      createPool: (_origin, instance) =>
+        new ConnectionPool({
+          host: instance.address,
+          port: instance.port,
+          max: opts.maxConnectionsPerUpstream ?? PROXY_DEFAULTS.maxConnectionsPerUpstream,
+          connectTimeoutMs: opts.connectTimeoutMs,
+          timeoutMs: opts.timeoutMs,
+          idleMs: DEFAULT_IDLE_MS,
         }),
       onEject: (route, upstream, ms) => {
         this.metrics.ejections.inc({service: route.name, instance: upstream.id})
@@ -178,15 +648,8 @@ export class ProxyServer {
       },
     })
     this.metrics = new ProxyMetrics(this.table)
-    this.server = createServer({keepAliveTimeout: 5000}, (req, res) => this.handle(req, res))
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head))
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      socket.on('error', () => {})
-      rawReply(socket, 405, {error: 'CONNECT is refused: svc proxy forwards only to registered services'})
-    })
-    this.server.on('clientError', (_error, socket: Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-      else socket.destroy()
+    this.server = createServer({allowHalfOpen: true}, (socket) => {
+      this.connections.add(new ClientConnection(this, socket))
     })
   }
 
@@ -220,9 +683,10 @@ export class ProxyServer {
     this.draining = true
     clearInterval(this.budgetTimer)
     const closed = new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
+      if (this.server.listening) this.server.close(() => resolve())
+      else resolve()
     })
-    this.server.closeIdleConnections()
+    for (const conn of this.connections) conn.closeIfIdle()
     if (this.active > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs)
@@ -237,42 +701,39 @@ export class ProxyServer {
     const cut = this.active
     this.idle = undefined
     for (const socket of this.tunnels) socket.destroy()
-    this.server.closeAllConnections()
+    for (const conn of this.connections) conn.socket.destroy()
     await closed
     await this.table.close(cut > 0)
     return cut
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    const started = performance.now()
-    const url = req.url!
-    if (this.draining) res.shouldKeepAlive = false
+  /** Routes a request and sends it on its way (or answers it here). */
+  start(ex: Exchange): void {
+    ex.started = performance.now()
+    const {url} = ex
     if (url.codePointAt(0) !== 47) {
-      this.reply(req, res, undefined, 400, started, {
+      this.reply(ex, undefined, 400, {
         error: 'only origin-form request targets (/<service>/<path>) are served: svc proxy is not an open proxy',
       })
       return
     }
 
-    const match = this.table.match(url, this.hostRouting ? req.headers.host : undefined)
+    const match = this.table.match(url, this.hostRouting ? ex.host : undefined)
     if (match === undefined) {
-      this.reply(req, res, undefined, 404, started, {error: 'no service named in the path: use /<service>/<path>'})
+      this.reply(ex, undefined, 404, {error: 'no service named in the path: use /<service>/<path>'})
       return
     }
 
     const {route} = match
     if (route === undefined) {
-      this.reply(req, res, undefined, 404, started, {
-        error: `unknown service "${match.service}"`,
-        service: match.service,
-      })
+      this.reply(ex, undefined, 404, {error: `unknown service "${match.service}"`, service: match.service})
       return
     }
 
-    const key = this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, req)
+    const key = this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, ex.rawHeaders, ex.conn.remoteAddress)
     const upstream = route.balancer.pick(key)
     if (upstream === undefined) {
-      this.reply(req, res, route, 503, started, {
+      this.reply(ex, route, 503, {
         error: `no healthy instance of "${route.name}"`,
         service: route.name,
         instances: route.upstreams.size,
@@ -280,86 +741,97 @@ export class ProxyServer {
       return
     }
 
-    const head = upstreamHeaders(req.rawHeaders, req.socket.remoteAddress ?? '')
-    const options: Dispatcher.DispatchOptions = {
-      path: match.path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: head.headers,
-      body: head.hasBody ? req : null,
-    }
-    const forward = new Forward(this, req, res, route, upstream, options, key, started)
+    ex.route = route
+    ex.upstream = upstream
+    ex.key = key
+    ex.path = match.path
+    ex.forwarded = true
     this.inflight++
     this.budget.request()
     upstream.inflight++
-    // 'close' comes once per response; on() skips the wrapper once() would allocate
-    res.on('close', forward.onClientClose)
-    upstream.pool.dispatch(options, forward)
+    if (ex.expectContinue && ex.minor >= 1 && !ex.requestDone) ex.downstream.write(CONTINUE, 'latin1')
+    upstream.pool.acquire(ex)
   }
 
   /** An attempt failed: retry it elsewhere when that is safe, else answer 502/504 (or cut a started response). */
-  failed(forward: Forward, error: Error): void {
-    const {route, upstream} = forward
-    upstream.inflight--
-    if (error instanceof ClientGoneError) return
+  failed(ex: Exchange, error: Error, reused: boolean): void {
+    const route = ex.route!
+    const upstream = ex.upstream!
     const kind = errorKind(error)
-    const poolClosed = kind === 'other' && isPoolClosed(error)
+    const code = (error as NodeJS.ErrnoException).code
+    if (reused && kind === 'reset' && !ex.resent && !ex.responseStarted && !ex.hasBody && IDEMPOTENT.has(ex.method)) {
+      // a kept-alive connection the upstream closed as the request went out: not the instance's fault, send
+      // it again on another connection of the same instance (once)
+      ex.resent = true
+      upstream.pool.acquire(ex)
+      return
+    }
+
+    upstream.inflight--
+    const poolClosed = code === 'EPOOLCLOSED'
     if (!poolClosed) {
       this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind})
       route.outcome(upstream, true)
     }
 
-    if (forward.done) return
-    const {res} = forward
     if (
-      !res.headersSent &&
-      !forward.retried &&
-      forward.options.body === null &&
-      (kind === 'connect' || kind === 'reset' || poolClosed || isConnectTimeout(error)) &&
-      IDEMPOTENT.has(forward.options.method) &&
+      !ex.responseStarted &&
+      !ex.retried &&
+      !ex.hasBody &&
+      (kind === 'connect' || kind === 'reset' || poolClosed || code === 'ECONNECTTIMEOUT') &&
+      IDEMPOTENT.has(ex.method) &&
       this.budget.tryRetry()
     ) {
-      const other = route.balancer.pickOther(upstream, forward.key)
+      const other = route.balancer.pickOther(upstream, ex.key)
       if (other !== undefined) {
-        forward.retried = true
-        forward.upstream = other
-        forward.abortUpstream = undefined
+        ex.retried = true
+        ex.upstream = other
         other.inflight++
         this.metrics.retries.inc({service: route.name})
-        other.pool.dispatch(forward.options, forward)
+        other.pool.acquire(ex)
         return
       }
     }
 
-    forward.done = true
-    if (res.headersSent) {
-      res.destroy(error)
-      this.settle(forward, forward.status)
+    if (ex.responseStarted) {
+      ex.downstream.destroy()
+      this.settle(ex, ex.status)
       return
     }
 
     const status = kind === 'timeout' ? 504 : 502
-    writeJson(res, status, {
+    ex.reply(status, {
       error: `${status === 504 ? 'upstream timed out' : 'upstream failed'}: ${error.message}`,
       service: route.name,
       instance: upstream.id,
     })
-    this.settle(forward, status)
+    this.settle(ex, status)
+    if (ex.requestDone || ex.closeAfter) ex.conn.done(ex)
+    else ex.conn.resume()
   }
 
-  /** A request ended (answered, failed or abandoned by the client): count it, log it, release its slot. */
-  settle(forward: Forward, status: number): void {
+  /** A forwarded request ended (answered, failed or abandoned by the client): count it, log it, release its slot. */
+  settle(ex: Exchange, status: number): void {
+    if (ex.settled) return
+    ex.settled = true
     this.inflight--
-    this.finish(forward.req, this.metrics.stats(forward.route), status, forward.started, forward.upstream)
+    this.finish(ex, this.metrics.stats(ex.route), status, ex.upstream)
     if (this.idle !== undefined) this.idle()
   }
 
   /** Handles an Upgrade request (WebSocket) by splicing the client's socket to a new upstream connection. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  upgrade(ex: Exchange): void {
+    const conn = ex.conn
+    const socket = conn.socket
+    conn.tunnelled = true
+    conn.queue = []
+    socket.setTimeout(0)
     socket.on('error', () => socket.destroy())
-    const url = req.url!
-    const started = performance.now()
-    const match =
-      url.codePointAt(0) === 47 ? this.table.match(url, this.hostRouting ? req.headers.host : undefined) : undefined
+    const head = ex.head ?? Buffer.alloc(0)
+    const {url} = ex
+    ex.started = performance.now()
+    const host = this.hostRouting ? hostOf(ex.rawHeaders) : undefined
+    const match = url.codePointAt(0) === 47 ? this.table.match(url, host) : undefined
     const route = match?.route
     if (this.draining || match === undefined || route === undefined) {
       const status = this.draining ? 503 : 404
@@ -370,19 +842,21 @@ export class ProxyServer {
             ? `unknown service "${match.service}"`
             : 'no service named in the path',
       })
-      this.finish(req, this.metrics.stats(route), status, started, undefined)
+      this.finish(ex, this.metrics.stats(route), status, undefined)
       return
     }
 
-    const upstream = route.balancer.pick(this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, req))
+    const upstream = route.balancer.pick(
+      this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, ex.rawHeaders, conn.remoteAddress),
+    )
     if (upstream === undefined) {
       rawReply(socket, 503, {error: `no healthy instance of "${route.name}"`, service: route.name})
-      this.finish(req, this.metrics.stats(route), 503, started, undefined)
+      this.finish(ex, this.metrics.stats(route), 503, undefined)
       return
     }
 
-    const {headers} = upstreamHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', true)
-    let text = `${req.method} ${match.path} HTTP/1.1\r\n`
+    const {headers} = upstreamHeaders(ex.rawHeaders, conn.remoteAddress, true)
+    let text = `${ex.method} ${match.path} HTTP/1.1\r\n`
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`
     text += '\r\n'
     const up: Socket = connect({host: upstream.instance.address, port: upstream.instance.port})
@@ -398,7 +872,7 @@ export class ProxyServer {
       up.destroy()
       socket.destroy()
       // a client that left before the upstream answered the connect is not counted as a request
-      if (connected) this.finish(req, this.metrics.stats(route), status || 502, started, upstream)
+      if (connected) this.finish(ex, this.metrics.stats(route), status || 502, upstream)
       this.idle?.()
     }
 
@@ -407,13 +881,14 @@ export class ProxyServer {
       connected = true
       up.setTimeout(0)
       route.outcome(upstream, false)
-      up.write(text)
+      up.write(text, 'latin1')
       if (head.length > 0) up.write(head)
       up.once('data', (chunk: Buffer) => {
         status = Number(chunk.toString('latin1', 9, 12)) || 0
       })
       up.pipe(socket)
       socket.pipe(up)
+      socket.resume()
     })
     up.on('error', (error) => {
       if (!connected && this.tunnels.has(socket)) {
@@ -422,7 +897,7 @@ export class ProxyServer {
         this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind: errorKind(error)})
         route.outcome(upstream, true)
         rawReply(socket, 502, {error: `upstream failed: ${error.message}`, service: route.name, instance: upstream.id})
-        this.finish(req, this.metrics.stats(route), 502, started, upstream)
+        this.finish(ex, this.metrics.stats(route), 502, upstream)
         this.idle?.()
         return
       }
@@ -433,54 +908,35 @@ export class ProxyServer {
     socket.on('close', close)
   }
 
-  private reply(
-    req: IncomingMessage,
-    res: ServerResponse,
-    route: Route | undefined,
-    status: number,
-    started: number,
-    body: Record<string, unknown>,
-  ): void {
-    writeJson(res, status, body)
-    this.finish(req, this.metrics.stats(route), status, started, undefined)
+  private reply(ex: Exchange, route: Route | undefined, status: number, body: Record<string, unknown>): void {
+    ex.reply(status, body)
+    this.finish(ex, this.metrics.stats(route), status, undefined)
+    if (ex.requestDone || ex.closeAfter) ex.conn.done(ex)
   }
 
-  private finish(
-    req: IncomingMessage,
-    stats: ServiceStats,
-    status: number,
-    started: number,
-    upstream: Target | undefined,
-  ): void {
-    const ms = performance.now() - started
+  private finish(req: Exchange, stats: ServiceStats, status: number, upstream: Target | undefined): void {
+    const ms = performance.now() - req.started
     stats.request(status, ms / 1000)
     if (this.accessLog !== undefined) {
       this.accessLog(
-        `${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${status} ${ms.toFixed(1)}ms ${stats.service} ${upstream?.hostPort ?? '-'}`,
+        `${new Date().toISOString()} ${req.conn.remoteAddress || '-'} "${req.method} ${req.url} HTTP/1.${req.minor}" ${status} ${ms.toFixed(1)}ms ${stats.service} ${upstream?.hostPort ?? '-'}`,
       )
     }
   }
 }
 
-function writeJson(res: ServerResponse, status: number, body: Record<string, unknown>): void {
-  const text = JSON.stringify(body) + '\n'
-  res.writeHead(status, {'content-type': 'application/json', 'content-length': Buffer.byteLength(text)})
-  res.end(text)
-}
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
+/** The first Host header of raw [name, value, ...] headers. */
+function hostOf(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') return raw[i + 1]
+  return undefined
 }
 
 /** A whole HTTP/1.1 response written to a raw socket (upgrade and CONNECT paths), then the socket is closed. */
-function rawReply(socket: Duplex, status: number, body: Record<string, unknown>): void {
+function rawReply(socket: Socket, status: number, body: Record<string, unknown>): void {
   const text = JSON.stringify(body) + '\n'
   socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   )
 }
 
@@ -497,20 +953,7 @@ const CONNECT_CODES = new Set([
 export function errorKind(error: Error): UpstreamErrorKind {
   const code = (error as NodeJS.ErrnoException).code ?? ''
   if (CONNECT_CODES.has(code)) return 'connect'
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return 'timeout'
-  }
-
-  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') return 'reset'
+  if (code === 'ECONNECTTIMEOUT' || code === 'ERESPONSETIMEOUT') return 'timeout'
+  if (code === 'EUPSTREAMCLOSED' || code === 'ECONNRESET' || code === 'EPIPE') return 'reset'
   return 'other'
-}
-
-function isConnectTimeout(error: Error): boolean {
-  return (error as NodeJS.ErrnoException).code === 'UND_ERR_CONNECT_TIMEOUT'
-}
-
-/** The instance's pool closed under the request (it left the table): not the instance's fault, safe to retry. */
-function isPoolClosed(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code
-  return code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED'
 }

@@ -1,0 +1,79 @@
+/**
+ * The part of Node's own HTTP/1 parser (llhttp in C++, `HTTPParser` of the `_http_common` builtin, what node:http
+ * uses) that the proxy drives directly. Callbacks are set by index on the parser object and called with the parser
+ * as `this`; the indexes are checked against the runtime's when this module loads.
+ */
+import {createRequire} from 'node:module'
+
+export const kOnHeaders = 1
+export const kOnHeadersComplete = 2
+export const kOnBody = 3
+export const kOnMessageComplete = 4
+
+/** What `execute` returns on a parse error: llhttp's code (HPE_*) and where it stopped. */
+export interface ParseError extends Error {
+  code: string
+  bytesParsed: number
+}
+
+export type OnHeadersComplete = (
+  this: NativeParser,
+  versionMajor: number,
+  versionMinor: number,
+  headers: string[] | undefined,
+  method: number | undefined,
+  url: string | undefined,
+  statusCode: number | undefined,
+  statusMessage: string | undefined,
+  upgrade: boolean,
+  shouldKeepAlive: boolean,
+) => number
+
+export interface NativeParser {
+  [kOnHeaders]: ((this: NativeParser, headers: string[], url: string) => void) | undefined
+  /** Returns 1 to parse the message as bodiless (a response to HEAD), else 0. */
+  [kOnHeadersComplete]: OnHeadersComplete | undefined
+  /** A copy of one piece of the body (chunked framing already removed). */
+  [kOnBody]: ((this: NativeParser, chunk: Buffer) => void) | undefined
+  [kOnMessageComplete]: ((this: NativeParser) => void) | undefined
+  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void
+  /** Bytes parsed, or the error; at an Upgrade (or CONNECT) request it stops after the head. */
+  execute(data: Buffer): number | ParseError
+  /** Signals the end of input (a response delimited by the connection closing ends here). */
+  finish(): number | ParseError | undefined
+  close(): void
+}
+
+interface HttpCommon {
+  HTTPParser: {
+    new (): NativeParser
+    REQUEST: number
+    RESPONSE: number
+    kOnHeaders: number
+    kOnHeadersComplete: number
+    kOnBody: number
+    kOnMessageComplete: number
+  }
+  /** Method names by the index the parser reports. */
+  methods: string[]
+}
+
+const common = createRequire(import.meta.url)('_http_common') as HttpCommon
+const {HTTPParser} = common
+if (
+  HTTPParser.kOnHeaders !== kOnHeaders ||
+  HTTPParser.kOnHeadersComplete !== kOnHeadersComplete ||
+  HTTPParser.kOnBody !== kOnBody ||
+  HTTPParser.kOnMessageComplete !== kOnMessageComplete
+) {
+  throw new Error("this Node.js version's HTTP parser has different callback slots; svc proxy needs Node.js 20")
+}
+
+export const methods: readonly string[] = common.methods
+
+/** A new native parser for requests (`'request'`) or responses (`'response'`), default limits (16 KiB head). */
+export function createParser(type: 'request' | 'response'): NativeParser {
+  const parser = new HTTPParser()
+  parser.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, 0, 0)
+  return parser
+}
