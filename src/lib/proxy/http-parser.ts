@@ -9,6 +9,7 @@ export const kOnHeaders = 1
 export const kOnHeadersComplete = 2
 export const kOnBody = 3
 export const kOnMessageComplete = 4
+export const kOnExecute = 5
 
 /** What `execute` returns on a parse error: llhttp's code (HPE_*) and where it stopped. */
 export interface ParseError extends Error {
@@ -36,12 +37,56 @@ export interface NativeParser {
   /** A copy of one piece of the body (chunked framing already removed). */
   [kOnBody]: ((this: NativeParser, chunk: Buffer) => void) | undefined
   [kOnMessageComplete]: ((this: NativeParser) => void) | undefined
+  /** After each read of a consumed stream was parsed: bytes parsed, or the error. */
+  [kOnExecute]: ((this: NativeParser, ret: number | ParseError) => void) | undefined
   initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void
   /** Bytes parsed, or the error; at an Upgrade (or CONNECT) request it stops after the head. */
   execute(data: Buffer): number | ParseError
   /** Signals the end of input (a response delimited by the connection closing ends here). */
   finish(): number | ParseError | undefined
   close(): void
+  /**
+   * Reads a socket's handle natively, as node:http's server does: each read goes to `execute` in C++, then to
+   * `kOnExecute`; the socket emits no 'data' (end of stream and errors still reach it).
+   */
+  consume(handle: object): void
+  /** Gives the handle's reads back to its socket. */
+  unconsume(): void
+  /** A copy of the read being parsed (in `kOnExecute` of a consumed stream). */
+  getCurrentBuffer(): Buffer
+}
+
+/** The libuv stream under a net socket: what `consume` reads, and reading paused below the socket's stream. */
+export interface StreamHandle {
+  reading: boolean
+  readStart(): number
+  readStop(): number
+}
+
+/** The socket internals a consumed socket needs (as node:http uses them). */
+interface SocketInternals {
+  _handle: StreamHandle | null
+  /** Restarts the socket's idle timer (a consumed socket's reads do not). */
+  _unrefTimer(): void
+}
+
+/** The native handle of a connected socket, or undefined once it is closed. */
+export function socketHandle(socket: object): StreamHandle | undefined {
+  return (socket as SocketInternals)._handle ?? undefined
+}
+
+/** Restarts `socket`'s idle timer, as a read on an unconsumed socket does. */
+export function touchSocket(socket: object): void {
+  ;(socket as SocketInternals)._unrefTimer()
+}
+
+/** Stops (false) or restarts (true) reading from a consumed socket's handle. */
+export function setReading(socket: object, on: boolean): void {
+  const handle = socketHandle(socket)
+  if (handle === undefined || handle.reading === on) return
+  handle.reading = on
+  if (on) handle.readStart()
+  else handle.readStop()
 }
 
 interface HttpCommon {
@@ -53,6 +98,7 @@ interface HttpCommon {
     kOnHeadersComplete: number
     kOnBody: number
     kOnMessageComplete: number
+    kOnExecute: number
   }
   /** Method names by the index the parser reports. */
   methods: string[]
@@ -64,7 +110,8 @@ if (
   HTTPParser.kOnHeaders !== kOnHeaders ||
   HTTPParser.kOnHeadersComplete !== kOnHeadersComplete ||
   HTTPParser.kOnBody !== kOnBody ||
-  HTTPParser.kOnMessageComplete !== kOnMessageComplete
+  HTTPParser.kOnMessageComplete !== kOnMessageComplete ||
+  HTTPParser.kOnExecute !== kOnExecute
 ) {
   throw new Error("this Node.js version's HTTP parser has different callback slots; svc proxy needs Node.js 20")
 }

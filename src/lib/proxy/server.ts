@@ -11,12 +11,16 @@ import {DEFAULT_RETRY_BUDGET, type PassiveHealthOptions, RetryBudget, type Retry
 import {
   createParser,
   kOnBody,
+  kOnExecute,
   kOnHeaders,
   kOnHeadersComplete,
   kOnMessageComplete,
   methods,
   type NativeParser,
   type ParseError,
+  setReading,
+  socketHandle,
+  touchSocket,
 } from './http-parser.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
 import {type RouteSpec, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
@@ -121,9 +125,17 @@ function onRequestComplete(this: NativeParser): void {
   ex?.requestComplete()
 }
 
+/** A read of the consumed socket was parsed. */
+function onRequestExecute(this: NativeParser, ret: number | ParseError): void {
+  const conn = (this as RequestParser).conn
+  touchSocket(conn.socket)
+  conn.parsed(ret, undefined)
+}
+
 /**
- * One client connection: a native request parser fed from the socket, requests answered in order (a pipelined
- * request waits, with the socket paused, until the one before it is answered).
+ * One client connection: a native request parser that reads the socket's handle itself (as node:http's server
+ * does: no 'data' events, no stream buffers), requests answered in order (a pipelined request waits, with reading
+ * stopped, until the one before it is answered).
  */
 class ClientConnection {
   readonly parser: RequestParser
@@ -141,6 +153,10 @@ class ClientConnection {
   tunnelled = false
   /** Reading is paused: a request waits in the queue, or a body waits for its upstream. */
   paused = false
+  /** The parser reads the socket's handle (else 'data' events feed it). */
+  consumed = false
+  /** Parsing is over (CONNECT refused): the socket reads on (to see the client's end), to no listener. */
+  private stopped = false
 
   constructor(
     readonly proxy: ProxyServer,
@@ -156,7 +172,15 @@ class ClientConnection {
     parser[kOnBody] = onRequestBody
     parser[kOnMessageComplete] = onRequestComplete
     this.parser = parser
+    // the fallback when the handle cannot be consumed; it also keeps the stream flowing, so 'end' is emitted
     socket.on('data', this.onData)
+    const handle = socketHandle(socket)
+    if (handle !== undefined) {
+      parser[kOnExecute] = onRequestExecute
+      parser.consume(handle)
+      this.consumed = true
+    }
+
     socket.on('end', () => {
       // as node:http does: a client that ends its side abandons what it has not had answered yet
       this.ended = true
@@ -167,8 +191,7 @@ class ClientConnection {
       socket.end()
     })
     socket.on('drain', () => {
-      const up = this.queue[0]?.up
-      if (up !== undefined && up.socket.isPaused()) up.socket.resume()
+      this.queue[0]?.up?.resume()
     })
     socket.on('timeout', () => {
       if (this.queue.length === 0 && !this.tunnelled) socket.destroy()
@@ -182,25 +205,44 @@ class ClientConnection {
     socket.cork()
     const ret = this.parser.execute(chunk)
     socket.uncork()
+    this.parsed(ret, chunk)
+  }
+
+  /** A read was parsed: `chunk` is the read, undefined when the parser consumes the socket. */
+  parsed(ret: number | ParseError, chunk: Buffer | undefined): void {
     if (typeof ret !== 'number') {
       this.parseError(ret)
+      return
+    }
+
+    if (this.stopped) {
+      this.detach()
       return
     }
 
     const last = this.queue.at(-1)
     if (last?.upgrade === true && last.head === undefined) {
       // the parser stopped after the Upgrade request's head: the rest belongs to the tunnel
-      last.head = chunk.subarray(ret)
-      socket.pause()
-      socket.off('data', this.onData)
+      last.head = (chunk ?? this.parser.getCurrentBuffer()).subarray(ret)
+      this.detach()
+      this.socket.pause()
       if (this.queue[0] === last) this.proxy.upgrade(last)
     }
+  }
+
+  /** Stops parsing: reads go back to the socket's stream, which flows again if it was stopped. */
+  private detach(): void {
+    this.socket.off('data', this.onData)
+    if (!this.consumed) return
+    this.consumed = false
+    this.parser.unconsume()
+    setReading(this.socket, true)
   }
 
   private parseError(error: ParseError): void {
     this.parser[kOnBody] = undefined
     this.parser[kOnMessageComplete] = undefined
-    this.socket.off('data', this.onData)
+    this.detach()
     // data after a request that closes the connection: ignored, the connection closes after its response
     if (error.code === 'HPE_CLOSED_CONNECTION') return
     if (this.queue.length > 0 || this.closed) {
@@ -216,6 +258,7 @@ class ClientConnection {
     // a request parsed after the connection was told to close (pipelined behind a closing one) is dropped
     if (this.socket.writableEnded) return
     if (upgrade && method === 'CONNECT') {
+      this.stopped = true
       this.socket.off('data', this.onData)
       this.parser[kOnMessageComplete] = undefined
       rawReply(this.socket, 405, {error: 'CONNECT is refused: svc proxy forwards only to registered services'})
@@ -233,13 +276,15 @@ class ClientConnection {
   pause(): void {
     if (this.paused) return
     this.paused = true
-    this.socket.pause()
+    if (this.consumed) setReading(this.socket, false)
+    else this.socket.pause()
   }
 
   resume(): void {
     if (!this.paused || this.tunnelled) return
     this.paused = false
-    this.socket.resume()
+    if (this.consumed) setReading(this.socket, true)
+    else this.socket.resume()
   }
 
   /** The first request in the queue is answered (and its body read): serve the next. */
@@ -529,7 +574,7 @@ class Exchange implements PoolClient {
       out.write(chunk)
       ok = out.write('\r\n', 'latin1')
     } else ok = out.write(chunk)
-    if (!ok) this.up?.socket.pause()
+    if (!ok) this.up?.pause()
   }
 
   onResponseEnd(): void {
@@ -541,7 +586,7 @@ class Exchange implements PoolClient {
     }
 
     if (this.chunkOut) this.downstream.write(LAST_CHUNK, 'latin1')
-    if (up.socket.isPaused()) up.socket.resume()
+    up.resume()
     // a connection whose request body was not all sent (an early answer) cannot carry another request
     if (this.upKeepAlive && this.bodySent) up.pool.release(up)
     else up.abandon()

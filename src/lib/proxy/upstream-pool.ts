@@ -1,6 +1,17 @@
 import {connect, type Socket} from 'node:net'
 
-import {createParser, kOnBody, kOnHeadersComplete, kOnMessageComplete, type NativeParser} from './http-parser.js'
+import {
+  createParser,
+  kOnBody,
+  kOnExecute,
+  kOnHeadersComplete,
+  kOnMessageComplete,
+  type NativeParser,
+  type ParseError,
+  setReading,
+  socketHandle,
+  touchSocket,
+} from './http-parser.js'
 import type {UpstreamPool} from './routes.js'
 
 /** An upstream attempt's failure; `code` says what kind (see errorKind in server.ts). */
@@ -29,7 +40,7 @@ export interface PoolClient {
   onResponseEnd(): void
   /** The upstream socket drained after a write returned false. */
   onUpstreamDrain(): void
-  /** The client's socket, corked while a read from the upstream is parsed. */
+  /** The client's socket, corked while a read from the upstream is parsed (from the head or body written). */
   readonly downstream: Socket
 }
 
@@ -70,12 +81,16 @@ function onHeadersComplete(
   if (code < 200) return 0
   const client = conn.client
   if (client === undefined) return conn.head ? 1 : 0
+  conn.corkOut(client.downstream)
   return client.onResponseHead(code, reason ?? '', headers ?? [], keepAlive) === 1 || conn.head ? 1 : 0
 }
 
 function onBody(this: NativeParser, chunk: Buffer): void {
   const conn = (this as ResponseParser).conn
-  conn.client?.onResponseBody(chunk)
+  const client = conn.client
+  if (client === undefined) return
+  conn.corkOut(client.downstream)
+  client.onResponseBody(chunk)
 }
 
 function onMessageComplete(this: NativeParser): void {
@@ -92,6 +107,13 @@ function onMessageComplete(this: NativeParser): void {
   client.onResponseEnd()
 }
 
+/** A read of the consumed socket was parsed. */
+function onExecute(this: NativeParser, ret: number | ParseError): void {
+  const conn = (this as ResponseParser).conn
+  touchSocket(conn.socket)
+  conn.parsed(ret)
+}
+
 /** One keep-alive connection to an upstream: a net socket and a response parser, serving one request at a time. */
 export class UpstreamConnection {
   readonly socket: Socket
@@ -105,6 +127,12 @@ export class UpstreamConnection {
   /** Responses completed on this connection. */
   served = 0
   idleSince = 0
+  /** The parser reads the socket's handle (else 'data' events feed it). */
+  consumed = false
+  /** Reading is stopped: the client's socket is full. */
+  paused = false
+  /** The client socket corked while a read is parsed, so a response's head and body go out in one write. */
+  private corked: Socket | undefined = undefined
 
   constructor(
     readonly pool: ConnectionPool,
@@ -124,18 +152,20 @@ export class UpstreamConnection {
     this.parser = parser
     socket.on('connect', () => {
       this.connected = true
+      const handle = socketHandle(socket)
+      if (handle !== undefined) {
+        parser[kOnExecute] = onExecute
+        parser.consume(handle)
+        this.consumed = true
+      }
+
       socket.setTimeout(opts.timeoutMs)
       const c = this.client
       if (c === undefined) pool.release(this)
       else c.onUpstream(this)
     })
-    socket.on('data', (chunk: Buffer) => {
-      const out = this.client?.downstream
-      out?.cork()
-      const ret = parser.execute(chunk)
-      out?.uncork()
-      if (typeof ret !== 'number') this.fail(new UpstreamError(`invalid response: ${ret.code}`, 'EUPSTREAMPROTO'))
-    })
+    // the fallback when the handle cannot be consumed; it also keeps the stream flowing, so 'end' is emitted
+    socket.on('data', (chunk: Buffer) => this.parsed(parser.execute(chunk)))
     socket.on('timeout', () => {
       if (!this.connected) {
         this.fail(new UpstreamError(`connect timed out after ${opts.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'))
@@ -160,6 +190,40 @@ export class UpstreamConnection {
       )
     })
     socket.on('drain', () => this.client?.onUpstreamDrain())
+  }
+
+  /** Corks `out` until the read being parsed is done. */
+  corkOut(out: Socket): void {
+    if (this.corked === out) return
+    this.corked?.uncork()
+    this.corked = out
+    out.cork()
+  }
+
+  /** A read was parsed. */
+  parsed(ret: number | ParseError): void {
+    const out = this.corked
+    if (out !== undefined) {
+      this.corked = undefined
+      out.uncork()
+    }
+
+    if (typeof ret !== 'number') this.fail(new UpstreamError(`invalid response: ${ret.code}`, 'EUPSTREAMPROTO'))
+  }
+
+  /** Stops reading responses (the client's socket is full). */
+  pause(): void {
+    if (this.paused) return
+    this.paused = true
+    if (this.consumed) setReading(this.socket, false)
+    else this.socket.pause()
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    if (this.consumed) setReading(this.socket, true)
+    else this.socket.resume()
   }
 
   /** Closes the connection; its request, if any, gets `error`. Idempotent. */
