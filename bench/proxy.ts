@@ -26,6 +26,11 @@ const DURATION = process.env.SVC_BENCH_DURATION ?? '10s'
 const CONNECTIONS = Number(process.env.SVC_BENCH_CONNECTIONS ?? 50)
 const THREADS = Number(process.env.SVC_BENCH_THREADS ?? 1)
 const ROUNDS = Number(process.env.SVC_BENCH_ROUNDS ?? 3)
+/** node (default): a node:http upstream; raw: a net server with a canned response, so upstream CPU counts little. */
+const UPSTREAM = process.env.SVC_BENCH_UPSTREAM ?? 'node'
+if (UPSTREAM !== 'node' && UPSTREAM !== 'raw')
+  throw new Error(`SVC_BENCH_UPSTREAM must be node or raw, not ${UPSTREAM}`)
+const UPSTREAM_SCRIPT = UPSTREAM === 'raw' ? 'bench/proxy-upstream-raw.mjs' : 'bench/proxy-upstream.mjs'
 const WARMUP = '2s'
 const run = promisify(execFile)
 
@@ -142,8 +147,8 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const [up1, up2, nginxPort, articlePort, svcPort] = await allocatePorts(5)
-  const upstream = await start(process.execPath, ['bench/proxy-upstream.mjs', String(up1)], /upstream on/)
-  await start(process.execPath, ['bench/proxy-upstream.mjs', String(up2)], /upstream on/)
+  const upstream = await start(process.execPath, [UPSTREAM_SCRIPT, String(up1)], /upstream on/)
+  await start(process.execPath, [UPSTREAM_SCRIPT, String(up2)], /upstream on/)
 
   const prefix = path.join(dir, 'nginx')
   mkdirSync(path.join(prefix, 'tmp'), {recursive: true})
@@ -207,7 +212,7 @@ http {
     ]
     const results = new Map<string, Result[]>(targets.map(([name]) => [name, []]))
     console.log(
-      `svc proxy bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency after a ${WARMUP} warm-up, ${ROUNDS} round(s), 2 upstreams on 127.0.0.1`,
+      `svc proxy bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency after a ${WARMUP} warm-up, ${ROUNDS} round(s), 2 ${UPSTREAM} upstreams on 127.0.0.1`,
     )
     for (let round = 0; round < ROUNDS; round++) {
       // rotate the order so no target always runs first (or last) on a busy machine
