@@ -16,7 +16,7 @@ export default class AgentCommand extends SvcCommand<typeof AgentCommand> {
   static summary = 'Register the published ports of running Docker containers, and follow Docker events.'
   static description = `Registrator's semantics (SERVICE_* env and labels, labels win; one instance per published port; ids <hostname>:<container>:<port>), and more: cleanup on every backend, reconnection when the Docker daemon restarts, pause/unpause and HEALTHCHECK status as instance health, and HTTP/TCP checks run by the agent on backends without native checks.
 On a terminal it shows a live view; otherwise one log line per action on stderr (--json: every event, Docker event lag samples included, as one JSON object per line on stdout).
-kill events deregister nothing by themselves (docker kill -s HUP does not stop a container); the die event that follows a deadly signal does.`
+die, stop and destroy deregister; so does a kill event with SIGKILL, at once; a kill with another signal only makes the agent look at the container again (docker kill -s HUP does not stop it).`
 
   static examples = [
     '<%= config.bin %> agent -b zk://127.0.0.1:2181',
