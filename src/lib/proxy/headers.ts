@@ -64,95 +64,141 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   return out
 }
 
-/** A request's headers for the upstream, and whether the request has a body. */
+/** A request's head for the upstream, and what its headers say about the request. */
 export interface UpstreamHead {
-  headers: string[]
+  /** The header lines to send, each ending in CRLF, X-Forwarded-* last; without the blank line that ends the head. */
+  block: string
+  /** The first Host header, if any. */
+  host: string | undefined
   /** A non-zero Content-Length or a Transfer-Encoding was sent. */
   hasBody: boolean
+  /** The body came with a Transfer-Encoding (chunked): it is sent on re-chunked. */
+  chunked: boolean
+  /** `Expect: 100-continue` was sent (this hop answers it). */
+  expectContinue: boolean
+}
+
+interface RequestScan extends UpstreamHead {
+  connection: string | undefined
+  forwardedFor: string | undefined
 }
 
 /**
- * The headers to send upstream as a flat [name, value, ...] list: hop-by-hop headers dropped (and those the
- * Connection header names), X-Forwarded-For appended to, X-Forwarded-Proto and -Host set. `keepUpgrade` keeps
- * Connection and Upgrade for a WebSocket handshake. One pass over the raw headers, so the request path never
- * builds node's header object.
+ * The request's header lines for the upstream in one pass over the raw [name, value, ...] list, so the request path
+ * never builds node's header object: hop-by-hop headers dropped (and those the Connection header names: a second
+ * pass, in the rare case it names any), X-Forwarded-For appended to, X-Forwarded-Proto and -Host set. `keepUpgrade`
+ * keeps Connection and Upgrade for a WebSocket handshake.
  */
 export function upstreamHeaders(raw: readonly string[], clientIp: string, keepUpgrade = false): UpstreamHead {
-  let headers: string[] = []
-  let connection: string | undefined
-  let hasBody = false
-  let forwardedFor: string | undefined
-  let host: string | undefined
+  const scan = scanRequest(raw, keepUpgrade, undefined)
+  const extra = connectionTokens(scan.connection)
+  const head = extra === undefined ? scan : scanRequest(raw, keepUpgrade, extra)
+  const {forwardedFor} = head
+  head.block += 'x-forwarded-for: ' + (forwardedFor === undefined ? clientIp : forwardedFor + ', ' + clientIp) + '\r\n'
+  head.block += 'x-forwarded-proto: http\r\n'
+  if (head.host !== undefined) head.block += 'x-forwarded-host: ' + head.host + '\r\n'
+  return head
+}
+
+/** One pass over a request's headers; `drop` holds the lower-cased names the Connection header listed. */
+function scanRequest(raw: readonly string[], keepUpgrade: boolean, drop: Set<string> | undefined): RequestScan {
+  const scan: RequestScan = {
+    block: '',
+    host: undefined,
+    hasBody: false,
+    chunked: false,
+    expectContinue: false,
+    connection: undefined,
+    forwardedFor: undefined,
+  }
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
     if (isHopByHop(name)) {
-      const lower = name.length === 10 || name.length === 7 || name.length === 17 ? name.toLowerCase() : ''
-      if (lower === 'connection') {
-        connection = connection === undefined ? value : `${connection}, ${value}`
-        if (keepUpgrade) headers.push(name, 'Upgrade')
-      } else if (lower === 'transfer-encoding') hasBody = true
-      else if (keepUpgrade && lower === 'upgrade') headers.push(name, value)
+      switch (name.length) {
+        case 6: {
+          if (value.length === 12 && value.toLowerCase() === '100-continue') scan.expectContinue = true
+          break
+        }
+
+        case 7: {
+          if (keepUpgrade && name.toLowerCase() === 'upgrade') scan.block += name + ': ' + value + '\r\n'
+          break
+        }
+
+        case 10: {
+          if (name.toLowerCase() !== 'connection') break
+          scan.connection = scan.connection === undefined ? value : scan.connection + ', ' + value
+          if (keepUpgrade) scan.block += name + ': Upgrade\r\n'
+          break
+        }
+
+        case 17: {
+          scan.hasBody = true
+          scan.chunked = true
+          break
+        }
+      }
+
       continue
     }
 
     const kind = forwardedKind(name)
     if (kind === 1) {
-      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
+      scan.forwardedFor = scan.forwardedFor === undefined ? value : scan.forwardedFor + ', ' + value
       continue
     }
 
     if (kind !== 0) continue
-    if (name.length === 4 && host === undefined && name.toLowerCase() === 'host') host = value
-    else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') hasBody = true
-    headers.push(name, value)
+    if (name.length === 4 && scan.host === undefined && name.toLowerCase() === 'host') scan.host = value
+    // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
+    else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') scan.hasBody = true
+    if (drop !== undefined && drop.has(name.toLowerCase())) continue
+    scan.block += name + ': ' + value + '\r\n'
   }
 
-  const extra = connectionTokens(connection)
-  if (extra !== undefined) {
-    const kept: string[] = []
-    for (let i = 0; i < headers.length; i += 2) {
-      if (!extra.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!)
-    }
+  return scan
+}
 
-    headers = kept
-  }
-
-  headers.push(
-    'x-forwarded-for',
-    forwardedFor === undefined ? clientIp : `${forwardedFor}, ${clientIp}`,
-    'x-forwarded-proto',
-    'http',
-  )
-  if (host !== undefined) headers.push('x-forwarded-host', host)
-  return {headers, hasBody}
+/** A response's head for the client: its header lines, and how the upstream framed its body. */
+export interface DownstreamHead {
+  /** The header lines to send, each ending in CRLF, hop-by-hop headers dropped. */
+  block: string
+  /** A Content-Length was sent. */
+  hasLength: boolean
+  /** A Transfer-Encoding was sent. */
+  chunked: boolean
 }
 
 /**
- * A response's headers for the client from raw [name, value, ...] buffers, hop-by-hop headers dropped.
- * `head.contentLength` gets the Content-Length (-1 when there is none).
+ * The response's header lines for the client from the parser's [name, value, ...] list: hop-by-hop headers dropped,
+ * and those the Connection header names (a second pass, in the rare case it names any).
  */
-export function downstreamHeaders(raw: readonly Buffer[], head?: {contentLength: number}): string[] {
-  const out: string[] = []
-  let extra: Set<string> | undefined
-  let contentLength = -1
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1')
+export function downstreamHeaders(headers: readonly string[]): DownstreamHead {
+  const head = scanResponse(headers, undefined)
+  const extra = connectionTokens(head.connection)
+  return extra === undefined ? head : scanResponse(headers, extra)
+}
+
+function scanResponse(
+  headers: readonly string[],
+  drop: Set<string> | undefined,
+): DownstreamHead & {connection: string | undefined} {
+  const head = {block: '', hasLength: false, chunked: false, connection: undefined as string | undefined}
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!
+    const value = headers[i + 1]!
     if (isHopByHop(name)) {
-      if (name.length === 10 && name.toLowerCase() === 'connection')
-        extra = connectionTokens(raw[i + 1]!.toString('latin1'))
+      if (name.length === 10 && name.toLowerCase() === 'connection') {
+        head.connection = head.connection === undefined ? value : head.connection + ', ' + value
+      } else if (name.length === 17) head.chunked = true
       continue
     }
 
-    const value = raw[i + 1]!.toString('latin1')
-    if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value)
-    out.push(name, value)
+    if (name.length === 14 && name.toLowerCase() === 'content-length') head.hasLength = true
+    if (drop !== undefined && drop.has(name.toLowerCase())) continue
+    head.block += name + ': ' + value + '\r\n'
   }
 
-  if (head !== undefined) head.contentLength = contentLength
-
-  if (extra === undefined) return out
-  const kept: string[] = []
-  for (let i = 0; i < out.length; i += 2) if (!extra.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!)
-  return kept
+  return head
 }

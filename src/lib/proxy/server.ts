@@ -6,7 +6,7 @@ import type {BalanceStrategy} from '../balancer/strategies.js'
 import {listenError} from '../metrics/server.js'
 import {formatHosts} from '../registry/spec.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
-import {connectionTokens, forwardedKind, isHopByHop, upstreamHeaders} from './headers.js'
+import {downstreamHeaders, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, type PassiveHealthOptions, RetryBudget, type RetryBudgetOptions} from './health.js'
 import {
   createParser,
@@ -384,68 +384,12 @@ class Exchange implements PoolClient {
    * set), Host, the body's framing and Expect.
    */
   private scanHeaders(): void {
-    const raw = this.rawHeaders
-    let block = ''
-    let connection: string | undefined
-    let forwardedFor: string | undefined
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!
-      const value = raw[i + 1]!
-      if (isHopByHop(name)) {
-        switch (name.length) {
-          case 10: {
-            if (name.toLowerCase() === 'connection')
-              connection = connection === undefined ? value : `${connection}, ${value}`
-            break
-          }
-
-          case 17: {
-            this.hasBody = true
-            this.chunkedIn = true
-            break
-          }
-
-          case 6: {
-            if (value.length === 12 && value.toLowerCase() === '100-continue') this.expectContinue = true
-            break
-          }
-        }
-
-        continue
-      }
-
-      const kind = forwardedKind(name)
-      if (kind === 1) {
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
-        continue
-      }
-
-      if (kind !== 0) continue
-      if (name.length === 4 && this.host === undefined && name.toLowerCase() === 'host') this.host = value
-      else if (
-        name.length === 14 &&
-        name.toLowerCase() === 'content-length' && // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
-        value !== '0'
-      )
-        this.hasBody = true
-
-      block += name + ': ' + value + '\r\n'
-    }
-
-    if (connectionTokens(connection) === undefined) {
-      const ip = this.conn.remoteAddress
-      block += 'x-forwarded-for: ' + (forwardedFor === undefined ? ip : forwardedFor + ', ' + ip) + '\r\n'
-      block += 'x-forwarded-proto: http\r\n'
-      if (this.host !== undefined) block += 'x-forwarded-host: ' + this.host + '\r\n'
-    } else {
-      // the Connection header names headers to drop: the rare slow path
-      block = ''
-      const {headers} = upstreamHeaders(raw, this.conn.remoteAddress)
-      for (let i = 0; i < headers.length; i += 2) block += headers[i]! + ': ' + headers[i + 1]! + '\r\n'
-    }
-
-    if (this.chunkedIn) block += 'transfer-encoding: chunked\r\n'
-    this.headerBlock = block + '\r\n'
+    const head = upstreamHeaders(this.rawHeaders, this.conn.remoteAddress)
+    this.host = head.host
+    this.hasBody = head.hasBody
+    this.chunkedIn = head.chunked
+    this.expectContinue = head.expectContinue
+    this.headerBlock = head.block + (head.chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n')
   }
 
   /** A piece of the request body from the parser. */
@@ -518,37 +462,13 @@ class Exchange implements PoolClient {
     if (this.settled) return 0
     this.status = status
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
-    let block = ''
-    let connection: string | undefined
-    let length = false
-    let chunked = false
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!
-      const value = headers[i + 1]!
-      if (isHopByHop(name)) {
-        if (name.length === 10 && name.toLowerCase() === 'connection') {
-          connection = connection === undefined ? value : `${connection}, ${value}`
-        } else if (name.length === 17) chunked = true
-        continue
-      }
-
-      if (name.length === 14 && name.toLowerCase() === 'content-length') length = true
-      block += name + ': ' + value + '\r\n'
-    }
-
-    const extra = connectionTokens(connection)
-    if (extra !== undefined) {
-      block = ''
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i]!
-        if (!isHopByHop(name) && !extra.has(name.toLowerCase())) block += name + ': ' + headers[i + 1]! + '\r\n'
-      }
-    }
+    const head = downstreamHeaders(headers)
+    let {block} = head
 
     const http11 = this.minor >= 1
     let closeAfter = !this.keepAlive || this.conn.proxy.draining || this.closeAfter
     // a body without a length: chunked to an HTTP/1.1 client, delimited by closing to an HTTP/1.0 one
-    if (!noBody && (chunked || !length)) {
+    if (!noBody && (head.chunked || !head.hasLength)) {
       if (http11) this.chunkOut = true
       else closeAfter = true
     }
@@ -900,10 +820,7 @@ export class ProxyServer {
       return
     }
 
-    const {headers} = upstreamHeaders(ex.rawHeaders, conn.remoteAddress, true)
-    let text = `${ex.method} ${match.path} HTTP/1.1\r\n`
-    for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`
-    text += '\r\n'
+    const text = `${ex.method} ${match.path} HTTP/1.1\r\n${upstreamHeaders(ex.rawHeaders, conn.remoteAddress, true).block}\r\n`
     const up: Socket = connect({host: upstream.instance.address, port: upstream.instance.port})
     up.setNoDelay(true)
     up.setTimeout(this.opts.connectTimeoutMs)
