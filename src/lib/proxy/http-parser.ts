@@ -4,6 +4,7 @@
  * as `this`; the indexes are checked against the runtime's when this module loads.
  */
 import {createRequire} from 'node:module'
+import type {Readable} from 'node:stream'
 
 export const kOnHeaders = 1
 export const kOnHeadersComplete = 2
@@ -87,6 +88,13 @@ export function setReading(socket: object, on: boolean): void {
   handle.reading = on
   if (on) handle.readStart()
   else handle.readStop()
+}
+
+/** Stops or restarts a socket's reads: below its stream when a parser consumes its handle, else the stream's own. */
+export function setFlowing(socket: Readable, consumed: boolean, on: boolean): void {
+  if (consumed) setReading(socket, on)
+  else if (on) socket.resume()
+  else socket.pause()
 }
 
 interface HttpCommon {

@@ -18,6 +18,7 @@ import {
   methods,
   type NativeParser,
   type ParseError,
+  setFlowing,
   setReading,
   socketHandle,
   touchSocket,
@@ -276,15 +277,13 @@ class ClientConnection {
   pause(): void {
     if (this.paused) return
     this.paused = true
-    if (this.consumed) setReading(this.socket, false)
-    else this.socket.pause()
+    setFlowing(this.socket, this.consumed, false)
   }
 
   resume(): void {
     if (!this.paused || this.tunnelled) return
     this.paused = false
-    if (this.consumed) setReading(this.socket, true)
-    else this.socket.resume()
+    setFlowing(this.socket, this.consumed, true)
   }
 
   /** The first request in the queue is answered (and its body read): serve the next. */

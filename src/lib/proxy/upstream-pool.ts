@@ -8,7 +8,7 @@ import {
   kOnMessageComplete,
   type NativeParser,
   type ParseError,
-  setReading,
+  setFlowing,
   socketHandle,
   touchSocket,
 } from './http-parser.js'
@@ -215,15 +215,13 @@ export class UpstreamConnection {
   pause(): void {
     if (this.paused) return
     this.paused = true
-    if (this.consumed) setReading(this.socket, false)
-    else this.socket.pause()
+    setFlowing(this.socket, this.consumed, false)
   }
 
   resume(): void {
     if (!this.paused) return
     this.paused = false
-    if (this.consumed) setReading(this.socket, true)
-    else this.socket.resume()
+    setFlowing(this.socket, this.consumed, true)
   }
 
   /** Closes the connection; its request, if any, gets `error`. Idempotent. */
