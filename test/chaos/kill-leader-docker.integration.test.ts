@@ -6,7 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {allocatePorts} from '../../src/lib/cluster/ports.js'
 import {eventually} from '../helpers/cli.js'
-import {acquireDockerLock, docker} from '../helpers/docker.js'
+import {acquireDockerLock, docker, importImage} from '../helpers/docker.js'
 import {expectRecovered, killLeaderDrill, stopProcess} from '../helpers/drills.js'
 import {leaderPort} from '../helpers/leader-watch.js'
 
@@ -30,24 +30,16 @@ async function ensureEtcdImage(): Promise<void> {
   const etcd = realpathSync('/usr/bin/etcd')
   // the image is kept between runs; its label says which etcd binary it holds
   const {size, mtimeMs} = statSync(etcd)
-  const version = `${size}-${Math.round(mtimeMs)}`
-  const format = '{{index .Config.Labels "svc.test.etcd"}}'
-  if ((await docker(['image', 'inspect', '--format', format, IMAGE]).catch(() => '')) === version) return
-  const fs = path.join(root, 'rootfs')
-  mkdirSync(path.join(fs, 'usr/bin'), {recursive: true})
-  mkdirSync(path.join(fs, 'tmp'), {recursive: true})
-  chmodSync(path.join(fs, 'tmp'), 0o1777)
-  copyFileSync(etcd, path.join(fs, 'usr/bin/etcd'))
-  chmodSync(path.join(fs, 'usr/bin/etcd'), 0o755)
-  const libraries = [...(await execText('ldd', [etcd])).matchAll(/(\/\S+)\s+\(0x/g)].map((m) => m[1]!)
-  for (const library of libraries) {
-    mkdirSync(path.join(fs, path.dirname(library)), {recursive: true})
-    copyFileSync(realpathSync(library), path.join(fs, library))
-  }
-
-  const tarball = path.join(root, 'rootfs.tar')
-  await execText('tar', ['-C', fs, '-cf', tarball, '.'])
-  await docker(['import', '--change', `LABEL svc.test.etcd=${version}`, tarball, IMAGE], 120_000)
+  await importImage(IMAGE, `etcd-${size}-${Math.round(mtimeMs)}`, async (fs) => {
+    mkdirSync(path.join(fs, 'usr/bin'), {recursive: true})
+    copyFileSync(etcd, path.join(fs, 'usr/bin/etcd'))
+    chmodSync(path.join(fs, 'usr/bin/etcd'), 0o755)
+    const libraries = [...(await execText('ldd', [etcd])).matchAll(/(\/\S+)\s+\(0x/g)].map((m) => m[1]!)
+    for (const library of libraries) {
+      mkdirSync(path.join(fs, path.dirname(library)), {recursive: true})
+      copyFileSync(realpathSync(library), path.join(fs, library))
+    }
+  })
 }
 
 const uriFor = (list: number[]): string => `etcd://${list.map((p) => `127.0.0.1:${p}`).join(',')}/services`

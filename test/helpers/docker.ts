@@ -44,17 +44,7 @@ export function ensureTestImage(): Promise<string> {
 }
 
 async function build(): Promise<string> {
-  const version = await docker([
-    'image',
-    'inspect',
-    '--format',
-    '{{index .Config.Labels "svc.test.image"}}',
-    TEST_IMAGE,
-  ]).catch(() => '')
-  if (version === IMAGE_VERSION) return TEST_IMAGE
-  const root = mkdtempSync(path.join(tmpdir(), 'svc-busybox-'))
-  try {
-    const fs = path.join(root, 'fs')
+  await importImage(TEST_IMAGE, IMAGE_VERSION, async (fs) => {
     for (const dir of ['bin', 'tmp', 'www/cgi-bin', 'etc']) mkdirSync(path.join(fs, dir), {recursive: true})
     copyFileSync(BUSYBOX, path.join(fs, 'bin/busybox'))
     chmodSync(path.join(fs, 'bin/busybox'), 0o755)
@@ -67,13 +57,32 @@ async function build(): Promise<string> {
 
     writeFileSync(path.join(fs, 'www/index.html'), '<h1>svc test</h1>\n')
     writeFileSync(path.join(fs, 'www/cgi-bin/health'), HEALTH_CGI, {mode: 0o755})
+  })
+  return TEST_IMAGE
+}
+
+/**
+ * Makes `image` with `docker import` (no image can be pulled here) from a root file system that `populate` fills,
+ * with a world-writable /tmp; the `svc.test.image` label holds `version`, and an image already labelled so is kept.
+ */
+export async function importImage(
+  image: string,
+  version: string,
+  populate: (fs: string) => Promise<void> | void,
+): Promise<void> {
+  const format = '{{index .Config.Labels "svc.test.image"}}'
+  if ((await docker(['image', 'inspect', '--format', format, image]).catch(() => '')) === version) return
+  const root = mkdtempSync(path.join(tmpdir(), 'svc-image-'))
+  try {
+    const fs = path.join(root, 'fs')
+    mkdirSync(path.join(fs, 'tmp'), {recursive: true})
+    await populate(fs)
     chmodSync(path.join(fs, 'tmp'), 0o1777)
     const tarball = path.join(root, 'rootfs.tar')
     await new Promise<void>((resolve, reject) => {
       execFile('tar', ['-C', fs, '-cf', tarball, '.'], (error) => (error ? reject(error) : resolve()))
     })
-    await docker(['import', '--change', `LABEL svc.test.image=${IMAGE_VERSION}`, tarball, TEST_IMAGE], 120_000)
-    return TEST_IMAGE
+    await docker(['import', '--change', `LABEL svc.test.image=${version}`, tarball, image], 120_000)
   } finally {
     rmSync(root, {recursive: true, force: true})
   }
