@@ -10,7 +10,7 @@
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {availableParallelism, tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
@@ -32,6 +32,20 @@ if (UPSTREAM !== 'node' && UPSTREAM !== 'raw')
   throw new Error(`SVC_BENCH_UPSTREAM must be node or raw, not ${UPSTREAM}`)
 const UPSTREAM_SCRIPT = UPSTREAM === 'raw' ? 'bench/proxy-upstream-raw.mjs' : 'bench/proxy-upstream.mjs'
 const WARMUP = '2s'
+/**
+ * Pinning (SVC_BENCH_PIN, default on with 2+ cores): the proxy under test runs alone on the last core, wrk and the
+ * upstreams on the others, so every proxy gets the same one core and none competes with the load generator for it.
+ * SVC_BENCH_PIN=0 lets the scheduler place everything.
+ */
+const CORES = availableParallelism()
+const PIN = (process.env.SVC_BENCH_PIN ?? (CORES >= 2 ? '1' : '0')) !== '0'
+const PROXY_CPUS = String(CORES - 1)
+const LOAD_CPUS = CORES > 2 ? `0-${CORES - 2}` : '0'
+/** `cmd args` run on the given cores when pinning, as is otherwise. */
+function pinned(cpus: string, cmd: string, args: string[]): [string, string[]] {
+  return PIN ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args]
+}
+
 const run = promisify(execFile)
 
 interface Result {
@@ -68,11 +82,13 @@ const children: ChildProcess[] = []
 const dir = mkdtempSync(path.join(tmpdir(), 'svc-bench-proxy-'))
 
 function start(
-  cmd: string,
-  args: string[],
+  cpus: string,
+  command: string,
+  commandArgs: string[],
   ready: RegExp | undefined,
   env: NodeJS.ProcessEnv = {},
 ): Promise<ChildProcess> {
+  const [cmd, args] = pinned(cpus, command, commandArgs)
   const child = spawn(cmd, args, {cwd: ROOT, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   children.push(child)
   let output = ''
@@ -125,9 +141,8 @@ function toMs(value: string, unit: string): number {
 
 async function wrk(url: string, duration: string, pid: number): Promise<Result> {
   const before = cpuTicks(pid)
-  const {stdout} = await run('wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, '--latency', url], {
-    timeout: 120_000,
-  })
+  const [cmd, args] = pinned(LOAD_CPUS, 'wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, '--latency', url])
+  const {stdout} = await run(cmd, args, {timeout: 120_000})
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout)
   const p99 = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(stdout)
   if (!rps || !p99) throw new Error(`cannot read wrk's output:\n${stdout}`)
@@ -147,8 +162,8 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const [up1, up2, nginxPort, articlePort, svcPort] = await allocatePorts(5)
-  const upstream = await start(process.execPath, [UPSTREAM_SCRIPT, String(up1)], /upstream on/)
-  await start(process.execPath, [UPSTREAM_SCRIPT, String(up2)], /upstream on/)
+  const upstream = await start(LOAD_CPUS, process.execPath, [UPSTREAM_SCRIPT, String(up1)], /upstream on/)
+  await start(LOAD_CPUS, process.execPath, [UPSTREAM_SCRIPT, String(up2)], /upstream on/)
 
   const prefix = path.join(dir, 'nginx')
   mkdirSync(path.join(prefix, 'tmp'), {recursive: true})
@@ -179,6 +194,7 @@ http {
 `,
   )
   const nginxChild = await start(
+    PROXY_CPUS,
     existsNginx(),
     ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'error.log')],
     undefined,
@@ -186,6 +202,7 @@ http {
   await waitForPort(nginxPort!)
 
   const articleChild = await start(
+    PROXY_CPUS,
     process.execPath,
     ['bench/article-gateway.mjs', String(articlePort), `bench=127.0.0.1:${up1},127.0.0.1:${up2}`],
     /article gateway on/,
@@ -198,6 +215,7 @@ http {
   )
   try {
     const svcProxy = await start(
+      PROXY_CPUS,
       process.execPath,
       ['bin/run.js', 'proxy', '--listen', `127.0.0.1:${svcPort}`, '--workers', '1', '--backend', backend],
       /svc proxy listening on/,
@@ -212,7 +230,7 @@ http {
     ]
     const results = new Map<string, Result[]>(targets.map(([name]) => [name, []]))
     console.log(
-      `svc proxy bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency after a ${WARMUP} warm-up, ${ROUNDS} round(s), 2 ${UPSTREAM} upstreams on 127.0.0.1`,
+      `svc proxy bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency after a ${WARMUP} warm-up, ${ROUNDS} round(s), 2 ${UPSTREAM} upstreams on 127.0.0.1, ${PIN ? `proxy pinned to cpu ${PROXY_CPUS}, wrk and upstreams to cpu ${LOAD_CPUS}` : 'no pinning'}`,
     )
     for (let round = 0; round < ROUNDS; round++) {
       // rotate the order so no target always runs first (or last) on a busy machine
