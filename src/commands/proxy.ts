@@ -7,14 +7,16 @@ import {durationFlag, validated} from '../flags.js'
 import {BALANCE_STRATEGIES, parseBalanceStrategy} from '../lib/balancer/strategies.js'
 import {formatError} from '../lib/errors.js'
 import {parseHashKey} from '../lib/proxy/hash-key.js'
-import {parseListenAddress, PROXY_DEFAULTS, runProxy} from '../lib/proxy/index.js'
+import {parseListenAddress, PROXY_DEFAULTS, PROXY_LIMITS, runProxy} from '../lib/proxy/index.js'
 import {parseRouteSpec} from '../lib/proxy/routes.js'
+import {parseTrustedProxies} from '../lib/proxy/trust.js'
 import {runPrimary, type WorkerMessage, workerNumber} from '../lib/proxy/workers.js'
 
 export default class Proxy extends SvcCommand<typeof Proxy> {
   static summary = 'HTTP gateway: /<service>/<path> goes to a healthy instance of <service>.'
   static description = `Forwards each request to a healthy (passing) instance of the service it names, from a route table kept in memory by the registry's watch stream: /<service>/<path> goes to the instance as /<path>, query kept. --route adds explicit prefixes (longest wins); --host-routing routes Host <service>.<anything>. Unknown service: 404; no healthy instance: 503. Only registered services are reachable.
-Instances with repeated connection failures or 5xx answers are ejected for a growing time (never all of a service); idempotent requests that fail to connect are retried once on another instance. Keep-alive pools, streaming both ways, WebSocket upgrades, X-Forwarded-*. SIGTERM or SIGINT drains: no new connections, requests in flight finish (bounded by --drain-timeout).`
+Instances with repeated connection failures or 5xx answers are ejected for a growing time (never all of a service); idempotent requests that fail to connect are retried once on another instance. Keep-alive pools, streaming both ways, WebSocket upgrades, X-Forwarded-For/-Proto/-Host (a client's own are dropped unless it is a --trusted-proxy).
+Slow or oversized clients are cut off: heads over --max-header-size get 431, targets over --max-url-length 414, heads slower than --header-timeout and bodies stalled for --body-timeout 408. Dot segments are resolved before routing; a path whose .. segments leave the service it names gets 404. SIGTERM or SIGINT drains: no new connections, requests in flight finish (bounded by --drain-timeout).`
 
   static examples = [
     '<%= config.bin %> proxy',
@@ -71,6 +73,41 @@ Instances with repeated connection failures or 5xx answers are ejected for a gro
       env: 'SVC_PROXY_ADMIN',
     }),
     'access-log': Flags.boolean({description: 'one line per request on stderr'}),
+    'trusted-proxy': Flags.string({
+      description: 'address or CIDR of a proxy in front of this one whose X-Forwarded-* headers are kept (repeatable)',
+      multiple: true,
+      parse: validated(checked((v) => parseTrustedProxies([v]))),
+      helpGroup: 'LIMITS',
+    }),
+    'max-header-size': Flags.integer({
+      description: 'largest request head (request line and headers) in bytes; larger gets 431',
+      default: PROXY_LIMITS.maxHeaderBytes,
+      min: 1024,
+      max: 1_048_576,
+      helpGroup: 'LIMITS',
+    }),
+    'max-url-length': Flags.integer({
+      description: 'longest request target in bytes; longer gets 414',
+      default: PROXY_LIMITS.maxUrlBytes,
+      min: 64,
+      max: 1_048_576,
+      helpGroup: 'LIMITS',
+    }),
+    'header-timeout': durationFlag({
+      description: "time a client has to send a request's head (slow clients get 408)",
+      default: PROXY_LIMITS.headersTimeoutMs,
+      helpGroup: 'LIMITS',
+    }),
+    'body-timeout': durationFlag({
+      description: 'silence allowed in the middle of a request body',
+      default: PROXY_LIMITS.bodyTimeoutMs,
+      helpGroup: 'LIMITS',
+    }),
+    'idle-timeout': durationFlag({
+      description: 'a kept-alive client connection with no request is closed after this long',
+      default: PROXY_LIMITS.idleTimeoutMs,
+      helpGroup: 'LIMITS',
+    }),
   }
 
   async run(): Promise<void> {
@@ -101,6 +138,14 @@ Instances with repeated connection failures or 5xx answers are ejected for a gro
         hostRouting: flags['host-routing'],
         connectTimeoutMs: flags['connect-timeout'],
         timeoutMs: flags.timeout,
+        limits: {
+          maxHeaderBytes: flags['max-header-size'],
+          maxUrlBytes: flags['max-url-length'],
+          headersTimeoutMs: flags['header-timeout'],
+          bodyTimeoutMs: flags['body-timeout'],
+          idleTimeoutMs: flags['idle-timeout'],
+        },
+        trustedProxy: parseTrustedProxies(flags['trusted-proxy'] ?? []),
         admin: worker === undefined || worker === 1 ? admin : undefined,
         accessLog: flags['access-log'] ? (line) => process.stderr.write(line + '\n') : undefined,
         log: (line) => this.warnLine(line),

@@ -181,9 +181,48 @@ describe('headers', () => {
       [
         'Host: web.local:8080',
         'Accept: */*',
-        'x-forwarded-for: 10.0.0.1, 127.0.0.1',
+        'x-forwarded-for: 127.0.0.1',
         'x-forwarded-proto: http',
         'x-forwarded-host: web.local:8080',
+        '',
+      ].join('\r\n'),
+    )
+  })
+
+  it("drops a client's forwarding headers, and keeps a trusted proxy's", () => {
+    const raw = [
+      'Host',
+      'web.local',
+      'X-Forwarded-For',
+      '10.0.0.1',
+      'x-forwarded-for',
+      '10.0.0.2',
+      'X-Forwarded-Proto',
+      'https',
+      'X-Forwarded-Host',
+      'evil.example',
+      'Forwarded',
+      'for=10.0.0.1',
+      'X-Real-IP',
+      '10.0.0.1',
+    ]
+    expect(upstreamHeaders(raw, '192.0.2.7').block).toBe(
+      [
+        'Host: web.local',
+        'x-forwarded-for: 192.0.2.7',
+        'x-forwarded-proto: http',
+        'x-forwarded-host: web.local',
+        '',
+      ].join('\r\n'),
+    )
+    expect(upstreamHeaders(raw, '192.0.2.7', false, true).block).toBe(
+      [
+        'Host: web.local',
+        'Forwarded: for=10.0.0.1',
+        'X-Real-IP: 10.0.0.1',
+        'x-forwarded-for: 10.0.0.1, 10.0.0.2, 192.0.2.7',
+        'x-forwarded-proto: https',
+        'x-forwarded-host: evil.example',
         '',
       ].join('\r\n'),
     )

@@ -34,8 +34,16 @@ export function isHopByHop(name: string): boolean {
   }
 }
 
-/** Which X-Forwarded-* header this is: 1 for -For, 2 for -Proto, 3 for -Host, 0 for none. */
-export function forwardedKind(name: string): 0 | 1 | 2 | 3 {
+/**
+ * Which forwarding header this is: 1 for X-Forwarded-For, 2 for -Proto, 3 for -Host, 4 for Forwarded and X-Real-IP
+ * (which svc does not set), 0 for any other header.
+ */
+export function forwardedKind(name: string): 0 | 1 | 2 | 3 | 4 {
+  if (name.length === 9) {
+    const lower = name.toLowerCase()
+    return lower === 'forwarded' || lower === 'x-real-ip' ? 4 : 0
+  }
+
   if (name.length < 15 || name.length > 17 || (name[0] !== 'x' && name[0] !== 'X')) return 0
   const lower = name.toLowerCase()
   if (lower === 'x-forwarded-for') return 1
@@ -81,27 +89,42 @@ export interface UpstreamHead {
 interface RequestScan extends UpstreamHead {
   connection: string | undefined
   forwardedFor: string | undefined
+  forwardedProto: string | undefined
+  forwardedHost: string | undefined
 }
 
 /**
  * The request's header lines for the upstream in one pass over the raw [name, value, ...] list, so the request path
  * never builds node's header object: hop-by-hop headers dropped (and those the Connection header names: a second
- * pass, in the rare case it names any), X-Forwarded-For appended to, X-Forwarded-Proto and -Host set. `keepUpgrade`
- * keeps Connection and Upgrade for a WebSocket handshake.
+ * pass, in the rare case it names any), then X-Forwarded-For, -Proto and -Host. From a client that is not a
+ * `trusted` proxy, the forwarding headers it sent (X-Forwarded-*, Forwarded, X-Real-IP) are dropped and replaced,
+ * so it cannot pass for another address; from a trusted one, X-Forwarded-For is appended to and the rest kept.
+ * `keepUpgrade` keeps Connection and Upgrade for a WebSocket handshake.
  */
-export function upstreamHeaders(raw: readonly string[], clientIp: string, keepUpgrade = false): UpstreamHead {
-  const scan = scanRequest(raw, keepUpgrade, undefined)
+export function upstreamHeaders(
+  raw: readonly string[],
+  clientIp: string,
+  keepUpgrade = false,
+  trusted = false,
+): UpstreamHead {
+  const scan = scanRequest(raw, keepUpgrade, undefined, trusted)
   const extra = connectionTokens(scan.connection)
-  const head = extra === undefined ? scan : scanRequest(raw, keepUpgrade, extra)
-  const {forwardedFor} = head
+  const head = extra === undefined ? scan : scanRequest(raw, keepUpgrade, extra, trusted)
+  const {forwardedFor, forwardedProto, forwardedHost} = head
   head.block += 'x-forwarded-for: ' + (forwardedFor === undefined ? clientIp : forwardedFor + ', ' + clientIp) + '\r\n'
-  head.block += 'x-forwarded-proto: http\r\n'
-  if (head.host !== undefined) head.block += 'x-forwarded-host: ' + head.host + '\r\n'
+  head.block += 'x-forwarded-proto: ' + (forwardedProto ?? 'http') + '\r\n'
+  const host = forwardedHost ?? head.host
+  if (host !== undefined) head.block += 'x-forwarded-host: ' + host + '\r\n'
   return head
 }
 
 /** One pass over a request's headers; `drop` holds the lower-cased names the Connection header listed. */
-function scanRequest(raw: readonly string[], keepUpgrade: boolean, drop: Set<string> | undefined): RequestScan {
+function scanRequest(
+  raw: readonly string[],
+  keepUpgrade: boolean,
+  drop: Set<string> | undefined,
+  trusted: boolean,
+): RequestScan {
   const scan: RequestScan = {
     block: '',
     host: undefined,
@@ -110,6 +133,8 @@ function scanRequest(raw: readonly string[], keepUpgrade: boolean, drop: Set<str
     expectContinue: false,
     connection: undefined,
     forwardedFor: undefined,
+    forwardedProto: undefined,
+    forwardedHost: undefined,
   }
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
@@ -144,12 +169,32 @@ function scanRequest(raw: readonly string[], keepUpgrade: boolean, drop: Set<str
     }
 
     const kind = forwardedKind(name)
-    if (kind === 1) {
-      scan.forwardedFor = scan.forwardedFor === undefined ? value : scan.forwardedFor + ', ' + value
+    if (kind !== 0) {
+      if (!trusted) continue
+      switch (kind) {
+        case 1: {
+          scan.forwardedFor = scan.forwardedFor === undefined ? value : scan.forwardedFor + ', ' + value
+          break
+        }
+
+        case 2: {
+          scan.forwardedProto ??= value
+          break
+        }
+
+        case 3: {
+          scan.forwardedHost ??= value
+          break
+        }
+
+        default: {
+          if (drop === undefined || !drop.has(name.toLowerCase())) scan.block += name + ': ' + value + '\r\n'
+        }
+      }
+
       continue
     }
 
-    if (kind !== 0) continue
     if (name.length === 4 && scan.host === undefined && name.toLowerCase() === 'host') scan.host = value
     // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
     else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') scan.hasBody = true

@@ -6,6 +6,7 @@
 import {createRequire} from 'node:module'
 import type {Readable} from 'node:stream'
 
+export const kOnMessageBegin = 0
 export const kOnHeaders = 1
 export const kOnHeadersComplete = 2
 export const kOnBody = 3
@@ -32,6 +33,8 @@ export type OnHeadersComplete = (
 ) => number
 
 export interface NativeParser {
+  /** The first byte of a message was read. */
+  [kOnMessageBegin]: ((this: NativeParser) => void) | undefined
   [kOnHeaders]: ((this: NativeParser, headers: string[], url: string) => void) | undefined
   /** Returns 1 to parse the message as bodiless (a response to HEAD), else 0. */
   [kOnHeadersComplete]: OnHeadersComplete | undefined
@@ -102,6 +105,7 @@ interface HttpCommon {
     new (): NativeParser
     REQUEST: number
     RESPONSE: number
+    kOnMessageBegin: number
     kOnHeaders: number
     kOnHeadersComplete: number
     kOnBody: number
@@ -115,6 +119,7 @@ interface HttpCommon {
 const common = createRequire(import.meta.url)('_http_common') as HttpCommon
 const {HTTPParser} = common
 if (
+  HTTPParser.kOnMessageBegin !== kOnMessageBegin ||
   HTTPParser.kOnHeaders !== kOnHeaders ||
   HTTPParser.kOnHeadersComplete !== kOnHeadersComplete ||
   HTTPParser.kOnBody !== kOnBody ||
@@ -126,9 +131,12 @@ if (
 
 export const methods: readonly string[] = common.methods
 
-/** A new native parser for requests (`'request'`) or responses (`'response'`), default limits (16 KiB head). */
-export function createParser(type: 'request' | 'response'): NativeParser {
+/**
+ * A new native parser for requests (`'request'`) or responses (`'response'`); a head (start line and header fields)
+ * longer than `maxHeaderSize` bytes fails with HPE_HEADER_OVERFLOW (0: node's limit, 16 KiB by default).
+ */
+export function createParser(type: 'request' | 'response', maxHeaderSize = 0): NativeParser {
   const parser = new HTTPParser()
-  parser.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, 0, 0)
+  parser.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, maxHeaderSize, 0)
   return parser
 }

@@ -6,7 +6,7 @@ import type {HostPort} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
 import {type ProxyOptions, ProxyServer} from './server.js'
 
-export {PROXY_DEFAULTS, type ProxyOptions, ProxyServer} from './server.js'
+export {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions, ProxyServer} from './server.js'
 
 /** Parses a listen address, HOST:PORT; port 0 asks the system for a free port. */
 export function parseListenAddress(value: string, flag: string): HostPort {

@@ -14,6 +14,7 @@ import {
   kOnExecute,
   kOnHeaders,
   kOnHeadersComplete,
+  kOnMessageBegin,
   kOnMessageComplete,
   methods,
   type NativeParser,
@@ -24,7 +25,8 @@ import {
   touchSocket,
 } from './http-parser.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
-import {type RouteSpec, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
+import {type RouteMatch, type RouteSpec, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
+import {normalizeTarget} from './target.js'
 import {ConnectionPool, DEFAULT_IDLE_MS, type PoolClient, type UpstreamConnection} from './upstream-pool.js'
 
 export interface ProxyOptions {
@@ -42,6 +44,10 @@ export interface ProxyOptions {
   maxConnectionsPerUpstream?: number
   health?: PassiveHealthOptions
   retryBudget?: RetryBudgetOptions
+  /** Size limits and client timeouts; PROXY_LIMITS for what is unset. */
+  limits?: Partial<ProxyLimits>
+  /** Clients whose forwarding headers (X-Forwarded-*, Forwarded) are kept: other proxies in front of this one. */
+  trustedProxy?: (ip: string) => boolean
   /** Called with one line per request when set (the access log). */
   accessLog?: (line: string) => void
   /** Diagnostics: ejections, one line each. */
@@ -57,8 +63,27 @@ export const PROXY_DEFAULTS = {
   maxConnectionsPerUpstream: 256,
 }
 
-/** An idle client connection is closed after this long, as node:http's default keepAliveTimeout. */
-const CLIENT_IDLE_MS = 5000
+/** What a client may send, and how slowly. */
+export interface ProxyLimits {
+  /** A request's head (request line and header fields), in bytes: 431 beyond. */
+  maxHeaderBytes: number
+  /** A request target, in bytes: 414 beyond. */
+  maxUrlBytes: number
+  /** From a request's first byte to the end of its head: 408 and the connection closed beyond (slow headers). */
+  headersTimeoutMs: number
+  /** Silence in the middle of a request body while the proxy is ready to read it: 408, connection closed. */
+  bodyTimeoutMs: number
+  /** A kept-alive connection with no request is closed after this long (node:http's keepAliveTimeout). */
+  idleTimeoutMs: number
+}
+
+export const PROXY_LIMITS: ProxyLimits = {
+  maxHeaderBytes: 16_384,
+  maxUrlBytes: 8192,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  idleTimeoutMs: 5000,
+}
 
 type Route = ServiceRoute<ConnectionPool>
 type Target = Upstream<ConnectionPool>
@@ -72,11 +97,22 @@ for (const [code, reason] of Object.entries(STATUS_CODES)) STATUS_LINES[Number(c
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
 const TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
 const LAST_CHUNK = '0\r\n\r\n'
+
+/** The end of a chunked body, with its trailer fields (hop-by-hop ones dropped) when there are any. */
+function lastChunk(trailers: readonly string[] | undefined): string {
+  if (trailers === undefined) return LAST_CHUNK
+  return '0\r\n' + downstreamHeaders(trailers).block + '\r\n'
+}
 
 /** Request parser callbacks: `this` is the parser, its connection in `conn`. */
 interface RequestParser extends NativeParser {
   conn: ClientConnection
+}
+
+function onRequestBegin(this: NativeParser): void {
+  ;(this as RequestParser).conn.headStart = performance.now()
 }
 
 function onRequestHeaders(this: NativeParser, headers: string[], url: string): void {
@@ -98,6 +134,7 @@ function onRequestHeadersComplete(
   keepAlive: boolean,
 ): number {
   const conn = (this as RequestParser).conn
+  conn.headStart = 0
   if (headers === undefined) {
     headers = conn.partialHeaders
     conn.partialHeaders = []
@@ -123,13 +160,21 @@ function onRequestComplete(this: NativeParser): void {
   const conn = (this as RequestParser).conn
   const ex = conn.reading
   conn.reading = undefined
-  ex?.requestComplete()
+  // fields handed over after the head are a chunked body's trailers
+  let trailers: string[] | undefined
+  if (conn.partialHeaders.length > 0) {
+    trailers = conn.partialHeaders
+    conn.partialHeaders = []
+  }
+
+  ex?.requestComplete(trailers)
 }
 
 /** A read of the consumed socket was parsed. */
 function onRequestExecute(this: NativeParser, ret: number | ParseError): void {
   const conn = (this as RequestParser).conn
   touchSocket(conn.socket)
+  conn.lastRead = performance.now()
   conn.parsed(ret, undefined)
 }
 
@@ -141,6 +186,12 @@ function onRequestExecute(this: NativeParser, ret: number | ParseError): void {
 class ClientConnection {
   readonly parser: RequestParser
   readonly remoteAddress: string
+  /** The client is a trusted proxy: its forwarding headers are kept. */
+  readonly trusted: boolean
+  /** When the head being read began (0: none is); the proxy's timer cuts heads that take too long. */
+  headStart = 0
+  /** When the socket was last read. */
+  lastRead = 0
   /** Requests received and not yet answered; the first is the one being served. */
   queue: Exchange[] = []
   /** The request whose body the parser is reading. */
@@ -164,10 +215,12 @@ class ClientConnection {
     readonly socket: Socket,
   ) {
     this.remoteAddress = socket.remoteAddress ?? ''
+    this.trusted = proxy.trustedProxy?.(this.remoteAddress) ?? false
     socket.setNoDelay(true)
-    socket.setTimeout(CLIENT_IDLE_MS)
-    const parser = createParser('request') as RequestParser
+    socket.setTimeout(proxy.limits.idleTimeoutMs)
+    const parser = createParser('request', proxy.limits.maxHeaderBytes) as RequestParser
     parser.conn = this
+    parser[kOnMessageBegin] = onRequestBegin
     parser[kOnHeaders] = onRequestHeaders
     parser[kOnHeadersComplete] = onRequestHeadersComplete
     parser[kOnBody] = onRequestBody
@@ -203,6 +256,7 @@ class ClientConnection {
 
   private readonly onData = (chunk: Buffer): void => {
     const {socket} = this
+    this.lastRead = performance.now()
     socket.cork()
     const ret = this.parser.execute(chunk)
     socket.uncork()
@@ -314,6 +368,28 @@ class ClientConnection {
     this.proxy.start(next)
   }
 
+  /**
+   * The proxy's timer: a head that has taken longer than the headers timeout, or a body the client stopped sending
+   * while the proxy waits for it, ends the connection with 408 (or cuts it, when a response has started).
+   */
+  checkTimeouts(now: number, limits: ProxyLimits): void {
+    if (this.closed || this.tunnelled) return
+    const slowHead = this.headStart > 0 && now - this.headStart > limits.headersTimeoutMs
+    const body = this.reading
+    const slowBody = body !== undefined && !this.paused && now - this.lastRead > limits.bodyTimeoutMs
+    if (!slowHead && !slowBody) return
+    this.headStart = 0
+    this.stopped = true
+    this.detach()
+    const active = this.queue[0]
+    if (active === undefined || (slowBody && active === body && !active.responseStarted)) {
+      this.queue = []
+      active?.clientGone(408)
+      this.socket.end(REQUEST_TIMEOUT)
+      this.socket.destroySoon()
+    } else this.socket.destroy()
+  }
+
   /** Under drain: an idle connection closes now, a busy one after its response. */
   closeIfIdle(): void {
     if (this.queue.length === 0 && !this.tunnelled) this.socket.end()
@@ -345,6 +421,8 @@ class Exchange implements PoolClient {
   hasBody = false
   chunkedIn = false
   expectContinue = false
+  /** The request body's trailer fields (chunked), sent on with its last chunk. */
+  trailers: string[] | undefined = undefined
   /** Body chunks read before the upstream connection was ready. */
   pending: Buffer[] | undefined = undefined
   up: UpstreamConnection | undefined = undefined
@@ -383,7 +461,7 @@ class Exchange implements PoolClient {
    * set), Host, the body's framing and Expect.
    */
   private scanHeaders(): void {
-    const head = upstreamHeaders(this.rawHeaders, this.conn.remoteAddress)
+    const head = upstreamHeaders(this.rawHeaders, this.conn.remoteAddress, false, this.conn.trusted)
     this.host = head.host
     this.hasBody = head.hasBody
     this.chunkedIn = head.chunked
@@ -411,12 +489,13 @@ class Exchange implements PoolClient {
     return socket.write('\r\n', 'latin1')
   }
 
-  requestComplete(): void {
+  requestComplete(trailers: string[] | undefined): void {
     this.requestDone = true
+    this.trailers = trailers
     const up = this.up
     if (up !== undefined && !this.bodySent) {
       this.bodySent = true
-      if (this.chunkedIn) up.socket.write(LAST_CHUNK, 'latin1')
+      if (this.chunkedIn) up.socket.write(lastChunk(trailers), 'latin1')
     }
 
     if (this.responseDone) this.conn.done(this)
@@ -446,7 +525,7 @@ class Exchange implements PoolClient {
 
     if (this.requestDone || !this.hasBody) {
       this.bodySent = true
-      if (this.chunkedIn) socket.write(LAST_CHUNK, 'latin1')
+      if (this.chunkedIn) socket.write(lastChunk(this.trailers), 'latin1')
     }
 
     socket.uncork()
@@ -455,6 +534,13 @@ class Exchange implements PoolClient {
 
   onUpstreamDrain(): void {
     if (this.conn.queue.length === 1) this.conn.resume()
+  }
+
+  onInformational(status: number, reason: string, headers: string[]): void {
+    // an HTTP/1.0 client knows no interim responses; the 100 this hop owes a client was sent when it was due
+    if (this.settled || this.responseStarted || this.minor === 0 || status === 100) return
+    const line = STATUS_LINES[status] ?? `HTTP/1.1 ${status} ${reason}\r\n`
+    this.downstream.write(line + downstreamHeaders(headers).block + '\r\n', 'latin1')
   }
 
   onResponseHead(status: number, reason: string, headers: string[], keepAlive: boolean): number {
@@ -496,7 +582,7 @@ class Exchange implements PoolClient {
     if (!ok) this.up?.pause()
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(trailers: string[] | undefined): void {
     const up = this.up!
     this.up = undefined
     if (this.settled) {
@@ -504,7 +590,7 @@ class Exchange implements PoolClient {
       return
     }
 
-    if (this.chunkOut) this.downstream.write(LAST_CHUNK, 'latin1')
+    if (this.chunkOut) this.downstream.write(lastChunk(trailers), 'latin1')
     up.resume()
     // a connection whose request body was not all sent (an early answer) cannot carry another request
     if (this.upKeepAlive && this.bodySent) up.pool.release(up)
@@ -548,8 +634,8 @@ class Exchange implements PoolClient {
     this.responseDone = true
   }
 
-  /** The client's connection closed while this request was being served. */
-  clientGone(): void {
+  /** The client's connection closed (or was cut: `status`) while this request was being served. */
+  clientGone(status = 499): void {
     if (this.settled || !this.forwarded) return
     const up = this.up
     this.up = undefined
@@ -560,7 +646,7 @@ class Exchange implements PoolClient {
     }
 
     this.upstream!.inflight--
-    this.conn.proxy.settle(this, 499)
+    this.conn.proxy.settle(this, status)
   }
 }
 
@@ -575,11 +661,14 @@ export class ProxyServer {
   readonly metrics: ProxyMetrics
   readonly server: Server
   readonly connections = new Set<ClientConnection>()
+  readonly limits: ProxyLimits
+  readonly trustedProxy: ((ip: string) => boolean) | undefined
   draining = false
   private inflight = 0
   private readonly tunnels = new Set<Socket>()
   private readonly budget: RetryBudget
   private readonly budgetTimer: NodeJS.Timeout
+  private readonly timeoutTimer: NodeJS.Timeout
   private readonly hashKey: HashKey | undefined
   private readonly hostRouting: boolean
   private readonly accessLog: ((line: string) => void) | undefined
@@ -592,6 +681,15 @@ export class ProxyServer {
     this.budget = new RetryBudget(opts.retryBudget ?? DEFAULT_RETRY_BUDGET)
     this.budgetTimer = setInterval(() => this.budget.tick(), 1000)
     this.budgetTimer.unref()
+    this.limits = {...PROXY_LIMITS, ...opts.limits}
+    this.trustedProxy = opts.trustedProxy
+    // one timer for every connection's head and body deadlines, not one per request
+    const {headersTimeoutMs, bodyTimeoutMs} = this.limits
+    this.timeoutTimer = setInterval(
+      () => this.checkTimeouts(),
+      Math.max(20, Math.min(1000, Math.floor(Math.min(headersTimeoutMs, bodyTimeoutMs) / 4))),
+    )
+    this.timeoutTimer.unref()
     this.table = new RouteTable<ConnectionPool>({
       strategy: opts.strategy,
       routes: opts.routes,
@@ -634,6 +732,11 @@ export class ProxyServer {
     return formatHosts([{host: bound.address, port: bound.port}])
   }
 
+  private checkTimeouts(): void {
+    const now = performance.now()
+    for (const conn of this.connections) conn.checkTimeouts(now, this.limits)
+  }
+
   /** Requests and tunnels in flight. */
   get active(): number {
     return this.inflight + this.tunnels.size
@@ -646,6 +749,7 @@ export class ProxyServer {
   async drain(timeoutMs: number): Promise<number> {
     this.draining = true
     clearInterval(this.budgetTimer)
+    clearInterval(this.timeoutTimer)
     const closed = new Promise<void>((resolve) => {
       if (this.server.listening) this.server.close(() => resolve())
       else resolve()
@@ -674,19 +778,8 @@ export class ProxyServer {
   /** Routes a request and sends it on its way (or answers it here). */
   start(ex: Exchange): void {
     ex.started = performance.now()
-    const {url} = ex
-    if (url.codePointAt(0) !== 47) {
-      this.reply(ex, undefined, 400, {
-        error: 'only origin-form request targets (/<service>/<path>) are served: svc proxy is not an open proxy',
-      })
-      return
-    }
-
-    const match = this.table.match(url, this.hostRouting ? ex.host : undefined)
-    if (match === undefined) {
-      this.reply(ex, undefined, 404, {error: 'no service named in the path: use /<service>/<path>'})
-      return
-    }
+    const match = this.route(ex, ex.host)
+    if (match === undefined) return
 
     const {route} = match
     if (route === undefined) {
@@ -715,6 +808,51 @@ export class ProxyServer {
     upstream.inflight++
     if (ex.expectContinue && ex.minor >= 1 && !ex.requestDone) ex.downstream.write(CONTINUE, 'latin1')
     upstream.pool.acquire(ex)
+  }
+
+  /**
+   * Where a request goes, or undefined once it was answered here: the target must be origin-form, within the size
+   * limit, and keep naming the same service once its dot segments are resolved (`/a/../b/` reaches neither).
+   */
+  private route(ex: Exchange, host: string | undefined): RouteMatch<ConnectionPool> | undefined {
+    const {url} = ex
+    if (url.length > this.limits.maxUrlBytes) {
+      ex.closeAfter = true
+      this.reply(ex, undefined, 414, {error: `request target longer than ${this.limits.maxUrlBytes} bytes`})
+      return undefined
+    }
+
+    if (url.codePointAt(0) !== 47) {
+      this.reply(ex, undefined, 400, {
+        error: 'only origin-form request targets (/<service>/<path>) are served: svc proxy is not an open proxy',
+      })
+      return undefined
+    }
+
+    const target = normalizeTarget(url)
+    if (!target.ok) {
+      const backslash = target.problem === 'backslash'
+      this.reply(ex, undefined, backslash ? 400 : 404, {
+        error: backslash ? 'a backslash in the path is refused' : 'the path climbs above the root with ..',
+      })
+      return undefined
+    }
+
+    const hostKey = this.hostRouting ? host : undefined
+    const match = this.table.match(target.url, hostKey)
+    if (match === undefined) {
+      this.reply(ex, undefined, 404, {error: 'no service named in the path: use /<service>/<path>'})
+      return undefined
+    }
+
+    if (target.url !== url && this.table.match(url, hostKey)?.service !== match.service) {
+      this.reply(ex, undefined, 404, {
+        error: `the path's dot segments lead out of the service it names: send ${target.url} instead`,
+      })
+      return undefined
+    }
+
+    return match
   }
 
   /** An attempt failed: retry it elsewhere when that is safe, else answer 502/504 (or cut a started response). */
@@ -795,7 +933,16 @@ export class ProxyServer {
     const {url} = ex
     ex.started = performance.now()
     const host = this.hostRouting ? hostOf(ex.rawHeaders) : undefined
-    const match = url.codePointAt(0) === 47 ? this.table.match(url, host) : undefined
+    const target = url.codePointAt(0) === 47 && url.length <= this.limits.maxUrlBytes ? normalizeTarget(url) : undefined
+    let match = target?.ok ? this.table.match(target.url, host) : undefined
+    // dot segments may not lead from the service the path names to another one
+    if (
+      match !== undefined &&
+      target?.ok &&
+      target.url !== url &&
+      this.table.match(url, host)?.service !== match.service
+    )
+      match = undefined
     const route = match?.route
     if (this.draining || match === undefined || route === undefined) {
       const status = this.draining ? 503 : 404
@@ -819,7 +966,7 @@ export class ProxyServer {
       return
     }
 
-    const text = `${ex.method} ${match.path} HTTP/1.1\r\n${upstreamHeaders(ex.rawHeaders, conn.remoteAddress, true).block}\r\n`
+    const text = `${ex.method} ${match.path} HTTP/1.1\r\n${upstreamHeaders(ex.rawHeaders, conn.remoteAddress, true, conn.trusted).block}\r\n`
     const up: Socket = connect({host: upstream.instance.address, port: upstream.instance.port})
     up.setNoDelay(true)
     up.setTimeout(this.opts.connectTimeoutMs)

@@ -4,6 +4,7 @@ import {
   createParser,
   kOnBody,
   kOnExecute,
+  kOnHeaders,
   kOnHeadersComplete,
   kOnMessageComplete,
   type NativeParser,
@@ -34,10 +35,13 @@ export interface PoolClient {
    * responses before (a kept-alive one the upstream may have closed as the request went out).
    */
   onUpstreamError(error: Error, reused: boolean): void
+  /** An interim (1xx) response other than 101; the final response follows on the same connection. */
+  onInformational(status: number, reason: string, headers: string[]): void
   /** Returns 1 when the response has no body (a response to HEAD). Not called for 1xx responses. */
   onResponseHead(status: number, reason: string, headers: string[], keepAlive: boolean): number
   onResponseBody(chunk: Buffer): void
-  onResponseEnd(): void
+  /** The response ended; `trailers` are the trailer fields of a chunked body, as [name, value, ...]. */
+  onResponseEnd(trailers: string[] | undefined): void
   /** The upstream socket drained after a write returned false. */
   onUpstreamDrain(): void
   /** The client's socket, corked while a read from the upstream is parsed (from the head or body written). */
@@ -63,6 +67,12 @@ interface ResponseParser extends NativeParser {
   conn: UpstreamConnection
 }
 
+/** Header fields beyond the parser's batch of 32 (before the head completes), or trailers (after it). */
+function onHeaders(this: NativeParser, headers: string[]): void {
+  const conn = (this as ResponseParser).conn
+  for (const h of headers) conn.fields.push(h)
+}
+
 function onHeadersComplete(
   this: NativeParser,
   _major: number,
@@ -76,13 +86,27 @@ function onHeadersComplete(
   keepAlive: boolean,
 ): number {
   const conn = (this as ResponseParser).conn
+  let all = headers ?? []
+  if (conn.fields.length > 0) {
+    all = headers === undefined ? conn.fields : [...conn.fields, ...headers]
+    conn.fields = []
+  }
+
   const code = status ?? 0
   conn.status = code
-  if (code < 200) return 0
   const client = conn.client
+  if (code < 200) {
+    if (code !== 101 && client !== undefined) {
+      conn.corkOut(client.downstream)
+      client.onInformational(code, reason ?? '', all)
+    }
+
+    return 0
+  }
+
   if (client === undefined) return conn.head ? 1 : 0
   conn.corkOut(client.downstream)
-  return client.onResponseHead(code, reason ?? '', headers ?? [], keepAlive) === 1 || conn.head ? 1 : 0
+  return client.onResponseHead(code, reason ?? '', all, keepAlive) === 1 || conn.head ? 1 : 0
 }
 
 function onBody(this: NativeParser, chunk: Buffer): void {
@@ -104,7 +128,13 @@ function onMessageComplete(this: NativeParser): void {
 
   conn.client = undefined
   conn.status = 0
-  client.onResponseEnd()
+  let trailers: string[] | undefined
+  if (conn.fields.length > 0) {
+    trailers = conn.fields
+    conn.fields = []
+  }
+
+  client.onResponseEnd(trailers)
 }
 
 /** A read of the consumed socket was parsed. */
@@ -122,6 +152,8 @@ export class UpstreamConnection {
   /** The request in progress is a HEAD: its response has no body whatever its headers say. */
   head = false
   status = 0
+  /** Header fields the parser handed over early (a head of more than 32), or a chunked body's trailers. */
+  fields: string[] = []
   connected = false
   dead = false
   /** Responses completed on this connection. */
@@ -146,6 +178,7 @@ export class UpstreamConnection {
     socket.setTimeout(opts.connectTimeoutMs)
     const parser = createParser('response') as ResponseParser
     parser.conn = this
+    parser[kOnHeaders] = onHeaders
     parser[kOnHeadersComplete] = onHeadersComplete
     parser[kOnBody] = onBody
     parser[kOnMessageComplete] = onMessageComplete
