@@ -1,4 +1,5 @@
 import {mkdtempSync} from 'node:fs'
+import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -111,6 +112,28 @@ describe('svc proxy (the built binary)', () => {
     }
   })
 
+  it('cuts a client that is slower than --header-timeout with 408', async () => {
+    const proxy = await startProxy('--header-timeout', '300ms', '--idle-timeout', '5s')
+    try {
+      const [host, port] = proxy.address.split(':')
+      const started = Date.now()
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), host!, () => socket.write('GET /shop/ HTTP/1.1\r\nHost: x\r\n'))
+        let out = ''
+        socket.setTimeout(5000, () => socket.destroy(new Error('not cut off within 5 s')))
+        socket.on('data', (d: Buffer) => {
+          out += d.toString()
+        })
+        socket.on('close', () => resolve(out))
+        socket.on('error', reject)
+      })
+      expect(reply).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/)
+      expect(Date.now() - started).toBeLessThan(3000)
+    } finally {
+      proxy.child.kill('SIGKILL')
+    }
+  })
+
   it('answers 504 when the upstream is slower than --timeout', async () => {
     const proxy = await startProxy('--timeout', '300ms')
     try {
@@ -143,6 +166,9 @@ describe('svc proxy (the built binary)', () => {
       [['--listen', '127.0.0.1:99999'], /invalid --listen address "127\.0\.0\.1:99999"/],
       [['--strategy', 'fastest'], /--strategy=fastest to be one of: round-robin, random, least-conn, hash/],
       [['--hash-key', 'body:x'], /invalid --hash-key "body:x": use header:NAME, cookie:NAME or ip/],
+      [['--trusted-proxy', '10.0.0.0/99'], /invalid trusted proxy "10\.0\.0\.0\/99".*CIDR block/],
+      [['--max-header-size', '10'], /Expected an integer greater than or equal to 1024/],
+      [['--header-timeout', 'soon'], /duration/],
     ] as const) {
       const result = await runCli(['proxy', ...args], {env})
       expect(result.code, args.join(' ')).not.toBe(0)
