@@ -56,7 +56,7 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
         const {renderDemo} = await import('../lib/ui/demo.js')
         const view = renderDemo(feed)
         try {
-          await runDemo(opts, feed.push)
+          await runDemo(opts, (event) => feed.push(event))
         } finally {
           await view
         }

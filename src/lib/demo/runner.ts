@@ -24,9 +24,11 @@ export class DemoFeed {
   readonly events: DemoEvent[] = []
   private readonly listeners = new Set<(event: DemoEvent) => void>()
 
-  push = (event: DemoEvent): void => {
-    this.events.push(event)
-    for (const listener of this.listeners) listener(event)
+  push = (...events: DemoEvent[]): void => {
+    for (const event of events) {
+      this.events.push(event)
+      for (const listener of this.listeners) listener(event)
+    }
   }
 
   subscribe(listener: (event: DemoEvent) => void): () => void {
