@@ -39,10 +39,23 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
     if (this.argv.some((a) => a === '-b' || a.startsWith('--backend')))
       this.warnLine('--backend is ignored: the demo runs on its own temporary local registry')
     const controller = new AbortController()
+    const view = new AbortController()
     const stop = (): void => controller.abort()
+    const hangUp = (): void => {
+      view.abort()
+      controller.abort()
+    }
+
     // `on`, not `once`: a second Ctrl-C must not end the process in the middle of its clean-up
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
+    process.on('SIGHUP', hangUp)
+    // a closed terminal (EIO) or pipe (EPIPE) must not end it either (oclif's own handler rethrows EIO): the
+    // clean-up runs with nobody watching
+    const handlers = process.stdout.listeners('error') as Array<(error: Error) => void>
+    process.stdout.removeAllListeners('error')
+    process.stdout.on('error', ignore)
+    process.stderr.on('error', ignore)
     const opts: DemoOptions = {
       ...DEMO_DEFAULTS,
       instances: flags.instances,
@@ -54,11 +67,11 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
       if (interactive) {
         const feed = new DemoFeed()
         const {renderDemo} = await import('../lib/ui/demo.js')
-        const view = renderDemo(feed)
+        const drawn = renderDemo(feed, {signal: view.signal})
         try {
           await runDemo(opts, (event) => feed.push(event))
         } finally {
-          await view
+          await drawn
         }
 
         return
@@ -72,6 +85,15 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
     } finally {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
+      process.off('SIGHUP', hangUp)
+      // after a hang-up every later write fails too: keep ignoring them to the end
+      if (!view.signal.aborted) {
+        process.stdout.off('error', ignore)
+        process.stderr.off('error', ignore)
+        for (const handler of handlers) process.stdout.on('error', handler)
+      }
     }
   }
 }
+
+function ignore(): void {}

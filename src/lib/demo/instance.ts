@@ -80,6 +80,7 @@ async function main(): Promise<void> {
 
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  process.on('SIGHUP', stop)
   process.on('disconnect', stop)
   // a registration that fails ends the instance: the parent sees the exit
   await registration.catch((error: unknown) => {
