@@ -8,7 +8,7 @@ import {DEMO_DEFAULTS, type DemoOptions} from '../lib/demo/types.js'
 import {isInteractive} from '../lib/tty.js'
 
 export default class Demo extends SvcCommand<typeof Demo> {
-  static summary = 'A five-minute tour: instances, resolve, proxy, a stop under load, clean-up. No server, no Docker.'
+  static summary = 'A guided tour: instances, resolve, proxy, a stop under load, clean-up. No server, no Docker.'
   static description = `Runs on a fresh temporary local registry (never your own): starts small HTTP instances as child processes that register themselves, resolves them, starts the proxy and sends requests through it, stops one instance while requests keep coming (the route table shrinks, no request fails), and removes everything it made. Each step says what it shows and which svc command does the same.
 On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON object per step). Exit status 0 when every step turned out as expected. Ctrl-C stops it and cleans up.`
 
@@ -28,7 +28,7 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
       description: 'requests to send through the proxy',
       default: DEMO_DEFAULTS.requests,
       min: 10,
-      max: 10_000,
+      max: 2000,
     }),
     json: Flags.boolean({description: 'one JSON object per step result (NDJSON), then one with the outcome'}),
   }
