@@ -78,6 +78,10 @@ describe('shell completion (@oclif/plugin-autocomplete plus service names)', () 
     // the registry the line names is the one asked
     const other = `local://${path.join(root, 'empty')}`
     expect(await bashComplete('svc', 'resolve', '--backend', other, '')).toEqual([])
+    // flags that take a value are stepped over (from the commands' own flag definitions), and their value is no name
+    expect(await bashComplete('svc', 'chaos', 'kill-instance', '-n', '2', '')).toEqual(['web-frontend'])
+    expect(await bashComplete('svc', 'resolve', '--pick', 'first', '')).toEqual(['web-frontend'])
+    expect(await bashComplete('svc', 'resolve', '--tag', '')).toEqual([])
     // a second argument is not a service name
     expect(await bashComplete('svc', 'deregister', 'web-frontend', 'x')).toEqual([])
   })

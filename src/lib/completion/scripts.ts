@@ -3,12 +3,31 @@ export const SERVICE_ARG_COMMANDS = ['resolve', 'watch', 'deregister', 'chaos ki
 
 const MARKER = '# svc: service-name completion'
 
+/** A flag of those commands that takes a value: its spellings, and its allowed values when it has a list. */
+export interface ValueFlag {
+  names: readonly string[]
+  options?: readonly string[]
+}
+
+/** bash `case` branches that step over each flag's value (a listed value only when the flag has a list). */
+function skipValueBranches(flags: readonly ValueFlag[]): string {
+  const free = flags.filter((f) => !f.options).flatMap((f) => f.names)
+  const branches = free.length > 0 ? [`        ${free.join('|')}) ((i++)) ;;`] : []
+  for (const flag of flags.filter((f) => f.options)) {
+    branches.push(
+      `        ${flag.names.join('|')}) [[ " ${flag.options!.join(' ')} " == *" \${COMP_WORDS[i+1]} "* ]] && ((i++)) ;;`,
+    )
+  }
+
+  return branches.join('\n')
+}
+
 /**
  * Adds service-name completion to the bash script of @oclif/plugin-autocomplete: a wrapper that answers the
  * first argument of resolve/watch/deregister/chaos kill-instance from `svc autocomplete services` (passing on
  * --backend/-b/--profile/--token), and hands every other position to the plugin's function.
  */
-export function patchBashScript(script: string, bin: string): string {
+export function patchBashScript(script: string, bin: string, valueFlags: readonly ValueFlag[]): string {
   if (script.includes(MARKER)) return script
   return `${script}
 ${MARKER}
@@ -32,11 +51,13 @@ _${bin}_complete()
     for ((i = 1; i < COMP_CWORD; i++)); do
       word="\${COMP_WORDS[i]}"
       case "$word" in
-        -b|--backend|--profile|--token|-t|--tag|--exec|--pick) ((i++)) ;;
+${skipValueBranches(valueFlags)}
         -*) ;;
         *) if [[ -z "$command" ]]; then command="$word"; elif [[ "$command" == chaos && "$position" -eq 0 ]]; then command="chaos $word"; else ((position++)); fi ;;
       esac
     done
+    # i passed COMP_CWORD: the word being completed is the value of the flag before it
+    (( i > COMP_CWORD )) && command=""
     case "$command" in
       ${SERVICE_ARG_COMMANDS.join('|').replaceAll(' ', String.raw`\ `)})
         if [[ "$position" -eq 0 ]]; then
