@@ -6,6 +6,7 @@ import {formatError} from './lib/errors.js'
 import {openRegistry} from './lib/registry/index.js'
 import {parseBackend} from './lib/registry/spec.js'
 import type {Registry} from './lib/registry/types.js'
+import {withConfig} from './config-flags.js'
 import {backendFlags} from './flags.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -34,10 +35,16 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
     this.args = args as BaseArgs<T>
   }
 
+  /** The backend flags, filled in from `svc config` (flag > environment > profile > config default). */
+  protected async backendSettings(): Promise<BaseFlags<T>> {
+    return withConfig(this.flags, this)
+  }
+
   /** The registry the flags name; closed when the command ends. */
   protected async registry(): Promise<Registry> {
-    const env = {...process.env, CONSUL_HTTP_TOKEN: this.flags.token ?? process.env.CONSUL_HTTP_TOKEN}
-    const registry = await openRegistry(parseBackend(this.flags.backend, env), {
+    const flags = await this.backendSettings()
+    const env = {...process.env, CONSUL_HTTP_TOKEN: flags.token ?? process.env.CONSUL_HTTP_TOKEN}
+    const registry = await openRegistry(parseBackend(flags.backend, env), {
       log: (message) => this.warnLine(message),
     })
     this.openRegistries.push(registry)

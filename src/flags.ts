@@ -27,6 +27,11 @@ export const backendFlags = {
     env: 'CONSUL_HTTP_TOKEN',
     helpGroup: 'BACKEND',
   }),
+  profile: Flags.string({
+    description: 'backend settings saved with `svc config set --profile NAME` (default: the default-profile setting)',
+    env: 'SVC_PROFILE',
+    helpGroup: 'BACKEND',
+  }),
 }
 
 export const portFlag = Flags.custom<number>({parse: validated((input) => parsePort(input))})

@@ -1,10 +1,14 @@
 import {type ChildProcess, spawn} from 'node:child_process'
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const BIN = path.join(ROOT, 'bin', 'run.js')
+/** An empty config directory: a `svc config` file of the machine's user must not steer the tests' commands. */
+const CONFIG_HOME = mkdtempSync(path.join(tmpdir(), 'svc-test-config-'))
 
 export interface CliResult {
   code: number | null
@@ -40,7 +44,7 @@ export function runCli(args: string[], opts: {env?: NodeJS.ProcessEnv; timeoutMs
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
-    env: {...process.env, NO_COLOR: '1', ...env},
+    env: {...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: CONFIG_HOME, SVC_PROFILE: '', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
 }

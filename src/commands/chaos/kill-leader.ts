@@ -41,7 +41,10 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
 
   async run(): Promise<KillLeaderReport> {
     const {flags} = this
-    const uri = flags.cluster === undefined ? flags.backend : (await findCluster(flags.cluster)).backendUri
+    const uri =
+      flags.cluster === undefined
+        ? (await this.backendSettings()).backend
+        : (await findCluster(flags.cluster)).backendUri
     const spec = clusterSpec(parseBackend(uri))
     const plan = await planKillLeader(spec)
     const signal = `SIG${flags.signal}` as DrillSignal

@@ -1,0 +1,60 @@
+import type {Command, Interfaces} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
+
+import {activeProfile, configPath, configuredValues, loadConfig} from './lib/config/index.js'
+import {UserError} from './lib/errors.js'
+import {backendFlags} from './flags.js'
+
+/** The backend flags' names that `svc config` stores (every backend flag but --profile itself). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(backendFlags).filter((key) => key !== 'profile')
+
+type AnyFlag = Interfaces.Flag<unknown>
+
+/** A stored string turned into the flag's value by the flag's own parser, so the config is validated like a flag. */
+export async function parseConfigValue(key: string, raw: string, command: Command): Promise<unknown> {
+  const flag = (backendFlags as Record<string, AnyFlag>)[key]
+  if (!flag) return undefined
+  if (flag.type === 'boolean') {
+    if (raw !== 'true' && raw !== 'false') throw new UserError(`${key} must be true or false, not "${raw}"`)
+    return raw === 'true'
+  }
+
+  // a child of the command, so the parser's context does not overwrite anything on the command itself
+  const context = Object.assign(Object.create(command) as Command, {
+    token: {type: 'flag' as const, flag: key, input: raw},
+  })
+  return flag.parse(raw, context, flag)
+}
+
+/** The parsed backend flags with the svc config's values where flag and environment left a key unset. */
+export async function withConfig<F extends {profile?: string}>(flags: F, command: Command): Promise<F> {
+  const file = configPath()
+  const config = loadConfig(file)
+  const profile = activeProfile(config, flags.profile)
+  const values = configuredValues(config, flags, profile)
+  const out: Record<string, unknown> = {...flags}
+  for (const [key, raw] of Object.entries(values)) {
+    try {
+      out[key] = await parseConfigValue(key, raw, command)
+    } catch (error) {
+      const where = profile === undefined ? 'defaults' : `profile "${profile}"`
+      throw new UserError(
+        `invalid ${key} in the ${where} of ${file}: ${(error as Error).message}`,
+        `fix it with: svc config set ${key} VALUE${profile === undefined ? '' : ` --profile ${profile}`}`,
+      )
+    }
+  }
+
+  return out as F
+}
+
+/** The base backend flags, hidden: `svc config` edits settings rather than using them. */
+export const hiddenBackendFlags = Object.fromEntries(
+  Object.entries(backendFlags).map(([key, flag]) => [key, {...flag, hidden: true}]),
+) as typeof backendFlags
+
+/** `--profile` for `svc config`: which profile to edit (no SVC_PROFILE: edits name their target). */
+export const editProfileFlag = Flags.string({
+  char: 'p',
+  description: 'the profile to read or change (default: the settings shared by every profile)',
+})
