@@ -343,7 +343,7 @@ export class LocalRegistry implements Registry {
     const state = await this.serviceDirState(service)
     if (state === 'missing') return none
     if (state !== 'ok') {
-      this.skip(dir, state)
+      this.skip(dir, `it ${state}`)
       return none
     }
 

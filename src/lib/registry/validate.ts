@@ -6,6 +6,11 @@ const ID = /^[\w.:@-]{1,256}$/
 const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
 
 export function validateServiceName(name: string): string {
+  // "." and ".." would name the registry's own directory or its parent in the local backend and ZooKeeper's paths
+  if (name === '.' || name === '..') {
+    throw new UserError(`invalid service name "${name}"`, 'use letters, digits, -, _ and ., not just dots')
+  }
+
   if (!NAME.test(name)) {
     const why =
       name.length > 128 ? `is ${name.length} characters long` : 'has characters other than letters, digits, -, _ and .'
