@@ -140,7 +140,7 @@ export class LocalRegistry implements Registry {
   }
 
   instancePath(service: string, id: string): string {
-    return path.join(this.dir, service, `${encodeURIComponent(id)}.json`)
+    return path.join(this.dir, service, instanceFileName(id))
   }
 
   /**
@@ -324,7 +324,6 @@ export class LocalRegistry implements Registry {
 
     const names: string[] = []
     for (const e of entries) {
-      if (e.name.startsWith('.')) continue
       const entry = path.join(this.dir, e.name)
       if (e.isSymbolicLink()) this.skip(entry, 'it is a symbolic link, which svc does not follow')
       else if (!e.isDirectory()) continue
@@ -605,6 +604,11 @@ function foreignDirectory(info: Stats, opts: {sticky?: boolean} = {}): string | 
   return undefined
 }
 
+/** The file of an instance: its id, URI-encoded, with a leading dot encoded too (dot files are temporary files). */
+export function instanceFileName(id: string): string {
+  return `${encodeURIComponent(id).replace(/^\./, '%2E')}.json`
+}
+
 function octal(mode: number): string {
   return '0' + (mode & 0o7777).toString(8)
 }
@@ -690,7 +694,7 @@ export function parseInstanceFile(content: string, service: string, fileName: st
     return `it holds an invalid instance (${errorMessage(error)})`
   }
 
-  if (instance.service !== service || `${encodeURIComponent(instance.id)}.json` !== fileName) {
+  if (instance.service !== service || instanceFileName(instance.id) !== fileName) {
     return `it holds instance ${instance.id} of service ${instance.service}, which belongs in another file`
   }
 
