@@ -29,18 +29,21 @@ const instanceLike = fc.record(
   {
     instance: fc.record(
       {
-        service: fc.oneof(serviceName, fc.string(), fc.integer()),
-        id: fc.oneof(instanceId, fc.string()),
-        address: fc.oneof(fc.constant('127.0.0.1'), fc.string()),
-        port: fc.oneof(fc.integer({min: -1, max: 70_000}), fc.double(), fc.string()),
-        tags: fc.oneof(fc.array(fc.string(), {maxLength: 3}), fc.anything()),
-        meta: fc.oneof(fc.dictionary(fc.string(), fc.string(), {maxKeys: 3}), fc.anything()),
-        health: fc.oneof(fc.constantFrom(...HEALTH_VALUES), fc.string()),
+        service: fc.oneof(serviceName, fc.string({maxLength: 40}), fc.integer()),
+        id: fc.oneof(instanceId, fc.string({maxLength: 40})),
+        address: fc.oneof(fc.constant('127.0.0.1'), fc.string({maxLength: 40})),
+        port: fc.oneof(fc.integer({min: -1, max: 70_000}), fc.double(), fc.string({maxLength: 40})),
+        tags: fc.oneof(fc.array(fc.string({maxLength: 40}), {maxLength: 3}), fc.anything()),
+        meta: fc.oneof(
+          fc.dictionary(fc.string({maxLength: 40}), fc.string({maxLength: 40}), {maxKeys: 3}),
+          fc.anything(),
+        ),
+        health: fc.oneof(fc.constantFrom(...HEALTH_VALUES), fc.string({maxLength: 40})),
         source: fc.anything(),
       },
       {requiredKeys: []},
     ),
-    ttlMs: fc.oneof(fc.integer({min: -10, max: 100_000}), fc.double(), fc.string(), fc.constant(1e308)),
+    ttlMs: fc.oneof(fc.integer({min: -10, max: 100_000}), fc.double(), fc.string({maxLength: 40}), fc.constant(1e308)),
     owner: fc.anything(),
   },
   {requiredKeys: []},
@@ -49,7 +52,7 @@ const instanceLike = fc.record(
 const content: fc.Arbitrary<Buffer | string> = fc.oneof(
   fc.uint8Array({maxLength: 300}).map((bytes) => Buffer.from(bytes)),
   fc.json(),
-  fc.string({unit: 'binary'}),
+  fc.string({unit: 'binary', maxLength: 40}),
   instanceLike.map((value) => JSON.stringify(value)),
   instanceLike.map((value) => JSON.stringify(value).slice(0, 30)),
 )
