@@ -404,7 +404,7 @@ export class LocalRegistry implements Registry {
       const uid = process.getuid?.()
       if (uid !== undefined && info.uid !== uid) return {skip: `it belongs to uid ${info.uid}, not to uid ${uid}`}
       if (info.size > MAX_INSTANCE_FILE_BYTES) return {skip: `it is ${info.size} bytes, too large for an instance file`}
-      const content = await readBounded(handle, MAX_INSTANCE_FILE_BYTES)
+      const content = await readBounded(handle, info.size, MAX_INSTANCE_FILE_BYTES)
       if (content === undefined) return {skip: 'it is too large for an instance file'}
       const parsed = parseInstanceFile(content, service, path.basename(file))
       if (typeof parsed === 'string') return {skip: parsed}
@@ -623,17 +623,23 @@ function isServiceName(name: string): boolean {
 }
 
 /** The file's content as UTF-8, or undefined when it holds more than `max` bytes (it may grow while read). */
-async function readBounded(handle: FileHandle, max: number): Promise<string | undefined> {
-  const buffer = Buffer.alloc(max + 1)
+async function readBounded(handle: FileHandle, sizeHint: number, max: number): Promise<string | undefined> {
+  let buffer = Buffer.alloc(Math.min(sizeHint, max) + 1)
   let length = 0
   for (;;) {
+    if (length === buffer.length) {
+      if (length > max) return undefined
+      const bigger = Buffer.alloc(Math.min(buffer.length * 2, max + 1))
+      buffer.copy(bigger)
+      buffer = bigger
+    }
+
     const {bytesRead} = await handle.read(buffer, length, buffer.length - length, length)
     if (bytesRead === 0) break
     length += bytesRead
-    if (length > max) return undefined
   }
 
-  return buffer.subarray(0, length).toString('utf8')
+  return length > max ? undefined : buffer.subarray(0, length).toString('utf8')
 }
 
 /**
