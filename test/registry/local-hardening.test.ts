@@ -74,6 +74,16 @@ describe('local registry permissions', () => {
     expect(mode(root)).toBe(0o700)
   })
 
+  it('creates the directory again, at 0700, when it was removed under a live registration', async () => {
+    const dir = path.join(root, 'registry')
+    const registry = open(dir)
+    const handle = await registry.register({service: 'web', address: '127.0.0.1', port: 8080})
+    rmSync(dir, {recursive: true})
+    await handle.update({tags: ['again']})
+    expect(mode(dir)).toBe(0o700)
+    expect(await registry.listInstances('web')).toEqual([{...handle.instance, tags: ['again']}])
+  })
+
   it('tightens a looser registry directory of its own to 0700, saying so once', async () => {
     const dir = path.join(root, 'registry')
     mkdirSync(dir)

@@ -280,19 +280,19 @@ export class LocalRegistry implements Registry {
     }
   }
 
-  private async ensureServiceDir(dir: string): Promise<void> {
+  private async ensureServiceDir(dir: string, again = true): Promise<void> {
     const state = await this.serviceDirState(path.basename(dir))
     if (state === 'ok') return
     if (state !== 'missing') throw this.refused(dir, state)
     try {
       await mkdir(dir, {mode: 0o700})
     } catch (error) {
-      if (hasErrorCode(error, 'ENOENT')) {
-        // the registry directory was removed under us: create it again, as the first write did
+      if (hasErrorCode(error, 'ENOENT') && again) {
+        // the registry directory was removed under us: create it again (once), as the first write did
         this.ready = undefined
         this.checked = false
         await this.ensureDir()
-        return this.ensureServiceDir(dir)
+        return this.ensureServiceDir(dir, false)
       }
 
       if (!hasErrorCode(error, 'EEXIST')) throw this.fsError(error)
