@@ -82,6 +82,17 @@ export function isTransient(error: unknown): boolean {
   return error instanceof BackendError && error.transient
 }
 
+/**
+ * Input quoted for a one-line message: shortened, with newlines, control characters and quotes escaped, so that
+ * whatever the user typed cannot break the line or flood it.
+ */
+export function quote(text: string, max = 60): string {
+  const short = text.length > max ? text.slice(0, max) + '…' : text
+  return JSON.stringify(short)
+    .replaceAll('\u2028', String.raw`\u2028`)
+    .replaceAll('\u2029', String.raw`\u2029`)
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }

@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode'
 
 import {networkInterfaces} from 'node:os'
 
+import {quote} from '../errors.js'
 import type {CheckSpec, Health} from '../registry/types.js'
 import type {AgentOptions, PlannedService} from './types.js'
 
@@ -101,7 +102,8 @@ export function planContainerWithWarnings(
   const containerId = str(c.Id) ?? ''
   const containerName = (str(c.Name) ?? '').replace(/^\//, '') || containerId.slice(0, 12) || 'container'
   const warn = (message: string): void => {
-    warningSet.add(`${containerName}: ${message}`)
+    // label keys and container names are the container's own: keep them from breaking the warning's line
+    warningSet.add(`${containerName}: ${message}`.replaceAll(/[\n\r\u2028\u2029]/g, ' '))
   }
 
   let resolvedHost = hostAddress
@@ -121,6 +123,7 @@ export function planContainerWithWarnings(
   const health = dockerHealth(c.State)
 
   const services: PlannedService[] = []
+  const usedIds = new Set<string>()
   for (const candidate of candidates) {
     const {port, protocol} = candidate
     const get = lookup.bind(undefined, settings, port)
@@ -134,7 +137,12 @@ export function planContainerWithWarnings(
     const udp = protocol === 'udp'
 
     const name = serviceName(named, baseName, group, port, warn)
-    const id = instanceId(get('id'), {hostname: options.hostname || address, containerName, port, udp, group}, warn)
+    const id = instanceId(
+      get('id'),
+      {hostname: options.hostname || address, containerName, port, udp, group},
+      usedIds,
+      warn,
+    )
     const tagSetting = get('tags')
     const tags = validTags(splitTags(tagSetting?.value ?? ''), tagSetting?.source ?? '', warn)
     tags.push(...extraTags)
@@ -203,9 +211,11 @@ export function isImageId(image: string, containerImage?: string): boolean {
   return /^[\da-f]{12,64}$/.test(value) && id.startsWith(value)
 }
 
-/** Replaces what a service name cannot hold with '-', and caps it at 128 characters. */
+/** Replaces what a service name cannot hold with '-', and caps it at 128 characters; never "." or "..". */
 export function sanitizeServiceName(name: string, max = MAX_NAME): string {
-  return name.replaceAll(/[^\w.-]/g, '-').slice(0, max)
+  const sanitized = name.replaceAll(/[^\w.-]/g, '-').slice(0, max)
+  // "." and ".." name no service (they are path segments): an image or container named so gets dashes
+  return sanitized === '.' || sanitized === '..' ? sanitized.replaceAll('.', '-') : sanitized
 }
 
 /** The first non-internal IPv4 address of this host; 127.0.0.1 when there is none. */
@@ -282,10 +292,10 @@ function serviceMeta(settings: Settings, port: number, warn: (m: string) => void
       warn(`${setting.source} ignored: svc runs HTTP, HTTPS, TCP and TTL checks only`)
     } else if (RESERVED.has(key)) {
       // configures the registration instead
-    } else if (META_KEY.test(key)) {
+    } else if (META_KEY.test(key) && key !== '__proto__') {
       meta[key] = setting.value
     } else {
-      warn(`${setting.source} ignored: "${key}" is not a valid meta key`)
+      warn(`${setting.source} ignored: ${quote(key)} is not a valid meta key`)
     }
   }
 
@@ -389,7 +399,7 @@ function advertisedAddress(
   }
 
   if (!ADDRESS.test(address)) {
-    warn(`port ${candidate.port}/${candidate.protocol} skipped: "${address}" is not a usable address`)
+    warn(`port ${candidate.port}/${candidate.protocol} skipped: ${quote(address)} is not a usable address`)
     return undefined
   }
 
@@ -414,7 +424,7 @@ function containerAddress(c: Inspect, wanted: string | undefined, warn: (m: stri
     const match = networks.find(([name]) => name === wanted)
     if (match) return match[1]
     warn(
-      `network "${wanted}" not found among ${networks.map(([n]) => n).join(', ') || 'no networks'}; using the default`,
+      `network ${quote(wanted)} not found among ${networks.map(([n]) => n).join(', ') || 'no networks'}; using the default`,
     )
   }
 
@@ -443,24 +453,45 @@ function serviceName(
   const suffix = group && !named?.perPort ? `-${port}` : ''
   const name = sanitizeServiceName(base, MAX_NAME - suffix.length) + suffix
   if (named?.value && sanitizeServiceName(named.value) !== named.value)
-    warn(`${named.source} "${named.value}" registered as "${name}": service names hold letters, digits, -, _ and .`)
+    warn(
+      `${named.source} ${quote(named.value)} registered as ${quote(name, MAX_NAME)}: service names hold letters, digits, -, _ and .`,
+    )
   return name
 }
 
+/** The instance id for one port, never one that another port of the container has already taken. */
 function instanceId(
   custom: Found | undefined,
   parts: {hostname: string; containerName: string; port: number; udp: boolean; group: boolean},
+  used: Set<string>,
   warn: (m: string) => void,
 ): string {
   const udp = parts.udp ? ':udp' : ''
+  const claim = (id: string): string => {
+    used.add(id)
+    return id
+  }
+
   if (custom?.value) {
     // A generic SERVICE_ID on several ports would give them one id, and each registration would replace the last.
     const id = custom.perPort || !parts.group ? custom.value : `${custom.value}:${parts.port}${udp}`
-    if (/^[\w.:@-]{1,256}$/.test(id)) return id
-    warn(`${custom.source} "${custom.value}" ignored: ids hold letters, digits, -, _, ., : and @, at most 256`)
+    if (!/^[\w.:@-]{1,256}$/.test(id)) {
+      warn(`${custom.source} ${quote(custom.value)} ignored: ids hold letters, digits, -, _, ., : and @, at most 256`)
+    } else if (used.has(id)) {
+      // the same id on two ports would make the second registration replace the first
+      warn(`${custom.source} ${quote(id)} ignored for port ${parts.port}${udp}: another port of the container has it`)
+    } else {
+      return claim(id)
+    }
   }
 
-  return `${parts.hostname}:${parts.containerName}:${parts.port}${udp}`.replaceAll(/[^\w.:@-]/g, '-').slice(0, MAX_ID)
+  // shortened before the port, never after it: a cut port would give two ports one id
+  const suffix = `:${parts.port}${udp}`
+  const prefix = `${parts.hostname}:${parts.containerName}`.replaceAll(/[^\w.:@-]/g, '-')
+  const fallback = prefix.slice(0, MAX_ID - suffix.length) + suffix
+  let id = fallback
+  for (let n = 2; used.has(id); n++) id = `${fallback.slice(0, MAX_ID - String(n).length - 1)}-${n}`
+  return claim(id)
 }
 
 function splitTags(text: string): string[] {
@@ -473,7 +504,7 @@ function splitTags(text: string): string[] {
 function validTags(tags: readonly string[], source: string, warn: (m: string) => void): string[] {
   return tags.filter((tag) => {
     const ok = tag !== '' && tag.length <= 256 && !/[\s,]/.test(tag)
-    if (!ok) warn(`${source} tag "${tag}" ignored: tags are at most 256 characters, without spaces or commas`)
+    if (!ok) warn(`${source} tag ${quote(tag)} ignored: tags are at most 256 characters, without spaces or commas`)
     return ok
   })
 }
@@ -483,7 +514,7 @@ function durationSetting(setting: Found | undefined, warn: (m: string) => void):
   const ms = parseGoDuration(setting.value)
   const rounded = ms === undefined ? 0 : Math.round(ms)
   if (rounded >= 1) return rounded
-  warn(`${setting.source} "${setting.value}" ignored: write a duration such as 10s, 1m30s or 500ms`)
+  warn(`${setting.source} ${quote(setting.value)} ignored: write a duration such as 10s, 1m30s or 500ms`)
   return undefined
 }
 
@@ -533,7 +564,7 @@ function planCheck(
   const scheme = chosen.kind === 'check_https' ? 'https' : 'http'
   const url = /^https?:\/\//i.test(value) ? value : `${scheme}://${target}${value.startsWith('/') ? '' : '/'}${value}`
   if (!URL.canParse(url)) {
-    warn(`${source} "${value}" ignored: not a path or an http(s) URL`)
+    warn(`${source} ${quote(value)} ignored: not a path or an http(s) URL`)
     return {}
   }
 

@@ -1,31 +1,40 @@
+/* eslint-disable no-bitwise -- open flags and file modes are bit masks */
 import {randomBytes} from 'node:crypto'
-import {type FSWatcher, watch as fsWatch} from 'node:fs'
-import {mkdir, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile} from 'node:fs/promises'
+import {constants, type FSWatcher, lstatSync, type Stats, watch as fsWatch} from 'node:fs'
+import {chmod, type FileHandle, lstat, mkdir, open, readdir, rename, rm, unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import path from 'node:path'
 
-import {UserError} from '../errors.js'
-import {hasErrorCode} from '../guards.js'
+import {errorMessage, UserError} from '../errors.js'
+import {hasErrorCode, isRecord} from '../guards.js'
 import {sortInstances} from './diff.js'
 import {type BackendOptions, refreshPeriod} from './options.js'
 import type {BackendSpec} from './spec.js'
-import type {
-  ClusterInfo,
-  Health,
-  InstanceChanges,
-  InstanceInput,
-  RegisterOptions,
-  Registry,
-  RegistrationHandle,
-  ServiceInstance,
-  ServiceSummary,
-  WatchEvent,
-  WatchOptions,
+import {
+  type ClusterInfo,
+  type Health,
+  HEALTH_VALUES,
+  type InstanceChanges,
+  type InstanceInput,
+  type RegisterOptions,
+  type Registry,
+  type RegistrationHandle,
+  type ServiceInstance,
+  type ServiceSummary,
+  type WatchEvent,
+  type WatchOptions,
 } from './types.js'
 import {applyChanges, toInstance, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 export const LOCAL_DEFAULT_TTL_MS = 15_000
+/** Instance files are a few hundred bytes; anything above this is not one of svc's and is not read. */
+export const MAX_INSTANCE_FILE_BYTES = 1024 * 1024
+
+// O_NOFOLLOW makes open fail on a symbolic link; O_NONBLOCK keeps a planted FIFO from blocking the open.
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0
+const READ_FLAGS = constants.O_RDONLY | NOFOLLOW | (constants.O_NONBLOCK ?? 0)
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW
 
 /** What one instance file holds; the file's mtime is the owner's last heartbeat. */
 interface InstanceFile {
@@ -36,10 +45,15 @@ interface InstanceFile {
 
 type LocalSpec = Extract<BackendSpec, {kind: 'local'}>
 
+/** A readable instance file, or why it is not one. */
+type ReadResult = {data: InstanceFile; mtimeMs: number} | {skip: string} | undefined
+
 /**
  * The embedded registry: a directory shared by the processes of one machine, one JSON file per instance,
  * written atomically (temporary file + rename). Owners heartbeat by touching their file; readers ignore
- * files whose heartbeat is older than their TTL and remove them.
+ * files whose heartbeat is older than their TTL and remove them. Directories are 0700 and files 0600; symbolic
+ * links are never followed, and a file that is not a valid instance of svc's is skipped with one warning and
+ * never removed.
  */
 export class LocalRegistry implements Registry {
   readonly kind = 'local'
@@ -48,7 +62,10 @@ export class LocalRegistry implements Registry {
   private readonly dir: string
   private readonly options: BackendOptions
   private readonly handles = new Set<LocalHandle>()
+  /** Entries already reported as skipped, with the reason, so that each is reported once and not on every read. */
+  private readonly warned = new Map<string, string>()
   private ready?: Promise<void>
+  private checked = false
 
   constructor(spec: LocalSpec, options: BackendOptions) {
     this.dir = spec.dir
@@ -73,6 +90,11 @@ export class LocalRegistry implements Registry {
 
   async deregister(service: string, id: string): Promise<boolean> {
     validateServiceName(service)
+    if (!(await this.checkDir())) return false
+    // unlink would follow a symbolic link in place of the service's directory
+    const state = await this.serviceDirState(service)
+    if (state === 'missing') return false
+    if (state !== 'ok') throw this.refused(path.join(this.dir, service), state)
     try {
       await unlink(this.instancePath(service, id))
       return true
@@ -118,19 +140,50 @@ export class LocalRegistry implements Registry {
   }
 
   instancePath(service: string, id: string): string {
-    return path.join(this.dir, service, `${encodeURIComponent(id)}.json`)
+    return path.join(this.dir, service, instanceFileName(id))
   }
 
-  /** Writes a file atomically: readers see the old or the new content, never a partial one. */
+  /**
+   * Writes a file atomically: readers see the old or the new content, never a partial one. The temporary file is
+   * created exclusively, without following links, at 0600 whatever the umask; the rename replaces whatever is at
+   * `file` (a symbolic link included) instead of writing through it.
+   */
   async writeAtomic(file: string, content: string): Promise<void> {
+    const bytes = Buffer.from(content)
+    if (bytes.length > MAX_INSTANCE_FILE_BYTES) {
+      throw new UserError(
+        `the instance is ${bytes.length} bytes as JSON, above the local registry's ${MAX_INSTANCE_FILE_BYTES}`,
+        'register fewer or shorter tags and meta values',
+      )
+    }
+
+    await this.ensureDir()
+    await this.ensureServiceDir(path.dirname(file))
     const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+    let handle: FileHandle | undefined
     try {
-      await mkdir(path.dirname(file), {recursive: true, mode: 0o700})
-      await writeFile(tmp, content, {mode: 0o600})
+      handle = await open(tmp, CREATE_FLAGS, 0o600)
+      await handle.chmod(0o600)
+      await handle.writeFile(bytes)
+      await handle.close()
+      handle = undefined
       await rename(tmp, file)
     } catch (error) {
+      await handle?.close().catch(() => {})
       await rm(tmp, {force: true})
       throw this.fsError(error)
+    }
+  }
+
+  /** Refreshes the heartbeat of an instance file without following a link; ENOENT when it is gone, ELOOP when it is not a plain file. */
+  async touch(file: string): Promise<void> {
+    const handle = await open(file, READ_FLAGS)
+    try {
+      if (!(await handle.stat()).isFile()) throw Object.assign(new Error(`${file} is not a file`), {code: 'ELOOP'})
+      const now = new Date()
+      await handle.utimes(now, now)
+    } finally {
+      await handle.close()
     }
   }
 
@@ -145,49 +198,182 @@ export class LocalRegistry implements Registry {
     return error instanceof Error ? error : new Error(String(error))
   }
 
+  /** Creates the registry directory (and its missing parents) at 0700, or checks the one that is there. */
   private ensureDir(): Promise<void> {
-    this.ready ??= mkdir(this.dir, {recursive: true, mode: 0o700}).then(
-      () => {},
-      (error: unknown) => {
-        this.ready = undefined
-        throw this.fsError(error)
-      },
-    )
+    this.ready ??= this.createDir().catch((error: unknown) => {
+      this.ready = undefined
+      throw error
+    })
     return this.ready
   }
 
-  private async serviceNames(): Promise<string[]> {
+  private async createDir(): Promise<void> {
+    if (await this.checkDir()) return
+    let first: string | undefined
     try {
-      const entries = await readdir(this.dir, {withFileTypes: true})
-      return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name)
+      first = await mkdir(this.dir, {recursive: true, mode: 0o700})
     } catch (error) {
-      if (hasErrorCode(error, 'ENOENT')) return []
+      throw this.fsError(error)
+    }
+
+    // mkdir's mode is filtered by the umask: set it on every directory this call created
+    if (first !== undefined) {
+      for (let d = this.dir; ; d = path.dirname(d)) {
+        await chmod(d, 0o700).catch((error: unknown) => {
+          throw this.fsError(error)
+        })
+        if (d === first || path.dirname(d) === d) break
+      }
+    }
+
+    if (!(await this.checkDir())) throw new Error(`${this.dir} vanished after it was created`)
+  }
+
+  /**
+   * False when the registry directory does not exist; throws when it must not be used (a symbolic link, not a
+   * directory, someone else's, or a shared sticky directory such as /tmp).
+   */
+  private async checkDir(): Promise<boolean> {
+    if (this.checked) return true
+    let info: Stats
+    try {
+      info = await lstat(this.dir)
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT')) return false
+      throw this.fsError(error)
+    }
+
+    const why = foreignDirectory(info)
+    if (why) throw this.refused(this.dir, why)
+    // a looser mode on a directory of our own is an accident (an old umask or tool): close it; others' are refused above
+    if ((info.mode & 0o077) !== 0) {
+      try {
+        await chmod(this.dir, 0o700)
+      } catch (error) {
+        throw this.fsError(error)
+      }
+
+      this.options.log(
+        `tightened ${this.dir} from mode ${octal(info.mode)} to 0700: the registry is private to its owner`,
+      )
+    }
+
+    this.checked = true
+    return true
+  }
+
+  private refused(dir: string, why: string): UserError {
+    return new UserError(
+      `refusing the local registry directory ${dir}: it ${why}`,
+      'use a directory of your own: set SVC_HOME, or --backend local:///path/you/own',
+    )
+  }
+
+  /** 'ok' for a real directory of ours, 'missing', or why it must not be used. */
+  private async serviceDirState(service: string): Promise<string> {
+    try {
+      const why = foreignDirectory(await lstat(path.join(this.dir, service)), {sticky: false})
+      return why ?? 'ok'
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return 'missing'
       throw this.fsError(error)
     }
   }
 
-  /** Live instances of a service, and when the earliest of them expires. Expired files are removed. */
-  private async readService(service: string): Promise<{instances: ServiceInstance[]; nextExpiry: number}> {
-    const dir = path.join(this.dir, service)
-    let names: string[]
+  private async ensureServiceDir(dir: string, again = true): Promise<void> {
+    const state = await this.serviceDirState(path.basename(dir))
+    if (state === 'ok') return
+    if (state !== 'missing') throw this.refused(dir, state)
     try {
-      names = await readdir(dir)
+      await mkdir(dir, {mode: 0o700})
     } catch (error) {
-      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return {instances: [], nextExpiry: Infinity}
+      if (hasErrorCode(error, 'ENOENT') && again) {
+        // the registry directory was removed under us: create it again (once), as the first write did
+        this.ready = undefined
+        this.checked = false
+        await this.ensureDir()
+        return this.ensureServiceDir(dir, false)
+      }
+
+      if (!hasErrorCode(error, 'EEXIST')) throw this.fsError(error)
+    }
+
+    const after = await this.serviceDirState(path.basename(dir))
+    if (after !== 'ok') throw this.refused(dir, after === 'missing' ? 'vanished after it was created' : after)
+    await chmod(dir, 0o700).catch((error: unknown) => {
+      throw this.fsError(error)
+    })
+  }
+
+  /** Reports a skipped entry once per reason, not on every read. */
+  private skip(entry: string, why: string): void {
+    if (this.warned.get(entry) === why) return
+    this.warned.set(entry, why)
+    this.options.log(`skipping ${entry}: ${why}`)
+  }
+
+  private async serviceNames(): Promise<string[]> {
+    if (!(await this.checkDir())) return []
+    let entries
+    try {
+      entries = await readdir(this.dir, {withFileTypes: true})
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT')) return []
+      throw this.fsError(error)
+    }
+
+    const names: string[] = []
+    for (const e of entries) {
+      const entry = path.join(this.dir, e.name)
+      if (e.isSymbolicLink()) this.skip(entry, 'it is a symbolic link, which svc does not follow')
+      else if (!e.isDirectory()) continue
+      else if (isServiceName(e.name)) names.push(e.name)
+      else this.skip(entry, 'its name is not a valid service name')
+    }
+
+    return names
+  }
+
+  /** Live instances of a service, and when the earliest of them expires. Expired files of svc's are removed. */
+  private async readService(service: string): Promise<{instances: ServiceInstance[]; nextExpiry: number}> {
+    const none = {instances: [], nextExpiry: Infinity}
+    if (!(await this.checkDir())) return none
+    const dir = path.join(this.dir, service)
+    const state = await this.serviceDirState(service)
+    if (state === 'missing') return none
+    if (state !== 'ok') {
+      this.skip(dir, `it ${state}`)
+      return none
+    }
+
+    let entries
+    try {
+      entries = await readdir(dir, {withFileTypes: true})
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return none
       throw this.fsError(error)
     }
 
     const instances: ServiceInstance[] = []
     let nextExpiry = Infinity
     const now = Date.now()
-    for (const name of names) {
+    for (const entry of entries) {
+      const {name} = entry
       if (!name.endsWith('.json') || name.startsWith('.')) continue
       const file = path.join(dir, name)
-      const record = await this.readInstanceFile(file)
-      if (!record) continue
+      const record = entry.isSymbolicLink()
+        ? {skip: 'it is a symbolic link, which svc does not follow'}
+        : await this.readInstanceFile(file, service)
+      if (record === undefined) continue
+      if ('skip' in record) {
+        this.skip(file, record.skip)
+        continue
+      }
+
+      this.warned.delete(file)
       const expiresAt = record.mtimeMs + record.data.ttlMs
       if (expiresAt < now) {
-        await this.removeIfExpired(file)
+        await this.removeIfExpired(file, service)
         continue
       }
 
@@ -198,28 +384,44 @@ export class LocalRegistry implements Registry {
     return {instances, nextExpiry}
   }
 
-  private async readInstanceFile(file: string): Promise<{data: InstanceFile; mtimeMs: number} | undefined> {
+  /** Reads one instance file without following links or blocking; undefined when it is gone. */
+  private async readInstanceFile(file: string, service: string): Promise<ReadResult> {
+    let handle: FileHandle
     try {
-      const [content, info] = await Promise.all([readFile(file, 'utf8'), stat(file)])
-      const data = parseInstanceFile(content)
-      if (!data) {
-        this.options.log(`skipping ${file}: not an svc instance file`)
-        return undefined
-      }
-
-      return {data, mtimeMs: info.mtimeMs}
+      handle = await open(file, READ_FLAGS)
     } catch (error) {
       if (hasErrorCode(error, 'ENOENT')) return undefined
-      throw this.fsError(error)
+      if (hasErrorCode(error, 'ELOOP') || hasErrorCode(error, 'EMLINK')) {
+        return {skip: 'it is a symbolic link, which svc does not follow'}
+      }
+
+      return {skip: `it cannot be read (${errorMessage(error)})`}
+    }
+
+    try {
+      const info = await handle.stat()
+      if (!info.isFile()) return {skip: 'it is not a regular file'}
+      const uid = process.getuid?.()
+      if (uid !== undefined && info.uid !== uid) return {skip: `it belongs to uid ${info.uid}, not to uid ${uid}`}
+      if (info.size > MAX_INSTANCE_FILE_BYTES) return {skip: `it is ${info.size} bytes, too large for an instance file`}
+      const content = await readBounded(handle, info.size, MAX_INSTANCE_FILE_BYTES)
+      if (content === undefined) return {skip: 'it is too large for an instance file'}
+      const parsed = parseInstanceFile(content, service, path.basename(file))
+      if (typeof parsed === 'string') return {skip: parsed}
+      return {data: parsed, mtimeMs: info.mtimeMs}
+    } catch (error) {
+      return {skip: `it cannot be read (${errorMessage(error)})`}
+    } finally {
+      await handle.close().catch(() => {})
     }
   }
 
-  /** Removes an expired file unless its owner heartbeated in the meantime. */
-  private async removeIfExpired(file: string): Promise<void> {
+  /** Removes an expired instance file of svc's unless its owner heartbeated in the meantime. */
+  private async removeIfExpired(file: string, service: string): Promise<void> {
     try {
-      const info = await stat(file)
-      const data = parseInstanceFile(await readFile(file, 'utf8'))
-      if (data && info.mtimeMs + data.ttlMs < Date.now()) await unlink(file)
+      const record = await this.readInstanceFile(file, service)
+      // unlink removes a link that replaced the file since, never what it points to
+      if (record && 'data' in record && record.mtimeMs + record.data.ttlMs < Date.now()) await unlink(file)
     } catch {
       // another reader removed it first, or it cannot be removed: either way it is not listed
     }
@@ -279,6 +481,8 @@ export class LocalRegistry implements Registry {
     const watchDir = (dir: string): void => {
       if (watchers.has(dir) || stopped) return
       try {
+        // fs.watch follows links: watch only a real directory (the parent's watcher sees one appear)
+        if (!lstatSync(dir).isDirectory()) return
         const watcher = fsWatch(dir, {persistent: true}, schedule)
         watcher.on('error', () => {
           watcher.close()
@@ -367,9 +571,15 @@ class LocalHandle implements RegistrationHandle {
 
   private async heartbeat(): Promise<void> {
     if (this.closed) return
-    const now = new Date()
     try {
-      await utimes(this.file, now, now)
+      try {
+        await this.registry.touch(this.file)
+      } catch (error) {
+        // something replaced the file with a link or a non-file: put the instance back (the rename replaces it)
+        if (!hasErrorCode(error, 'ELOOP') && !hasErrorCode(error, 'EMLINK')) throw error
+        await this.write()
+      }
+
       if (this.lost) {
         this.lost = false
         this.opts.onStateChange?.('restored', 'heartbeats reach the registry again')
@@ -383,26 +593,127 @@ class LocalHandle implements RegistrationHandle {
   }
 }
 
-function parseInstanceFile(content: string): InstanceFile | undefined {
+/** Why a directory must not hold (or be) the registry, or undefined when it is a real directory of ours. */
+function foreignDirectory(info: Stats, opts: {sticky?: boolean} = {}): string | undefined {
+  if (info.isSymbolicLink()) return 'is a symbolic link, which svc does not follow'
+  if (!info.isDirectory()) return 'is not a directory'
+  const uid = process.getuid?.()
+  if (uid !== undefined && info.uid !== uid) return `belongs to uid ${info.uid}, not to uid ${uid}`
+  // a sticky directory (/tmp) is shared by design: svc must not lock it down, nor trust what others put there
+  if (opts.sticky !== false && (info.mode & 0o1000) !== 0) return 'is a shared sticky directory such as /tmp'
+  return undefined
+}
+
+/** The file of an instance: its id, URI-encoded, with a leading dot encoded too (dot files are temporary files). */
+export function instanceFileName(id: string): string {
+  return `${encodeURIComponent(id).replace(/^\./, '%2E')}.json`
+}
+
+function octal(mode: number): string {
+  return '0' + (mode & 0o7777).toString(8)
+}
+
+function isServiceName(name: string): boolean {
   try {
-    const data = JSON.parse(content) as Partial<InstanceFile>
-    const i = data.instance
-    if (
-      typeof data.ttlMs === 'number' &&
-      i &&
-      typeof i.service === 'string' &&
-      typeof i.id === 'string' &&
-      typeof i.address === 'string' &&
-      typeof i.port === 'number' &&
-      Array.isArray(i.tags) &&
-      typeof i.meta === 'object' &&
-      i.meta !== null
-    ) {
-      return data as InstanceFile
-    }
+    validateServiceName(name)
+    return true
   } catch {
-    // not JSON: reported by the caller
+    return false
+  }
+}
+
+/** The file's content as UTF-8, or undefined when it holds more than `max` bytes (it may grow while read). */
+async function readBounded(handle: FileHandle, sizeHint: number, max: number): Promise<string | undefined> {
+  let buffer = Buffer.alloc(Math.min(sizeHint, max) + 1)
+  let length = 0
+  for (;;) {
+    if (length === buffer.length) {
+      if (length > max) return undefined
+      const bigger = Buffer.alloc(Math.min(buffer.length * 2, max + 1))
+      buffer.copy(bigger)
+      buffer = bigger
+    }
+
+    const {bytesRead} = await handle.read(buffer, length, buffer.length - length, length)
+    if (bytesRead === 0) break
+    length += bytesRead
   }
 
-  return undefined
+  return length > max ? undefined : buffer.subarray(0, length).toString('utf8')
+}
+
+/**
+ * The instance file, fully validated, when it is one of svc's own: the shape svc writes, every field valid, and the
+ * file named after the instance in its service's directory (so a copy cannot pose as another instance). Otherwise
+ * why not, in a few words.
+ */
+export function parseInstanceFile(content: string, service: string, fileName: string): InstanceFile | string {
+  let data: unknown
+  try {
+    data = JSON.parse(content)
+  } catch {
+    return content.trim() === '' ? 'it is empty (an interrupted write?)' : 'it is not JSON'
+  }
+
+  if (!isRecord(data) || !isRecord(data.instance)) return 'it is not an svc instance file'
+  const {ttlMs, owner, instance: raw} = data
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) return 'it has no valid ttlMs'
+  const {source, health, tags, meta} = raw
+  if (
+    typeof raw.service !== 'string' ||
+    typeof raw.id !== 'string' ||
+    typeof raw.address !== 'string' ||
+    typeof raw.port !== 'number' ||
+    !Array.isArray(tags) ||
+    !tags.every((t) => typeof t === 'string') ||
+    !isRecord(meta) ||
+    !Object.values(meta).every((v) => typeof v === 'string') ||
+    typeof health !== 'string' ||
+    !(HEALTH_VALUES as readonly string[]).includes(health) ||
+    (source !== undefined && !isSource(source))
+  ) {
+    return 'it is not an svc instance file'
+  }
+
+  let instance: ServiceInstance
+  try {
+    instance = toInstance({
+      service: raw.service,
+      id: raw.id,
+      address: raw.address,
+      port: raw.port,
+      tags: tags as string[],
+      meta: meta as Record<string, string>,
+      health: health as Health,
+      ...(source === undefined
+        ? {}
+        : {
+            source: {
+              containerId: source.containerId,
+              containerName: source.containerName,
+              image: source.image,
+              host: source.host,
+            },
+          }),
+    })
+  } catch (error) {
+    return `it holds an invalid instance (${errorMessage(error)})`
+  }
+
+  if (instance.service !== service || instanceFileName(instance.id) !== fileName) {
+    return `it holds instance ${instance.id} of service ${instance.service}, which belongs in another file`
+  }
+
+  const ownerOk = isRecord(owner) && typeof owner.pid === 'number' && typeof owner.host === 'string'
+  return {instance, ttlMs, owner: ownerOk ? {pid: owner.pid as number, host: owner.host as string} : {pid: 0, host: ''}}
+}
+
+function isSource(value: unknown): value is NonNullable<ServiceInstance['source']> {
+  return (
+    isRecord(value) &&
+    typeof value.containerId === 'string' &&
+    typeof value.containerName === 'string' &&
+    typeof value.image === 'string' &&
+    typeof value.host === 'string'
+  )
 }

@@ -1,4 +1,4 @@
-import {UserError} from '../errors.js'
+import {quote, UserError} from '../errors.js'
 import type {InstanceChanges, InstanceInput, ServiceInstance} from './types.js'
 
 const NAME = /^[\w.-]{1,128}$/
@@ -6,11 +6,16 @@ const ID = /^[\w.:@-]{1,256}$/
 const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
 
 export function validateServiceName(name: string): string {
+  // "." and ".." would name the registry's own directory or its parent in the local backend and ZooKeeper's paths
+  if (name === '.' || name === '..') {
+    throw new UserError(`invalid service name ${quote(name)}`, 'use letters, digits, -, _ and ., not just dots')
+  }
+
   if (!NAME.test(name)) {
     const why =
       name.length > 128 ? `is ${name.length} characters long` : 'has characters other than letters, digits, -, _ and .'
     throw new UserError(
-      `invalid service name "${name.length > 40 ? name.slice(0, 40) + '…' : name}": it ${name === '' ? 'is empty' : why}`,
+      `invalid service name ${quote(name, 40)}: it ${name === '' ? 'is empty' : why}`,
       'use letters, digits, -, _ and ., at most 128 characters',
     )
   }
@@ -20,7 +25,10 @@ export function validateServiceName(name: string): string {
 
 export function validateInstanceId(id: string): string {
   if (!ID.test(id)) {
-    throw new UserError(`invalid instance id "${id}"`, 'use letters, digits, -, _, ., : and @, at most 256 characters')
+    throw new UserError(
+      `invalid instance id ${quote(id)}`,
+      'use letters, digits, -, _, ., : and @, at most 256 characters',
+    )
   }
 
   return id
@@ -29,16 +37,18 @@ export function validateInstanceId(id: string): string {
 export function parsePort(text: string | number): number {
   const port = typeof text === 'number' ? text : /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN
   if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new UserError(`invalid port "${text}"`, 'use an integer from 1 to 65535')
+    throw new UserError(`invalid port ${quote(String(text))}`, 'use an integer from 1 to 65535')
   }
 
   return port
 }
 
 export function validateMetaKey(key: string): string {
+  // assigning __proto__ on a plain object sets its prototype instead of a key: the value would vanish
+  if (key === '__proto__') throw new UserError('invalid meta key "__proto__"', 'it is reserved: choose another key')
   if (!META_KEY.test(key)) {
     throw new UserError(
-      `invalid meta key "${key}"`,
+      `invalid meta key ${quote(key)}`,
       'meta keys start with a letter or _ and hold letters, digits, _, - and .',
     )
   }
@@ -51,7 +61,8 @@ export function parseMeta(items: readonly string[]): Record<string, string> {
   const meta: Record<string, string> = {}
   for (const item of items) {
     const eq = item.indexOf('=')
-    if (eq <= 0) throw new UserError(`malformed --meta "${item}"`, 'write it as KEY=VALUE, e.g. --meta version=1.2')
+    if (eq <= 0)
+      throw new UserError(`malformed --meta ${quote(item)}`, 'write it as KEY=VALUE, e.g. --meta version=1.2')
     meta[validateMetaKey(item.slice(0, eq))] = item.slice(eq + 1)
   }
 
@@ -60,7 +71,10 @@ export function parseMeta(items: readonly string[]): Record<string, string> {
 
 export function validateTag(tag: string): string {
   if (tag === '' || tag.length > 256 || /[\s,]/.test(tag)) {
-    throw new UserError(`invalid tag "${tag}"`, 'tags are non-empty, at most 256 characters, without spaces or commas')
+    throw new UserError(
+      `invalid tag ${quote(tag)}`,
+      'tags are non-empty, at most 256 characters, without spaces or commas',
+    )
   }
 
   return tag
@@ -68,7 +82,7 @@ export function validateTag(tag: string): string {
 
 export function validateAddress(address: string): string {
   if (!/^[\w.:%-]{1,255}$/.test(address)) {
-    throw new UserError(`invalid address "${address}"`, 'use an IP address or a host name')
+    throw new UserError(`invalid address ${quote(address)}`, 'use an IP address or a host name')
   }
 
   return address
