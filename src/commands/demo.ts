@@ -15,10 +15,9 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
   static examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --fast', '<%= config.bin %> demo --json | jq .']
 
   // the demo always uses its own temporary registry: the backend flags are accepted (SVC_BACKEND may be set) but hidden
-  static baseFlags: typeof backendFlags = {
-    backend: {...backendFlags.backend, hidden: true},
-    token: {...backendFlags.token, hidden: true},
-  }
+  static baseFlags = Object.fromEntries(
+    Object.entries(backendFlags).map(([name, flag]) => [name, {...flag, hidden: true}]),
+  ) as typeof backendFlags
 
   static flags = {
     fast: Flags.boolean({description: 'no pauses between steps', exclusive: ['pace']}),
