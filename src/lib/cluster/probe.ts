@@ -33,9 +33,10 @@ export function httpRequest(
   path: string,
   timeoutMs: number,
   body?: string,
+  extraHeaders: http.OutgoingHttpHeaders = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = {connection: 'close'}
+    const headers: http.OutgoingHttpHeaders = {connection: 'close', ...extraHeaders}
     if (body !== undefined) {
       headers['content-type'] = 'application/json'
       headers['content-length'] = Buffer.byteLength(body)
