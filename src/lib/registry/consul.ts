@@ -642,6 +642,8 @@ export class ConsulRegistry implements Registry {
         await this.attempt(agent, (c, x) => c.agent.service.deregister({id, ...x}), this.defaultAttemptMs)
         return
       } catch (error) {
+        // someone removed it already (another svc deregister, or the agent lost it): the goal is reached
+        if (error instanceof ConsulError && forgotten(error)) return
         if (!(error instanceof ConsulError) || !error.unreachable || node === undefined) throw error
       }
     }
