@@ -228,7 +228,83 @@ describe('Consul with ACLs: the CLI', () => {
     expect(await waitForExit(registered!, 15_000)).toBe(0)
     outputs.push({what: 'svc register (background)', text: registeredOutput})
   })
+})
 
+describe('Consul data that other tools wrote', () => {
+  beforeAll(async () => {
+    const token = consul.management
+    await consul.api('PUT', '/v1/agent/service/register', token, {
+      Name: 'web',
+      ID: 'ext-port0',
+      Address: '127.0.0.1',
+      Port: 0,
+    })
+    // no service address: Consul's rule is the node's address (127.0.0.1 here)
+    await consul.api('PUT', '/v1/agent/service/register', token, {Name: 'web', ID: 'ext-nodeaddr', Port: 9000})
+    await consul.api('PUT', '/v1/catalog/register', token, {
+      Node: 'ext-node',
+      Address: '0.0.0.0',
+      Service: {ID: 'ext-noaddr', Service: 'web', Port: 9001},
+    })
+  })
+
+  afterAll(async () => {
+    const token = consul.management
+    await consul.api('PUT', '/v1/agent/service/deregister/ext-port0', token).catch(() => {})
+    await consul.api('PUT', '/v1/agent/service/deregister/ext-nodeaddr', token).catch(() => {})
+    await consul.api('PUT', '/v1/catalog/deregister', token, {Node: 'ext-node'}).catch(() => {})
+  })
+
+  it('skips what has no address or port 0 with one warning; the rest, node-address fallback included, resolves', async () => {
+    const log: string[] = []
+    const registry = open(good, log)
+    try {
+      const handle = await registry.register({service: 'web', id: 'web-svc', address: '127.0.0.1', port: 8090})
+      const instances = await registry.listInstances('web')
+      expect(instances.map((i) => `${i.id} ${i.address}:${i.port}`).sort()).toEqual([
+        'ext-nodeaddr 127.0.0.1:9000',
+        'web-svc 127.0.0.1:8090',
+      ])
+      await registry.listInstances('web')
+      expect(await registry.listServices()).toEqual([{name: 'web', instances: 2, passing: 2}])
+      const warnings = log.filter((l) => l.includes('skipped'))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/^consul: skipped 2 instance\(s\) svc cannot use: /)
+      expect(warnings[0]).toContain('web/ext-noaddr (no address)')
+      expect(warnings[0]).toContain('web/ext-port0 (port 0)')
+
+      // a watch of its own (another registry) warns once too, and still shows the rest
+      const watchLog: string[] = []
+      const watcher = open(good, watchLog)
+      let snapshots = 0
+      try {
+        for await (const event of watcher.watch('web', {signal: AbortSignal.timeout(15_000)})) {
+          if (event.type !== 'snapshot') continue
+          expect(event.instances.map((i) => i.id).sort()).toEqual(['ext-nodeaddr', 'web-svc'])
+          snapshots++
+          break
+        }
+      } finally {
+        await watcher.close()
+      }
+
+      expect(snapshots).toBe(1)
+      expect(watchLog.filter((l) => l.includes('skipped'))).toHaveLength(1)
+      await handle.close()
+    } finally {
+      await registry.close()
+    }
+  })
+
+  it('resolves through the CLI with one warning line, never a crash', async () => {
+    const result = await svc(['resolve', 'web', '-b', uri, '--all', '--json', '--token', good])
+    expect(result.code).toBe(0)
+    expect(ids(result.stdout)).toEqual(['ext-nodeaddr'])
+    expect(result.stderr.split('\n').filter((l) => l.includes('skipped'))).toHaveLength(1)
+  })
+})
+
+describe('secrets', () => {
   it('printed no secret anywhere: output, errors, --json', () => {
     expect(outputs.length).toBeGreaterThan(10)
     for (const [name, secret] of Object.entries({good, readOnly, management: consul.management})) {
