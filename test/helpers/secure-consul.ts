@@ -15,6 +15,9 @@ export interface TestPki {
   key: string
   /** A second CA that signed nothing the server uses. */
   otherCa: string
+  /** A client certificate the CA signed, and its key: the HTTPS port requires one. */
+  clientCert: string
+  clientKey: string
 }
 
 function openssl(...args: string[]): void {
@@ -73,7 +76,41 @@ export function makePki(dir: string): TestPki {
     '-out',
     file('server.pem'),
   )
-  return {ca: file('ca.pem'), cert: file('server.pem'), key: file('server.key'), otherCa: file('other-ca.pem')}
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=svc client',
+    '-keyout',
+    file('client.key'),
+    '-out',
+    file('client.csr'),
+  )
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('client.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    file('client.pem'),
+  )
+  return {
+    ca: file('ca.pem'),
+    cert: file('server.pem'),
+    key: file('server.key'),
+    otherCa: file('other-ca.pem'),
+    clientCert: file('client.pem'),
+    clientKey: file('client.key'),
+  }
 }
 
 export interface SecureConsul {
@@ -90,7 +127,7 @@ export interface SecureConsul {
 
 /**
  * One Consul 1.8 server (`-bootstrap-expect 1`) on free loopback ports with ACLs on (default deny) and an HTTPS
- * port whose certificate the test's own CA signed. ACLs are bootstrapped over HTTP; no token is on a command line.
+ * port whose certificate the test's own CA signed, and that wants a client certificate the same CA signed. ACLs are bootstrapped over HTTP; no token is on a command line.
  */
 export async function startSecureConsul(): Promise<SecureConsul> {
   const dir = mkdtempSync(path.join(tmpdir(), 'svc-secure-consul-'))
@@ -112,6 +149,7 @@ export async function startSecureConsul(): Promise<SecureConsul> {
       `cert_file = "${pki.cert}"`,
       `key_file = "${pki.key}"`,
       'verify_incoming = false',
+      'verify_incoming_https = true',
       'verify_outgoing = false',
       'performance { raft_multiplier = 1 }',
       'disable_update_check = true',

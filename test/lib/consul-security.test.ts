@@ -191,7 +191,13 @@ describe('toConsulError', () => {
     expect(formatError(toConsulError(untrusted, {agent: '127.0.0.1:8501'}))).toBe(
       "TLS with consul agent 127.0.0.1:8501 failed: the agent's certificate is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE): pass the CA that signed the agent's certificate: --cacert or CONSUL_CACERT",
     )
-    expect(tlsProblem('EPROTO', 'wrong version number')?.detail).toMatch(/does not speak HTTPS/)
+    expect(tlsProblem('ERR_SSL_WRONG_VERSION_NUMBER', 'ssl3_get_record:wrong version number')?.detail).toMatch(
+      /does not speak HTTPS/,
+    )
+    expect(tlsProblem('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'sslv3 alert bad certificate')?.hint).toMatch(
+      /--cert and --key/,
+    )
+    expect(tlsProblem('ERR_SSL_SOMETHING_ELSE', 'x')?.detail).toBe('the TLS handshake failed (ERR_SSL_SOMETHING_ELSE)')
     expect(tlsProblem('ECONNREFUSED', 'connect ECONNREFUSED')).toBeUndefined()
   })
 })

@@ -167,23 +167,51 @@ describe('Consul with ACLs: the CLI', () => {
     expect(byFlag.code).toBe(0)
   })
 
-  it('reaches the HTTPS port with --cacert or CONSUL_CACERT, and explains a CA that does not match in one line', async () => {
-    const byFlag = await svc(['resolve', 'web', '-b', httpsUri, '--cacert', consul.pki.ca, '--json', '--token', good])
+  it('reaches the HTTPS port with --cacert or CONSUL_CACERT (and a client certificate), one-line TLS errors', async () => {
+    const pki = consul.pki
+    const client = ['--cert', pki.clientCert, '--key', pki.clientKey]
+    const byFlag = await svc([
+      'resolve',
+      'web',
+      '-b',
+      httpsUri,
+      '--cacert',
+      pki.ca,
+      ...client,
+      '--json',
+      '--token',
+      good,
+    ])
     expect(byFlag.code).toBe(0)
     expect(ids(byFlag.stdout)).toEqual(['web-cli'])
 
     const byEnv = await svc(['resolve', 'web', '--json'], {
       CONSUL_HTTP_ADDR: `https://127.0.0.1:${consul.httpsPort}`,
       SVC_BACKEND: 'consul',
-      CONSUL_CACERT: consul.pki.ca,
+      CONSUL_CACERT: pki.ca,
+      CONSUL_CLIENT_CERT: pki.clientCert,
+      CONSUL_CLIENT_KEY: pki.clientKey,
       CONSUL_HTTP_TOKEN: good,
     })
     expect(byEnv.code).toBe(0)
     expect(ids(byEnv.stdout)).toEqual(['web-cli'])
 
-    const wrongCa = await svc(['resolve', 'web', '-b', httpsUri, '--cacert', consul.pki.otherCa, '--token', good])
+    const wrongCa = await svc(['resolve', 'web', '-b', httpsUri, '--cacert', pki.otherCa, ...client, '--token', good])
     expectOneLineError(wrongCa, /TLS with consul agent 127\.0\.0\.1:\d+ failed: the agent's certificate is not trusted/)
     expect(wrongCa.stderr).toContain('--cacert or CONSUL_CACERT')
+
+    const noClientCert = await svc(['resolve', 'web', '-b', httpsUri, '--cacert', pki.ca, '--token', good])
+    expectOneLineError(noClientCert, /the agent rejected the TLS handshake .*--cert and --key/)
+
+    const plainPort = await svc([
+      'resolve',
+      'web',
+      '-b',
+      `consul+https://127.0.0.1:${consul.httpPort}`,
+      '--cacert',
+      pki.ca,
+    ])
+    expectOneLineError(plainPort, /the agent does not speak HTTPS on that port/)
   })
 
   it('fails in one line, naming the permission, with a token that lacks it (also with --json)', async () => {

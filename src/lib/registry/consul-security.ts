@@ -106,17 +106,27 @@ export function tlsProblem(code: string | undefined, message: string): {detail: 
     }
   }
 
-  if (code === 'EPROTO' || code?.startsWith('ERR_SSL') || /wrong version number|ssl3_get_record/i.test(message)) {
+  if (
+    /ALERT_(?:BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|HANDSHAKE_FAILURE)/.test(code ?? '') ||
+    /alert (?:certificate required|bad certificate|unknown ca)/i.test(message)
+  ) {
+    return {
+      detail: 'the agent rejected the TLS handshake (client certificate required or refused)',
+      hint: 'pass a client certificate the agent trusts: --cert and --key (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)',
+    }
+  }
+
+  if (/WRONG_VERSION_NUMBER/.test(code ?? '') || /wrong version number|packet length too long/i.test(message)) {
     return {
       detail: 'the agent does not speak HTTPS on that port',
       hint: "use consul:// for a plain-HTTP port, or the agent's HTTPS port with consul+https://",
     }
   }
 
-  if (/alert (?:certificate required|bad certificate|handshake failure)|alert number 4[0-9]/i.test(message)) {
+  if (code === 'EPROTO' || code?.startsWith('ERR_SSL') || code?.startsWith('ERR_TLS')) {
     return {
-      detail: 'the agent rejected the TLS handshake (client certificate required or refused)',
-      hint: 'pass a client certificate the agent trusts: --cert and --key (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)',
+      detail: `the TLS handshake failed (${code})`,
+      hint: "check --cacert, --cert and --key (or CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY) against the agent's TLS settings",
     }
   }
 
