@@ -23,7 +23,7 @@ export const backendFlags = {
     helpGroup: 'BACKEND',
   }),
   token: Flags.string({
-    description: 'Consul ACL token',
+    description: 'Consul ACL token (else CONSUL_HTTP_TOKEN_FILE names a file that holds it)',
     env: 'CONSUL_HTTP_TOKEN',
     helpGroup: 'BACKEND',
   }),
@@ -32,6 +32,15 @@ export const backendFlags = {
     env: 'SVC_PROFILE',
     helpGroup: 'BACKEND',
   }),
+  cacert: Flags.string({
+    description: 'CA certificate file for TLS to the backend (Consul: CONSUL_CACERT)',
+    helpGroup: 'BACKEND',
+  }),
+  cert: Flags.string({
+    description: 'client certificate file for TLS (Consul: CONSUL_CLIENT_CERT)',
+    helpGroup: 'BACKEND',
+  }),
+  key: Flags.string({description: 'client key file for TLS (Consul: CONSUL_CLIENT_KEY)', helpGroup: 'BACKEND'}),
 }
 
 export const portFlag = Flags.custom<number>({parse: validated((input) => parsePort(input))})

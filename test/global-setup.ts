@@ -13,6 +13,7 @@ import {
   stopCluster,
 } from '../src/lib/cluster/index.js'
 import type {ProvidedClusters} from './helpers/clusters.js'
+import {findLeaks, OUTPUT_DIR_ENV} from './helpers/secrets.js'
 
 /**
  * Starts one 3-member ZooKeeper, etcd and Consul cluster on 127.0.0.1 per test run, in parallel, under a fresh
@@ -120,7 +121,59 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+const OUTPUT = Symbol.for('svc.test.output')
+type OutputHolder = {[OUTPUT]?: {dir: string; refs: number}}
+const outputHolder = globalThis as OutputHolder
+
+/**
+ * One directory per run for copies of everything the spawned svc processes print (SVC_TEST_OUTPUT_DIR, inherited
+ * by the test workers); the last teardown fails the run when a secret a test recorded appears in one of them.
+ */
+function watchOutputs(): () => void {
+  let shared = outputHolder[OUTPUT]
+  if (!shared) {
+    shared = {dir: mkdtempSync(path.join(tmpdir(), 'svc-test-output-')), refs: 0}
+    outputHolder[OUTPUT] = shared
+    process.env[OUTPUT_DIR_ENV] = shared.dir
+  }
+
+  shared.refs++
+  const mine = shared
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    if (--mine.refs > 0) return
+    delete outputHolder[OUTPUT]
+    const leaks = findLeaks(mine.dir)
+    if (leaks.length > 0) {
+      // a throw here would only be logged ("error during close") and vitest 4 would still exit 0
+      process.exitCode = 1
+      for (const leak of leaks) log(`SECRET LEAKED: recorded secret #${leak.secret} appears in svc output ${leak.file}`)
+      log(`kept the outputs in ${mine.dir} (they hold the secret: delete them after reading)`)
+      return
+    }
+
+    if (!process.env.SVC_TEST_KEEP) rmSync(mine.dir, {recursive: true, force: true})
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const outputsDone = watchOutputs()
+  const clustersDone = await setupClusters(project).catch((error: unknown) => {
+    outputsDone()
+    throw error
+  })
+  return async () => {
+    try {
+      await clustersDone?.()
+    } finally {
+      outputsDone()
+    }
+  }
+}
+
+async function setupClusters(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const kinds = requestedKinds()
   if (kinds.length === 0 || !runNeedsClusters(project)) {
     project.provide('clusters', {})

@@ -1,9 +1,13 @@
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdtempSync} from 'node:fs'
+import {appendFileSync, mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import type {Readable} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
+import {expect} from 'vitest'
+
+import {outputCopyPath, outputDir} from './secrets.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const BIN = path.join(ROOT, 'bin', 'run.js')
@@ -42,11 +46,42 @@ export function runCli(args: string[], opts: {env?: NodeJS.ProcessEnv; timeoutMs
 
 /** Starts the built binary in the background; the caller stops it. */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     env: {...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: CONFIG_HOME, SVC_PROFILE: '', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  copyOutput(child)
+  return child
+}
+
+/** Keeps a copy of what svc prints, for the global check that no recorded secret appears in it (test/helpers/secrets.ts). */
+function copyOutput(child: ChildProcess): void {
+  const dir = outputDir()
+  if (dir === undefined) return
+  let testPath: string | undefined
+  try {
+    testPath = expect.getState().testPath
+  } catch {
+    // outside a test: the copy is named unknown-test
+  }
+
+  const file = outputCopyPath(dir, testPath, child.pid)
+  const streams = [child.stdout, child.stderr].filter((s): s is Readable => s !== null)
+  for (const stream of streams) tapData(stream, (chunk) => appendFileSync(file, chunk))
+  // output no test ever read is still svc's output: drain it into the copy once the process is gone
+  child.once('exit', () => {
+    for (const stream of streams) if (stream.readableFlowing === null) stream.resume()
+  })
+}
+
+/** Sees every chunk a stream hands its readers, without making it flow earlier than its readers ask. */
+function tapData(stream: Readable, onChunk: (chunk: Buffer | string) => void): void {
+  const emit = stream.emit.bind(stream)
+  stream.emit = (event: string | symbol, ...rest: unknown[]): boolean => {
+    if (event === 'data') onChunk(rest[0] as Buffer | string)
+    return emit(event, ...rest)
+  }
 }
 
 /** Resolves with the first stdout line that matches, or rejects after the timeout. */

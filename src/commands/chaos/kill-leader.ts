@@ -9,7 +9,7 @@ import {memberLabel} from '../../lib/chaos/members.js'
 import {killLeaderRows} from '../../lib/chaos/report.js'
 import {describeTarget, type DrillSignal} from '../../lib/chaos/targets.js'
 import {renderTable} from '../../lib/render/table.js'
-import {parseBackend} from '../../lib/registry/spec.js'
+import {specFromFlags} from '../../lib/registry/spec.js'
 import {isInteractive} from '../../lib/tty.js'
 
 export default class KillLeader extends SvcCommand<typeof KillLeader> {
@@ -41,11 +41,9 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
 
   async run(): Promise<KillLeaderReport> {
     const {flags} = this
-    const uri =
-      flags.cluster === undefined
-        ? (await this.backendSettings()).backend
-        : (await findCluster(flags.cluster)).backendUri
-    const spec = clusterSpec(parseBackend(uri))
+    const settings = await this.backendSettings()
+    const uri = flags.cluster === undefined ? settings.backend : (await findCluster(flags.cluster)).backendUri
+    const spec = clusterSpec(specFromFlags({...settings, backend: uri}))
     const plan = await planKillLeader(spec)
     const signal = `SIG${flags.signal}` as DrillSignal
     this.warnLine(`members: ${plan.before.members.map((m) => `${m.name} ${m.up ? m.role : 'down'}`).join(', ')}`)

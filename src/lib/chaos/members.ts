@@ -172,10 +172,21 @@ async function consulPeers(hosts: readonly HostPort[], timeoutMs: number): Promi
 export async function consulRaftConfiguration(
   hosts: readonly HostPort[],
   timeoutMs: number,
+  token?: string,
 ): Promise<Array<{node: string; address: string; leader: boolean; voter: boolean}>> {
+  // needs operator:read under ACLs; the token travels as a header, never in the URL
+  const headers = token ? {'x-consul-token': token} : {}
   for (const host of hosts) {
     try {
-      const body = await httpJson(host.host, host.port, 'GET', '/v1/operator/raft/configuration', timeoutMs)
+      const body = await httpJson(
+        host.host,
+        host.port,
+        'GET',
+        '/v1/operator/raft/configuration',
+        timeoutMs,
+        undefined,
+        headers,
+      )
       if (isRecord(body) && Array.isArray(body.Servers)) {
         return body.Servers.filter((s) => isRecord(s)).map((s) => ({
           node: String(s.Node),

@@ -73,8 +73,18 @@ async function expectOk(
   path: string,
   timeoutMs: number,
   body?: string,
+  token?: string,
 ): Promise<string> {
-  const answer = await httpRequest(host.host, host.port, method, path, timeoutMs, body)
+  // a token goes in a header: a query string would show in error messages
+  const answer = await httpRequest(
+    host.host,
+    host.port,
+    method,
+    path,
+    timeoutMs,
+    body,
+    token ? {'x-consul-token': token} : {},
+  )
   if (answer.status !== 200) throw new Error(`HTTP ${answer.status}: ${answer.body.trim().slice(0, 120)}`)
   return answer.body
 }
@@ -136,13 +146,12 @@ class ConsulStore implements ProbeStore {
   private readonly token: string | undefined
 
   private path(suffix: string): string {
-    const token = this.token ? `${suffix.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}` : ''
-    return `/v1/kv/${this.folder}${suffix}${token}`
+    return `/v1/kv/${this.folder}${suffix}`
   }
 
   async write(seq: number): Promise<void> {
     const body = await this.rotation.call((h) =>
-      expectOk(h, 'PUT', this.path(`/${seq}`), this.timeoutMs, String(Date.now())),
+      expectOk(h, 'PUT', this.path(`/${seq}`), this.timeoutMs, String(Date.now()), this.token),
     )
     if (body.trim() !== 'true') throw new Error(`Consul answered ${body.trim()}`)
   }
@@ -151,7 +160,9 @@ class ConsulStore implements ProbeStore {
     const seqs = new Set<number>()
     let text: string
     try {
-      text = await this.rotation.any((h) => expectOk(h, 'GET', this.path('/?keys&consistent'), 5000))
+      text = await this.rotation.any((h) =>
+        expectOk(h, 'GET', this.path('/?keys&consistent'), 5000, undefined, this.token),
+      )
     } catch (error) {
       if (errorMessage(error).startsWith('HTTP 404')) return seqs
       throw error
@@ -162,7 +173,7 @@ class ConsulStore implements ProbeStore {
   }
 
   async cleanup(): Promise<void> {
-    await this.rotation.any((h) => expectOk(h, 'DELETE', this.path('?recurse'), 5000))
+    await this.rotation.any((h) => expectOk(h, 'DELETE', this.path('?recurse'), 5000, undefined, this.token))
   }
 
   async close(): Promise<void> {}

@@ -33,9 +33,10 @@ export function httpRequest(
   path: string,
   timeoutMs: number,
   body?: string,
+  extraHeaders: http.OutgoingHttpHeaders = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = {connection: 'close'}
+    const headers: http.OutgoingHttpHeaders = {connection: 'close', ...extraHeaders}
     if (body !== undefined) {
       headers['content-type'] = 'application/json'
       headers['content-length'] = Buffer.byteLength(body)
@@ -65,8 +66,9 @@ export async function httpJson(
   path: string,
   timeoutMs: number,
   body?: string,
+  headers: http.OutgoingHttpHeaders = {},
 ): Promise<unknown> {
-  const answer = await httpRequest(host, port, method, path, timeoutMs, body)
+  const answer = await httpRequest(host, port, method, path, timeoutMs, body, headers)
   if (answer.status !== 200) {
     throw new Error(`${method} ${path} on ${host}:${port}: HTTP ${answer.status} ${answer.body.trim().slice(0, 200)}`)
   }

@@ -1,9 +1,12 @@
 import Consul from 'consul'
+import {AsyncLocalStorage} from 'node:async_hooks'
 import {EventEmitter, setMaxListeners} from 'node:events'
 import type {IncomingHttpHeaders} from 'node:http'
+import {Agent as HttpsAgent} from 'node:https'
 
 import {formatDuration} from '../duration.js'
 import {BackendError, BackendUnavailableError, errorMessage, UserError} from '../errors.js'
+import {deniedMessage, readTlsFiles, redactSecrets, requiredPermission, tlsProblem} from './consul-security.js'
 import {sortInstances} from './diff.js'
 import {backoffDelay, type BackendOptions, refreshPeriod, sleep, withDefaults} from './options.js'
 import {type BackendSpec, describeBackend, formatHosts, type HostPort} from './spec.js'
@@ -68,7 +71,6 @@ const UNREACHABLE_CODES = new Set([
   'EPIPE',
   'ETIMEDOUT',
 ])
-const TOKEN_HINT = 'pass an ACL token with the needed rights: set CONSUL_HTTP_TOKEN or use --token'
 const NO_LEADER_HINT = 'wait for the servers to elect one; check that a majority of the Consul servers run'
 /** Bound for the /v1/status/leader probe that tells a dead agent from one that waits (for a leader). */
 const PROBE_MS = 1000
@@ -140,7 +142,15 @@ interface DriverError extends Error {
   isAbort?: boolean
   isResponse?: boolean
   isTimeout?: boolean
-  response?: {body?: unknown; statusCode?: number}
+  response?: {body?: unknown; statusCode?: number; req?: {method?: string; path?: string}}
+}
+
+/** What the boundary needs to know to explain an error without leaking the token. */
+interface ErrorContext {
+  agent: string
+  token?: string
+  /** The service the failed request was about, when its path names only an instance id. */
+  service?: string
 }
 
 /** Per-request additions understood by the consul package: papi's cancel context and an absolute timeout. */
@@ -182,6 +192,13 @@ export class ConsulRegistry implements Registry {
   readonly options: BackendOptions
   private readonly hosts: HostPort[]
   private readonly token?: string
+  private readonly https: boolean
+  private readonly tls: {ca?: Buffer; cert?: Buffer; key?: Buffer}
+  /** The service the running operation is about (for the permission a 403 names). */
+  private readonly subject = new AsyncLocalStorage<string>()
+  /** Instances from other tools that svc skipped and warned about already (one warning each). */
+  private readonly skippedSeen = new Set<string>()
+  private aclExplained = false
   private readonly clients: Array<Consul | undefined>
   /** Node name of each agent of `hosts`, learnt from /v1/agent/self. */
   private readonly nodeNames = new Map<number, string>()
@@ -204,6 +221,8 @@ export class ConsulRegistry implements Registry {
     this.options = withDefaults(options)
     this.hosts = spec.hosts.map((h) => ({...h}))
     this.token = spec.token
+    this.https = spec.https ?? false
+    this.tls = this.https ? readTlsFiles(spec.tls ?? {}) : {}
     this.clients = this.hosts.map(() => undefined)
     this.description = describeBackend(spec)
   }
@@ -228,6 +247,10 @@ export class ConsulRegistry implements Registry {
   async deregister(service: string, id: string): Promise<boolean> {
     validateServiceName(service)
     validateInstanceId(id)
+    return this.about(service, () => this.deregisterNow(service, id))
+  }
+
+  private async deregisterNow(service: string, id: string): Promise<boolean> {
     // a registration of this process would put the instance back at its next heartbeat
     for (const handle of this.handles) {
       if (handle.instance.service === service && handle.instance.id === id) handle.detach()
@@ -250,6 +273,7 @@ export class ConsulRegistry implements Registry {
     const names = Object.keys(asRecord(value))
       .filter((name) => name !== 'consul')
       .sort()
+    if (names.length === 0) await this.explainEmpty()
     const summaries = await mapLimit(names, 8, async (name) => {
       const instances = await this.listInstances(name)
       return {name, instances: instances.length, passing: instances.filter((i) => i.health === 'passing').length}
@@ -260,7 +284,9 @@ export class ConsulRegistry implements Registry {
   async listInstances(service: string): Promise<ServiceInstance[]> {
     validateServiceName(service)
     const {value} = await this.call((c, x) => c.health.service({service, ...x, ...this.reads()}))
-    return sortInstances(toInstances(asEntries(value)))
+    const instances = sortInstances(this.decode(value))
+    if (instances.length === 0) await this.explainEmpty()
+    return instances
   }
 
   watch(service?: string, opts: WatchOptions = {}): AsyncIterableIterator<WatchEvent> {
@@ -347,6 +373,42 @@ export class ConsulRegistry implements Registry {
 
   // --- internals shared with ConsulHandle ---
 
+  /**
+   * Under ACLs Consul hides what a request may not read instead of refusing it: an empty answer to a request
+   * without a token gets one warning when the agent refuses anonymous requests (agent:read on /v1/agent/self).
+   */
+  private async explainEmpty(): Promise<void> {
+    if (this.token !== undefined || this.aclExplained) return
+    this.aclExplained = true
+    try {
+      await this.attempt(this.current, (c, x) => c.agent.self({...x}), this.defaultAttemptMs)
+    } catch (error) {
+      if (error instanceof ConsulError && error.status === 403) {
+        this.options.log(
+          'consul: the agent enforces ACLs and svc sent no token, so Consul may hide services from this answer: pass --token, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE',
+        )
+      }
+    }
+  }
+
+  /** Runs `fn` with `service` as the subject of the permission a refusal names. */
+  about<T>(service: string, fn: () => Promise<T>): Promise<T> {
+    return this.subject.run(service, fn)
+  }
+
+  /** Health entries → instances; entries svc cannot use (written by other tools) are skipped, each warned about once. */
+  private decode(body: unknown): ServiceInstance[] {
+    const {instances, skipped} = decodeHealth(body)
+    const fresh = skipped.filter((s) => !this.skippedSeen.has(s.key))
+    for (const s of fresh) this.skippedSeen.add(s.key)
+    if (fresh.length > 0) {
+      const list = fresh.map((s) => `${s.label} (${s.reason})`).join(', ')
+      this.options.log(`consul: skipped ${fresh.length} instance(s) svc cannot use: ${list}`)
+    }
+
+    return instances
+  }
+
   agentName(index: number): string {
     return formatHosts([this.host(index)])
   }
@@ -407,7 +469,7 @@ export class ConsulRegistry implements Registry {
         throw new ConsulError('the consul request was cancelled', {cause: error, transient: false})
       }
 
-      const converted = toConsulError(error, this.agentName(agent))
+      const converted = toConsulError(error, this.errorContext(agent))
       const failure = converted.timedOut && probe ? await this.explainTimeout(agent, converted, signal) : converted
       if (/no cluster leader/.test(failure.message)) this.staleUntil = Date.now() + STALE_AFTER_NO_LEADER_MS
       throw failure
@@ -580,6 +642,8 @@ export class ConsulRegistry implements Registry {
         await this.attempt(agent, (c, x) => c.agent.service.deregister({id, ...x}), this.defaultAttemptMs)
         return
       } catch (error) {
+        // someone removed it already (another svc deregister, or the agent lost it): the goal is reached
+        if (error instanceof ConsulError && forgotten(error)) return
         if (!(error instanceof ConsulError) || !error.unreachable || node === undefined) throw error
       }
     }
@@ -589,6 +653,15 @@ export class ConsulRegistry implements Registry {
     await this.call((c, x) => c.catalog.deregister({node, serviceid: id, ...x}), {
       attemptMs: this.options.requestTimeoutMs,
     })
+  }
+
+  private errorContext(agent: number): ErrorContext {
+    const service = this.subject.getStore()
+    return {
+      agent: this.agentName(agent),
+      ...(this.token ? {token: this.token} : {}),
+      ...(service === undefined ? {} : {service}),
+    }
   }
 
   private host(index: number): HostPort {
@@ -601,9 +674,11 @@ export class ConsulRegistry implements Registry {
     let client = this.clients[index]
     if (!client) {
       const {host, port} = this.host(index)
+      // the token travels as the X-Consul-Token header of every request (the consul package's `defaults`)
       client = new Consul({
         host: host.includes(':') ? `[${host}]` : host,
         port,
+        ...(this.https ? {secure: true, agent: new HttpsAgent({keepAlive: true, ...this.tls})} : {}),
         ...(this.token ? {defaults: {token: this.token}} : {}),
       })
       this.clients[index] = client
@@ -661,7 +736,7 @@ export class ConsulRegistry implements Registry {
         index = next === undefined || next < index ? 0n : next
       } catch (error) {
         if (signal.aborted) return
-        const failure = error instanceof ConsulError ? error : toConsulError(error, this.agentName(agent))
+        const failure = error instanceof ConsulError ? error : toConsulError(error, this.errorContext(agent))
         if (!failure.transient) throw failure
         connection.reconnecting(failure)
         if (failure.unreachable || failures > 0) this.failOver(agent, failure)
@@ -680,7 +755,7 @@ export class ConsulRegistry implements Registry {
       signal,
       connection,
       (c, x, read) => c.health.service({service, ...x, ...read}),
-      (body) => onInstances(toInstances(asEntries(body))),
+      (body) => onInstances(this.decode(body)),
     )
   }
 
@@ -802,7 +877,11 @@ class ConsulHandle implements RegistrationHandle {
     this.period = this.native ? PRESENCE_PERIOD_MS : refreshPeriod(this.ttlMs, opts.refreshMs, 300)
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return this.registry.about(this.instance.service, () => this.startNow())
+  }
+
+  private async startNow(): Promise<void> {
     const {agent} = await this.registry.call((c, x) => c.agent.service.register({...this.definition(), ...x}))
     this.owner = agent
     // the TTL check starts passing already; this first heartbeat sets its output (a failure is the ticks' to handle)
@@ -816,7 +895,11 @@ class ConsulHandle implements RegistrationHandle {
    * marker, and read back as unknown). Native-check registrations: `critical` puts the service into maintenance
    * mode, any other value takes it out; the native checks keep deciding otherwise.
    */
-  async setHealth(health: Health, output?: string): Promise<void> {
+  setHealth(health: Health, output?: string): Promise<void> {
+    return this.registry.about(this.instance.service, () => this.setHealthNow(health, output))
+  }
+
+  private async setHealthNow(health: Health, output?: string): Promise<void> {
     if (this.stopped) throw new ConsulError(`the registration of ${this.instance.id} is closed`, {transient: false})
     const previous = this.instance.health
     this.instance.health = health
@@ -844,7 +927,11 @@ class ConsulHandle implements RegistrationHandle {
   }
 
   /** Registers the same id again with the new tags/meta: Consul updates the service in place. */
-  async update(changes: InstanceChanges): Promise<void> {
+  update(changes: InstanceChanges): Promise<void> {
+    return this.registry.about(this.instance.service, () => this.updateNow(changes))
+  }
+
+  private async updateNow(changes: InstanceChanges): Promise<void> {
     if (this.stopped) throw new ConsulError(`the registration of ${this.instance.id} is closed`, {transient: false})
     const next = applyChanges(this.instance, changes)
     const meta = encodeMeta(next)
@@ -858,7 +945,11 @@ class ConsulHandle implements RegistrationHandle {
     await this.settleVisible()
   }
 
-  async close(opts: {deregister?: boolean} = {}): Promise<void> {
+  close(opts: {deregister?: boolean} = {}): Promise<void> {
+    return this.registry.about(this.instance.service, () => this.closeNow(opts))
+  }
+
+  private async closeNow(opts: {deregister?: boolean}): Promise<void> {
     if (this.stopped) return
     this.detach()
     await this.busy
@@ -1159,8 +1250,93 @@ function consulIndex(headers: IncomingHttpHeaders): bigint | undefined {
   return BigInt(text)
 }
 
+/** Entries with what deregistration and settling read (ids, node names, checks), whatever else they lack. */
 function asEntries(value: unknown): HealthEntry[] {
-  return Array.isArray(value) ? (value as HealthEntry[]).filter((e) => e && e.Service && e.Node) : []
+  if (!Array.isArray(value)) return []
+  return value.flatMap((raw: unknown) => {
+    const entry = readEntry(raw)
+    return 'entry' in entry ? [entry.entry] : 'partial' in entry && entry.partial ? [entry.partial] : []
+  })
+}
+
+type Json = Record<string, unknown>
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.trim() !== ''
+/** Addresses nobody can connect to. */
+const usableAddress = (v: unknown): v is string => nonEmpty(v) && !['0.0.0.0', '::', '[::]'].includes(v.trim())
+
+/** An instance svc skipped: `key` tells it from others (one warning each), `label` and `reason` go to the user. */
+export interface SkippedEntry {
+  key: string
+  label: string
+  reason: string
+}
+
+/**
+ * One /v1/health/service entry, checked field by field (other tools write services too): a usable entry, or why
+ * not (with what can still be read of it, for deregistration).
+ */
+function readEntry(raw: unknown): {entry: HealthEntry} | {reason: string; label: string; partial?: HealthEntry} {
+  if (!isObject(raw) || !isObject(raw.Service) || !isObject(raw.Node)) {
+    return {reason: 'not a service entry', label: 'an entry'}
+  }
+
+  const {Service: service, Node: node} = raw
+  if (!nonEmpty(service.ID) || !nonEmpty(service.Service)) {
+    return {reason: 'no service name or id', label: nonEmpty(service.ID) ? service.ID : 'an entry'}
+  }
+
+  const label = `${service.Service}/${service.ID}`
+  const checks = raw.Checks ?? null
+  const validChecks =
+    checks === null ||
+    (Array.isArray(checks) &&
+      checks.every((c: unknown) => isObject(c) && typeof c.Status === 'string' && typeof c.CheckID === 'string'))
+  const tags = service.Tags ?? null
+  const validTags = tags === null || (Array.isArray(tags) && tags.every((t: unknown) => typeof t === 'string'))
+  const meta = service.Meta ?? null
+  const validMeta = meta === null || (isObject(meta) && Object.values(meta).every((v) => typeof v === 'string'))
+  const entry: HealthEntry = {
+    Node: {
+      Node: typeof node.Node === 'string' ? node.Node : '',
+      Address: typeof node.Address === 'string' ? node.Address : '',
+    },
+    Service: {
+      ID: service.ID,
+      Service: service.Service,
+      Address: typeof service.Address === 'string' ? service.Address : '',
+      Port: typeof service.Port === 'number' ? service.Port : 0,
+      Tags: validTags ? (tags as null | string[]) : null,
+      Meta: validMeta ? (meta as null | Record<string, string>) : null,
+      ...(typeof service.ModifyIndex === 'number' ? {ModifyIndex: service.ModifyIndex} : {}),
+    },
+    Checks: validChecks ? (checks as ConsulCheck[] | null) : null,
+  }
+  const port = service.Port
+  let reason: string | undefined
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) reason = `port ${String(port)}`
+  else if (!usableAddress(service.Address) && !usableAddress(node.Address)) reason = 'no address'
+  else if (!validMeta) reason = "meta that is not svc's"
+  else if (!validTags) reason = 'tags that are not strings'
+  else if (!validChecks) reason = 'checks svc cannot read'
+  if (reason !== undefined) return {reason, label, partial: entry}
+  // Consul's rule: an empty service address means the node's
+  if (!usableAddress(service.Address)) entry.Service.Address = node.Address as string
+  return {entry}
+}
+
+/** A /v1/health/service answer → svc's instances, and the entries skipped (never throws). */
+export function decodeHealth(body: unknown): {instances: ServiceInstance[]; skipped: SkippedEntry[]} {
+  if (!Array.isArray(body)) return {instances: [], skipped: []}
+  const entries: HealthEntry[] = []
+  const skipped: SkippedEntry[] = []
+  for (const raw of body as unknown[]) {
+    const read = readEntry(raw)
+    if ('entry' in read) entries.push(read.entry)
+    else skipped.push({key: `${read.label}\u0000${read.reason}`, label: read.label, reason: read.reason})
+  }
+
+  return {instances: toInstances(entries), skipped}
 }
 
 function asRecord(value: unknown): Record<string, unknown> {
@@ -1333,21 +1509,31 @@ function unescapeMetaKey(escaped: string): string | undefined {
   return out
 }
 
-/** The one place where driver errors become svc's errors. */
-function toConsulError(error: unknown, agent: string): ConsulError {
+/** The one place where driver errors become svc's errors; nothing of the token leaves through them. */
+export function toConsulError(error: unknown, context: ErrorContext | string): ConsulError {
+  const ctx = typeof context === 'string' ? {agent: context} : context
+  const agent = ctx.agent
+  const clean = (text: string): string => redactSecrets(text, [ctx.token])
   if (error instanceof ConsulError) return error
   if (error instanceof BackendError) {
-    return new ConsulError(error.message, {cause: error, hint: error.hint, transient: error.transient})
+    return new ConsulError(clean(error.message), {cause: error, hint: error.hint, transient: error.transient})
   }
 
   const e = (error instanceof Error ? error : new Error(String(error))) as DriverError
   if (e.isResponse) {
     const status = e.response?.statusCode ?? 0
-    const text = responseText(e)
+    const text = clean(responseText(e))
     if (status === 403) {
-      return new ConsulError(`consul agent ${agent} denied the request: ${text}`, {
+      const req = e.response?.req
+      const permission = requiredPermission(req?.method ?? 'GET', req?.path ?? '', ctx.service)
+      const {message, hint} = deniedMessage(text, permission, ctx.token !== undefined)
+      return new ConsulError(`${message} (agent ${agent})`, {cause: e, hint, status, transient: false})
+    }
+
+    if (status === 400 && /HTTP request to an HTTPS server/i.test(text)) {
+      return new ConsulError(`consul agent ${agent} speaks HTTPS on that port`, {
         cause: e,
-        hint: TOKEN_HINT,
+        hint: 'use consul+https:// (or CONSUL_HTTP_SSL=true) with --cacert or CONSUL_CACERT',
         status,
         transient: false,
       })
@@ -1389,6 +1575,15 @@ function toConsulError(error: unknown, agent: string): ConsulError {
 
   const code =
     e.code ?? (e.cause && typeof e.cause === 'object' && 'code' in e.cause ? String(e.cause.code) : undefined)
+  const tls = tlsProblem(code, e.message)
+  if (tls) {
+    return new ConsulError(`TLS with consul agent ${agent} failed: ${tls.detail}`, {
+      cause: e,
+      hint: tls.hint,
+      transient: false,
+    })
+  }
+
   if ((code && UNREACHABLE_CODES.has(code)) || /socket hang up/i.test(e.message)) {
     return new ConsulError(`consul agent ${agent} is unreachable (${code ?? 'connection closed'})`, {
       cause: e,
@@ -1397,7 +1592,7 @@ function toConsulError(error: unknown, agent: string): ConsulError {
     })
   }
 
-  return new ConsulError(`consul request to ${agent} failed: ${stripDriverPrefix(e.message)}`, {
+  return new ConsulError(`consul request to ${agent} failed: ${clean(stripDriverPrefix(e.message))}`, {
     cause: e,
     transient: false,
   })

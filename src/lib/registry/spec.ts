@@ -1,3 +1,4 @@
+import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
@@ -9,10 +10,17 @@ export interface HostPort {
   port: number
 }
 
+/** TLS files (paths): the CA that signs the servers' certificates, and a client certificate and key. */
+export interface TlsFiles {
+  ca?: string
+  cert?: string
+  key?: string
+}
+
 export type BackendSpec =
   | {kind: 'local'; dir: string}
   | {kind: 'zk'; hosts: HostPort[]; base: string}
-  | {kind: 'consul'; hosts: HostPort[]; token?: string}
+  | {kind: 'consul'; hosts: HostPort[]; token?: string; https?: boolean; tls?: TlsFiles}
   | {kind: 'etcd'; hosts: HostPort[]; prefix: string}
 
 const SCHEMES: Record<string, BackendKind> = {
@@ -20,6 +28,7 @@ const SCHEMES: Record<string, BackendKind> = {
   zk: 'zk',
   zookeeper: 'zk',
   consul: 'consul',
+  'consul+https': 'consul',
   etcd: 'etcd',
 }
 
@@ -86,10 +95,84 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
         )
       }
 
-      const token = env.CONSUL_HTTP_TOKEN || undefined
-      return token ? {kind, hosts, token} : {kind, hosts}
+      return consulSpec(hosts, match[1]!.toLowerCase() === 'consul+https' || usesHttps(hostsPart, env), env)
     }
   }
+}
+
+/** The values of the shared backend flags; each one beats its environment variable. */
+export interface BackendFlagValues {
+  backend?: string
+  token?: string
+  cacert?: string
+  cert?: string
+  key?: string
+}
+
+/** The backend the flags name, with the environment filling in what they leave out. */
+export function specFromFlags(flags: BackendFlagValues, env: Env = process.env): BackendSpec {
+  const over: Env = {
+    CONSUL_HTTP_TOKEN: flags.token,
+    CONSUL_CACERT: flags.cacert,
+    CONSUL_CLIENT_CERT: flags.cert,
+    CONSUL_CLIENT_KEY: flags.key,
+  }
+  const merged: Env = {...env}
+  for (const [name, value] of Object.entries(over)) if (value) merged[name] = value
+  return parseBackend(flags.backend, merged)
+}
+
+function usesHttps(hostsPart: string, env: Env): boolean {
+  return /^\s*https:\/\//i.test(hostsPart) || /^(1|true)$/i.test(env.CONSUL_HTTP_SSL?.trim() ?? '')
+}
+
+function consulSpec(hosts: HostPort[], https: boolean, env: Env): BackendSpec {
+  const token = consulToken(env)
+  const tls: TlsFiles = {}
+  if (env.CONSUL_CACERT) tls.ca = env.CONSUL_CACERT
+  if (env.CONSUL_CLIENT_CERT) tls.cert = env.CONSUL_CLIENT_CERT
+  if (env.CONSUL_CLIENT_KEY) tls.key = env.CONSUL_CLIENT_KEY
+  if (https && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new UserError(
+      'a Consul client certificate needs its key, and a key its certificate',
+      'pass both --cert and --key (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)',
+    )
+  }
+
+  return {
+    kind: 'consul',
+    hosts,
+    ...(token ? {token} : {}),
+    ...(https ? {https} : {}),
+    ...(https && Object.keys(tls).length > 0 ? {tls} : {}),
+  }
+}
+
+/** CONSUL_HTTP_TOKEN (where --token lands too), else the contents of CONSUL_HTTP_TOKEN_FILE. */
+function consulToken(env: Env): string | undefined {
+  if (env.CONSUL_HTTP_TOKEN) return env.CONSUL_HTTP_TOKEN
+  const file = env.CONSUL_HTTP_TOKEN_FILE
+  if (!file) return undefined
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
+    throw new UserError(
+      `cannot read the Consul token file ${file} named by CONSUL_HTTP_TOKEN_FILE (${code})`,
+      'point CONSUL_HTTP_TOKEN_FILE at a readable file that holds the token, or pass --token',
+    )
+  }
+
+  const token = text.trim()
+  if (token === '') {
+    throw new UserError(
+      `the Consul token file ${file} named by CONSUL_HTTP_TOKEN_FILE is empty`,
+      'write the token into it, or pass --token',
+    )
+  }
+
+  return token
 }
 
 function defaultHosts(kind: Exclude<BackendKind, 'local'>, env: Env): string {
@@ -169,7 +252,7 @@ export function describeBackend(spec: BackendSpec): string {
     }
 
     case 'consul': {
-      return `consul://${formatHosts(spec.hosts)}`
+      return `${spec.https ? 'consul+https' : 'consul'}://${formatHosts(spec.hosts)}`
     }
   }
 }
