@@ -1,7 +1,8 @@
 import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../base-command.js'
-import {backendFlags, durationFlag} from '../flags.js'
+import {hiddenBackendFlags} from '../config-flags.js'
+import {durationFlag} from '../flags.js'
 import {jsonRenderer, plainRenderer} from '../lib/demo/format.js'
 import {DemoFeed, runDemo} from '../lib/demo/runner.js'
 import {DEMO_DEFAULTS, type DemoOptions} from '../lib/demo/types.js'
@@ -15,9 +16,7 @@ On a terminal it is a paced walkthrough; otherwise plain text (--json: one JSON 
   static examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --fast', '<%= config.bin %> demo --json | jq .']
 
   // the demo always uses its own temporary registry: the backend flags are accepted (SVC_BACKEND may be set) but hidden
-  static baseFlags = Object.fromEntries(
-    Object.entries(backendFlags).map(([name, flag]) => [name, {...flag, hidden: true}]),
-  ) as typeof backendFlags
+  static baseFlags = hiddenBackendFlags
 
   static flags = {
     fast: Flags.boolean({description: 'no pauses between steps', exclusive: ['pace']}),
