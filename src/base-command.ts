@@ -4,7 +4,7 @@ import {ExitError} from '@oclif/core/errors'
 
 import {formatError} from './lib/errors.js'
 import {openRegistry} from './lib/registry/index.js'
-import {parseBackend} from './lib/registry/spec.js'
+import {specFromFlags} from './lib/registry/spec.js'
 import type {Registry} from './lib/registry/types.js'
 import {backendFlags} from './flags.js'
 
@@ -36,8 +36,7 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
 
   /** The registry the flags name; closed when the command ends. */
   protected async registry(): Promise<Registry> {
-    const env = {...process.env, CONSUL_HTTP_TOKEN: this.flags.token ?? process.env.CONSUL_HTTP_TOKEN}
-    const registry = await openRegistry(parseBackend(this.flags.backend, env), {
+    const registry = await openRegistry(specFromFlags(this.flags, process.env), {
       log: (message) => this.warnLine(message),
     })
     this.openRegistries.push(registry)

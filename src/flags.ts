@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import {parseDuration} from './lib/duration.js'
 import {formatError} from './lib/errors.js'
 import {parsePort} from './lib/registry/validate.js'
+import {ZK_ACL_HELP} from './lib/registry/zk-acl.js'
 
 /** Runs a lib validator inside an oclif flag parser, keeping its hint in the one-line message. */
 function validated<T>(fn: (input: string) => T): (input: string) => Promise<T> {
@@ -25,6 +26,27 @@ export const backendFlags = {
   token: Flags.string({
     description: 'Consul ACL token',
     env: 'CONSUL_HTTP_TOKEN',
+    helpGroup: 'BACKEND',
+  }),
+  cacert: Flags.string({
+    description: 'CA certificate (PEM) to trust for TLS (etcds://)',
+    env: 'ETCDCTL_CACERT',
+    helpGroup: 'BACKEND',
+  }),
+  cert: Flags.string({
+    description: 'client certificate (PEM) for TLS, with --key',
+    env: 'ETCDCTL_CERT',
+    helpGroup: 'BACKEND',
+  }),
+  key: Flags.string({description: 'private key (PEM) of --cert', env: 'ETCDCTL_KEY', helpGroup: 'BACKEND'}),
+  'zk-auth': Flags.string({
+    description: 'ZooKeeper digest credentials user:password (instead of zk://user:password@hosts)',
+    env: 'SVC_ZK_AUTH',
+    helpGroup: 'BACKEND',
+  }),
+  'zk-acl': Flags.string({
+    description: `ACL of the znodes svc creates: ${ZK_ACL_HELP}`,
+    env: 'SVC_ZK_ACL',
     helpGroup: 'BACKEND',
   }),
 }
