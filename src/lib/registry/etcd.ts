@@ -18,6 +18,8 @@ import {
   type Watcher,
 } from 'etcd3'
 import {AsyncLocalStorage} from 'node:async_hooks'
+import {readFileSync} from 'node:fs'
+import {connect as tlsConnect} from 'node:tls'
 import http from 'node:http'
 import https from 'node:https'
 
@@ -31,7 +33,7 @@ import {
   UserError,
 } from '../errors.js'
 import {type BackendOptions, backoffDelay, refreshPeriod, type RetryPolicy, sleep} from './options.js'
-import {type BackendSpec, describeBackend, formatHosts} from './spec.js'
+import {type BackendSpec, type Credentials, describeBackend, formatHosts, type TlsFiles} from './spec.js'
 import {
   type ClusterInfo,
   type ClusterMember,
@@ -88,6 +90,10 @@ export class EtcdRegistry implements Registry {
   readonly prefix: string
   private readonly addresses: string
   private readonly hostUrls: string[]
+  private readonly auth?: Credentials
+  private readonly tls?: TlsFiles
+  /** The PEM contents of the TLS files, read when the client is first made. */
+  private pem?: {ca?: Buffer; cert?: Buffer; key?: Buffer}
   private readonly scope = new AsyncLocalStorage<OperationScope>()
   private readonly closing = new AbortController()
   private readonly registrations = new Set<EtcdRegistration>()
@@ -105,7 +111,10 @@ export class EtcdRegistry implements Registry {
     this.prefix = spec.prefix
     this.description = describeBackend(spec)
     this.addresses = formatHosts(spec.hosts)
-    this.hostUrls = spec.hosts.map((h) => `http://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
+    this.auth = spec.auth
+    this.tls = spec.tls
+    const scheme = spec.tls ? 'https' : 'http'
+    this.hostUrls = spec.hosts.map((h) => `${scheme}://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
   }
 
   async ping(): Promise<void> {
@@ -170,7 +179,7 @@ export class EtcdRegistry implements Registry {
     const probes = await Promise.all(
       members.map(async (member) => {
         const url = member.clientURLs[0]
-        const status = url === undefined ? undefined : await probeStatus(url, timeoutMs)
+        const status = url === undefined ? undefined : await probeStatus(url, timeoutMs, this.pem)
         return {member, url, status}
       }),
     )
@@ -242,7 +251,10 @@ export class EtcdRegistry implements Registry {
       this.reached = true
       return result
     } catch (error) {
-      throw this.toBackendError(error)
+      const failure = this.toBackendError(error)
+      // gRPC hides why a connection failed; a TLS handshake of our own tells a TLS problem from a server that is down
+      if (failure instanceof BackendUnavailableError) throw (await this.diagnoseTls(failure)) ?? failure
+      throw failure
     } finally {
       clearTimeout(timer)
       this.closing.signal.removeEventListener('abort', abort)
@@ -258,15 +270,29 @@ export class EtcdRegistry implements Registry {
       return new BackendUnavailableError('etcd', this.addresses, detail, error)
     }
 
-    if (
-      error instanceof EtcdPermissionDeniedError ||
-      error instanceof GRPCUnauthenticatedError ||
-      error instanceof EtcdAuthenticationFailedError ||
-      error instanceof EtcdInvalidAuthTokenError
-    ) {
-      return new BackendError('etcd', `etcd refused the request: ${detail}`, {
+    if (error instanceof EtcdAuthenticationFailedError) {
+      return new BackendError('etcd', `etcd refused the user name or password of user "${this.auth?.user ?? ''}"`, {
         cause: error,
-        hint: `check the etcd user and that its role grants access to ${this.prefix}/`,
+        hint: 'check user:password in the URI (etcd://user:password@host) or in ETCDCTL_USER',
+        transient: false,
+      })
+    }
+
+    if (error instanceof EtcdPermissionDeniedError || error instanceof EtcdInvalidAuthTokenError) {
+      const who = this.auth ? `user "${this.auth.user}"` : 'a client without a user'
+      return new BackendError('etcd', `etcd denied ${who} permission on ${this.prefix}/ (${detail})`, {
+        cause: error,
+        hint: this.auth
+          ? `grant its role readwrite on the prefix: etcdctl role grant-permission ROLE --prefix readwrite ${this.prefix}/`
+          : 'etcd has authentication on: pass user:password in the URI (etcd://user:password@host) or in ETCDCTL_USER',
+        transient: false,
+      })
+    }
+
+    if (error instanceof GRPCUnauthenticatedError || /user name is empty/.test(detail)) {
+      return new BackendError('etcd', `etcd requires a user (${detail})`, {
+        cause: error,
+        hint: 'pass user:password in the URI (etcd://user:password@host) or in ETCDCTL_USER',
         transient: false,
       })
     }
@@ -323,7 +349,19 @@ export class EtcdRegistry implements Registry {
 
   getClient(): Etcd3 {
     if (this.state === 'closed') throw new BugError(`the registry ${this.description} was used after close()`)
-    this.client ??= new Etcd3(this.clientOptions())
+    if (this.client) return this.client
+    const security = this.securityOptions()
+    try {
+      this.client = new Etcd3({...this.clientOptions(), ...security})
+    } catch (error) {
+      // grpc-js checks the PEM files when it builds its credentials
+      if (!security.credentials) throw error
+      throw new UserError(
+        `cannot use the TLS files (${errorMessage(error)})`,
+        'give --cacert, --cert and --key PEM files, --key the key of --cert',
+      )
+    }
+
     return this.client
   }
 
@@ -360,6 +398,49 @@ export class EtcdRegistry implements Registry {
         watchBackoff: exponentialBackoff(retry, 0),
       },
     }
+  }
+
+  /** A TLS problem with the first member that shows one, as the error to report; undefined when there is none. */
+  private async diagnoseTls(failure: Error): Promise<BackendError | undefined> {
+    const timeoutMs = Math.min(PROBE_TIMEOUT_MS, this.options.connectTimeoutMs)
+    const verdicts = await Promise.all(
+      this.hostUrls.map((url) => probeTls(new URL(url), this.tls, this.pem, timeoutMs)),
+    )
+    const problem = verdicts.find((v) => v !== undefined)
+    if (!problem) return undefined
+    return new BackendError('etcd', `TLS with etcd at ${this.addresses} failed: ${problem.cause}`, {
+      cause: failure,
+      hint: problem.hint,
+      transient: false,
+    })
+  }
+
+  /** Password auth and TLS; a TLS file that cannot be read is the user's to fix, named with its flag. */
+  private securityOptions(): Pick<IOptions, 'auth' | 'credentials'> {
+    const options: Pick<IOptions, 'auth' | 'credentials'> = {}
+    if (this.auth) options.auth = {username: this.auth.user, password: this.auth.password}
+    if (!this.tls) return options
+    const read = (file: string | undefined, flag: string): Buffer | undefined => {
+      if (file === undefined) return undefined
+      try {
+        return readFileSync(file)
+      } catch (error) {
+        throw new UserError(
+          `cannot read ${flag} ${file} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`,
+          `give ${flag} a readable PEM file`,
+        )
+      }
+    }
+
+    this.pem = {
+      ca: read(this.tls.ca, '--cacert'),
+      cert: read(this.tls.cert, '--cert'),
+      key: read(this.tls.key, '--key'),
+    }
+    // without --cacert, the system's CAs; grpc-js takes null for them though etcd3's type says Buffer
+    const rootCertificate = (this.pem.ca ?? null) as Buffer
+    options.credentials = {rootCertificate, privateKey: this.pem.key, certChain: this.pem.cert}
+    return options
   }
 
   private servicePrefix(service: string): string {
@@ -800,13 +881,23 @@ interface StatusAnswer {
 }
 
 /** A member's own status through its gRPC gateway, or undefined when it does not answer in time. */
-async function probeStatus(url: string, timeoutMs: number): Promise<StatusAnswer | undefined> {
+async function probeStatus(
+  url: string,
+  timeoutMs: number,
+  pem: {ca?: Buffer; cert?: Buffer; key?: Buffer} = {},
+): Promise<StatusAnswer | undefined> {
   const target = new URL('/v3/maintenance/status', url)
   const request = target.protocol === 'https:' ? https.request : http.request
   return new Promise((resolve) => {
     const req = request(
       target,
-      {method: 'POST', agent: false, timeout: timeoutMs, headers: {'content-type': 'application/json'}},
+      {
+        method: 'POST',
+        agent: false,
+        timeout: timeoutMs,
+        headers: {'content-type': 'application/json'},
+        ...(target.protocol === 'https:' && pem),
+      },
       (res) => {
         let body = ''
         res.setEncoding('utf8')
@@ -884,6 +975,87 @@ function isSource(value: unknown): value is InstanceSource {
     typeof value.image === 'string' &&
     typeof value.host === 'string'
   )
+}
+
+type Verdict = {cause: string; hint: string} | undefined
+
+/**
+ * Opens a TLS connection as gRPC would, to learn why gRPC could not: a refused or missing client certificate, an
+ * untrusted server certificate, or a server that does (or does not) speak TLS. Undefined when nothing is wrong with
+ * TLS (or the member does not answer at all).
+ */
+export function probeTls(
+  url: URL,
+  tls: TlsFiles | undefined,
+  pem: {ca?: Buffer; cert?: Buffer; key?: Buffer} = {},
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<Verdict> {
+  const host = url.hostname.replaceAll(/^\[|\]$/g, '')
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined
+    // an IP address is no server name (RFC 6066): node sends none for it
+    const socket = tlsConnect({
+      host,
+      port: Number(url.port),
+      ca: pem.ca,
+      cert: pem.cert,
+      key: pem.key,
+      ALPNProtocols: ['h2'],
+    })
+    const finish = (verdict: Verdict): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(verdict)
+    }
+
+    timer = setTimeout(() => finish(undefined), timeoutMs)
+    socket.on('secureConnect', () => {
+      if (!tls) {
+        finish({cause: 'the server speaks TLS', hint: 'use etcds://host:2379 (with --cacert for a private CA)'})
+        return
+      }
+
+      // TLS 1.3 servers refuse a missing client certificate only after the handshake, with an alert
+      clearTimeout(timer)
+      timer = setTimeout(() => finish(undefined), Math.min(500, timeoutMs))
+    })
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      finish(tlsFailure(`${error.code ?? ''} ${error.message}`, tls)),
+    )
+  })
+}
+
+/** What a TLS error says, and the flag that fixes it; undefined when it is not about TLS. */
+export function tlsFailure(message: string, tls: TlsFiles | undefined): Verdict {
+  if (/ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|ENOTFOUND|EPIPE/.test(message)) return undefined
+  if (/wrong version number|packet length too long|http request|WRONG_VERSION/i.test(message)) {
+    return tls ? {cause: 'the server does not speak TLS', hint: 'use etcd://host:2379 for a plain endpoint'} : undefined
+  }
+
+  // a plain client that got this far met a TLS server
+  if (!tls) return {cause: 'the server speaks TLS', hint: 'use etcds://host:2379 (with --cacert for a private CA)'}
+  // Go's TLS server answers a missing client certificate with bad_certificate (42) or certificate_required (116)
+  if (
+    /certificate required|bad certificate|unknown ca|certificate unknown|unsupported certificate|alert number (4[2-9]|116)/i.test(
+      message,
+    )
+  ) {
+    return tls.cert
+      ? {
+          cause: 'the server refused the client certificate',
+          hint: 'pass a --cert/--key pair signed by a CA the server trusts (its --trusted-ca-file)',
+        }
+      : {cause: 'the server requires a client certificate', hint: 'pass --cert and --key (ETCDCTL_CERT, ETCDCTL_KEY)'}
+  }
+
+  if (/self[- ]signed|unable to (get|verify)|verify failed|CERT_|ALTNAME|Hostname\/IP|certificate/i.test(message)) {
+    return {
+      cause: `the server's certificate is not trusted (${message.trim()})`,
+      hint: 'pass the CA that signed it with --cacert (ETCDCTL_CACERT); its SAN must name the address you use',
+    }
+  }
+
+  return undefined
 }
 
 /** gRPC messages without the status prefix and etcd3's class-name prefix. */

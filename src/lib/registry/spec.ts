@@ -153,7 +153,7 @@ export function specFromFlags(flags: BackendFlagValues, env: Env = process.env):
 
   if (spec.kind === 'etcd') {
     const files: TlsFiles = {
-      ...(spec.tls ?? {}),
+      ...spec.tls,
       ...definedFile('ca', flags.cacert ?? env.ETCDCTL_CACERT),
       ...definedFile('cert', flags.cert ?? env.ETCDCTL_CERT),
       ...definedFile('key', flags.key ?? env.ETCDCTL_KEY),

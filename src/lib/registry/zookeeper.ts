@@ -1168,7 +1168,8 @@ function authFailed(what: string, cause: unknown): BackendError {
 /** ZooKeeper ACL entries; `auth::` becomes the digest id of the credentials, as the server would make it. */
 function toAcl(spec: ZkAclSpec, auth: Credentials | undefined): ACL[] {
   return spec.map((entry) => {
-    const perms = [...entry.perms].reduce((sum, letter) => sum | (PERMISSIONS[letter] ?? 0), 0)
+    // the permission constants are distinct bits, so their sum is their union
+    const perms = [...entry.perms].reduce((sum, letter) => sum + (PERMISSIONS[letter] ?? 0), 0)
     const id =
       entry.scheme === 'auth' && auth
         ? new zookeeper.Id('digest', digestId(auth))
