@@ -1169,7 +1169,7 @@ function authFailed(what: string, cause: unknown): BackendError {
 function toAcl(spec: ZkAclSpec, auth: Credentials | undefined): ACL[] {
   return spec.map((entry) => {
     // the permission constants are distinct bits, so their sum is their union
-    const perms = [...entry.perms].reduce((sum, letter) => sum + (PERMISSIONS[letter] ?? 0), 0)
+    const perms = [...new Set(entry.perms)].reduce((sum, letter) => sum + (PERMISSIONS[letter] ?? 0), 0)
     const id =
       entry.scheme === 'auth' && auth
         ? new zookeeper.Id('digest', digestId(auth))
