@@ -179,7 +179,7 @@ export class EtcdRegistry implements Registry {
     const probes = await Promise.all(
       members.map(async (member) => {
         const url = member.clientURLs[0]
-        const status = url === undefined ? undefined : await probeStatus(url, timeoutMs, this.pem)
+        const status = url === undefined ? undefined : await this.probeMember(url, timeoutMs)
         return {member, url, status}
       }),
     )
@@ -351,6 +351,7 @@ export class EtcdRegistry implements Registry {
     if (this.state === 'closed') throw new BugError(`the registry ${this.description} was used after close()`)
     if (this.client) return this.client
     const security = this.securityOptions()
+    if (this.tls) muteIpServerNameWarning()
     try {
       this.client = new Etcd3({...this.clientOptions(), ...security})
     } catch (error) {
@@ -397,6 +398,28 @@ export class EtcdRegistry implements Registry {
         },
         watchBackoff: exponentialBackoff(retry, 0),
       },
+    }
+  }
+
+  /**
+   * One member's status. A secured cluster is asked over gRPC with the client's credentials: etcd's HTTP gateway
+   * refuses a client certificate once auth is on (and wants a token); a plain one through the gateway, lighter.
+   */
+  private async probeMember(url: string, timeoutMs: number): Promise<StatusAnswer | undefined> {
+    if (!this.tls && !this.auth) return probeStatus(url, timeoutMs)
+    const member = new Etcd3({
+      hosts: [url],
+      ...this.securityOptions(),
+      defaultCallOptions: () => ({deadline: Date.now() + timeoutMs}),
+      faultHandling: {global: noRetry(), host: () => noRetry()},
+    })
+    try {
+      const status = await member.maintenance.status()
+      return {leader: status.leader}
+    } catch {
+      return undefined
+    } finally {
+      member.close()
     }
   }
 
@@ -793,6 +816,23 @@ class PrefixWatch {
   }
 }
 
+let ipServerNameMuted = false
+
+/**
+ * grpc-js sends a member's address as the TLS server name, and Node warns on stderr (DEP0123) when that is an IP
+ * address; the user wrote that address and cannot change what grpc-js sends, so only that one warning is dropped.
+ */
+function muteIpServerNameWarning(): void {
+  if (ipServerNameMuted) return
+  ipServerNameMuted = true
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, type, code] = args
+    const named = typeof type === 'object' && type !== null ? (type as {code?: unknown}).code : code
+    if (named !== 'DEP0123') emit(...args)
+  }) as typeof process.emitWarning
+}
+
 /** A member's recent failures; it is skipped while open, unless every member is: then calls go through as probes. */
 class MemberBreaker {
   private failures = 0
@@ -815,6 +855,17 @@ class MemberBreaker {
 
   private isOpen(now: number): boolean {
     return now < this.openUntil
+  }
+}
+
+/** A policy that runs a call once: a status probe reports the member as it is. */
+function noRetry(): Policy {
+  return {
+    _altReturn: undefined as never,
+    onSuccess: () => ({dispose() {}}),
+    onFailure: () => ({dispose() {}}),
+    execute: async <T>(fn: PolicyFn<T>, signal?: AbortSignal): Promise<T> =>
+      fn({signal: signal ?? new AbortController().signal}),
   }
 }
 
@@ -881,12 +932,15 @@ interface StatusAnswer {
 }
 
 /** A member's own status through its gRPC gateway, or undefined when it does not answer in time. */
-async function probeStatus(
-  url: string,
-  timeoutMs: number,
-  pem: {ca?: Buffer; cert?: Buffer; key?: Buffer} = {},
-): Promise<StatusAnswer | undefined> {
-  const target = new URL('/v3/maintenance/status', url)
+async function probeStatus(url: string, timeoutMs: number): Promise<StatusAnswer | undefined> {
+  const status = await gatewayPost(url, '/v3/maintenance/status', timeoutMs)
+  if (!status) return undefined
+  return {leader: typeof status.leader === 'string' ? status.leader : '0'}
+}
+
+/** One JSON request to a member's gateway; undefined unless it answers 200 with a JSON object in time. */
+function gatewayPost(url: string, path: string, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
+  const target = new URL(path, url)
   const request = target.protocol === 'https:' ? https.request : http.request
   return new Promise((resolve) => {
     const req = request(
@@ -896,19 +950,17 @@ async function probeStatus(
         agent: false,
         timeout: timeoutMs,
         headers: {'content-type': 'application/json'},
-        ...(target.protocol === 'https:' && pem),
       },
       (res) => {
-        let body = ''
+        let text = ''
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => {
-          body += chunk
+          text += chunk
         })
         res.on('end', () => {
           try {
-            const parsed: unknown = JSON.parse(body)
-            const leader = isRecord(parsed) ? parsed.leader : undefined
-            resolve(res.statusCode === 200 ? {leader: typeof leader === 'string' ? leader : '0'} : undefined)
+            const parsed: unknown = JSON.parse(text)
+            resolve(res.statusCode === 200 && isRecord(parsed) ? parsed : undefined)
           } catch {
             resolve(undefined)
           }
