@@ -137,6 +137,10 @@ describe('payload decoders, for any bytes or JSON', () => {
   })
 
   it('etcd: a value decodes to a usable instance or to the reason it is skipped, never a throw', () => {
+    // found by this property: String() throws on a value whose toString is not a function
+    expect(decodeInstance('/services', '/services/web/x', '{"id":{"toString":[]}}')).toBe(
+      'the value names id {"toString":[]}',
+    )
     fc.assert(
       fc.property(payload, fc.string({maxLength: 20}), (data, id) => {
         const result = decodeInstance('/services', `/services/web/${id}`, data.toString('utf8'))

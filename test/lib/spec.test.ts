@@ -169,6 +169,10 @@ describe('credentials, TLS and redaction', () => {
     [{backend: 'zk://:pw@h'}, /is not user:password/],
     [{backend: 'zk://user@h'}, /is not user:password/],
     [{backend: 'zk://u:%E0%A4%A@h'}, /bad percent-encoding/],
+    // found by the property tests: names of Object.prototype's members
+    [{backend: 'zk://h', 'zk-acl': '__proto__'}, /is not scheme:id:perms/],
+    [{backend: 'constructor'}, /unknown backend "constructor"/],
+    [{backend: '__proto__://h'}, /unknown backend "__proto__"/],
   ])('rejects %o with a user error', (flags, message) => {
     const error = thrown(() => specFromFlags(flags, {}))
     expect(error).toBeInstanceOf(UserError)

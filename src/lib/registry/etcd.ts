@@ -989,9 +989,8 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
   }
 
   if (!isRecord(value)) return 'the value is not a JSON object'
-  if (value.service !== undefined && value.service !== service)
-    return `the value names service "${String(value.service)}"`
-  if (value.id !== undefined && value.id !== id) return `the value names id "${String(value.id)}"`
+  if (value.service !== undefined && value.service !== service) return `the value names service ${shown(value.service)}`
+  if (value.id !== undefined && value.id !== id) return `the value names id ${shown(value.id)}`
   const {address, health, meta, port, source, tags} = value
   if (typeof address !== 'string') return 'the value has no address'
   if (typeof port !== 'number' && typeof port !== 'string') return 'the value has no port'
@@ -1001,7 +1000,7 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
     return 'meta is not an object of strings'
   }
 
-  if (health !== undefined && !HEALTH_VALUES.includes(health as Health)) return `unknown health "${String(health)}"`
+  if (health !== undefined && !HEALTH_VALUES.includes(health as Health)) return `unknown health ${shown(health)}`
   if (source !== undefined && !isSource(source)) return 'source is not {containerId, containerName, image, host}'
   try {
     return toInstance({
@@ -1017,6 +1016,11 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
   } catch (error) {
     return errorMessage(error)
   }
+}
+
+/** A parsed JSON value for a message; String() would throw on an object such as {"toString": []}. */
+function shown(value: unknown): string {
+  return JSON.stringify(value) ?? 'undefined'
 }
 
 function isSource(value: unknown): value is InstanceSource {

@@ -62,7 +62,8 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
   const raw = (value ?? '').trim() || 'local'
   const match = /^([a-z][a-z0-9+.-]*)(?::\/\/(.*))?$/is.exec(raw)
   const scheme = match?.[1]!.toLowerCase()
-  const kind = scheme === undefined ? undefined : SCHEMES[scheme]
+  // own keys only: "constructor" or "__proto__" is no backend
+  const kind = scheme !== undefined && Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined
   if (!match || !kind) {
     const shown = redactUri(raw)
     throw new UserError(

@@ -29,7 +29,9 @@ export function parseZkAcl(text: string, hasAuth: boolean): ZkAclSpec {
   for (const part of text.split(',')) {
     const item = part.trim()
     if (item === '') continue
-    const named = NAMED[item.toLowerCase()]
+    const name = item.toLowerCase()
+    // own keys only: "__proto__" is no ACL name
+    const named = Object.hasOwn(NAMED, name) ? NAMED[name] : undefined
     if (named) {
       entries.push(...named)
       continue
