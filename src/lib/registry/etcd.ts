@@ -71,6 +71,8 @@ interface OperationScope {
 const DEFAULT_TTL_MS = 10_000
 const MIN_TTL_SECONDS = 2
 const PROBE_TIMEOUT_MS = 2000
+/** A TLS handshake with a member that just refused gRPC takes milliseconds; the diagnosis must not hold errors up. */
+const TLS_PROBE_TIMEOUT_MS = 1000
 const WATCH_CANCEL_TIMEOUT_MS = 1000
 const BREAKER_INITIAL_MS = 1000
 const BREAKER_MAX_MS = 10_000
@@ -253,7 +255,8 @@ export class EtcdRegistry implements Registry {
     } catch (error) {
       const failure = this.toBackendError(error)
       // gRPC hides why a connection failed; a TLS handshake of our own tells a TLS problem from a server that is down
-      if (failure instanceof BackendUnavailableError) throw (await this.diagnoseTls(failure)) ?? failure
+      // (only after gRPC gave up on a connection: a member that does not answer at all has had its time already)
+      if (error instanceof GRPCUnavailableError) throw (await this.diagnoseTls(failure)) ?? failure
       throw failure
     } finally {
       clearTimeout(timer)
@@ -425,7 +428,7 @@ export class EtcdRegistry implements Registry {
 
   /** A TLS problem with the first member that shows one, as the error to report; undefined when there is none. */
   private async diagnoseTls(failure: Error): Promise<BackendError | undefined> {
-    const timeoutMs = Math.min(PROBE_TIMEOUT_MS, this.options.connectTimeoutMs)
+    const timeoutMs = Math.min(TLS_PROBE_TIMEOUT_MS, this.options.connectTimeoutMs)
     const verdicts = await Promise.all(
       this.hostUrls.map((url) => probeTls(new URL(url), this.tls, this.pem, timeoutMs)),
     )
