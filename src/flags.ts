@@ -19,7 +19,9 @@ function validated<T>(fn: (input: string) => T): (input: string) => Promise<T> {
 export const backendFlags = {
   backend: Flags.string({
     char: 'b',
-    description: 'registry: local (default), zk, consul, etcd, or a URI such as zk://h1:2181,h2:2181/services',
+    description:
+      'registry: local (default), zk, consul, etcd, or a URI such as zk://h1:2181,h2:2181/services; ' +
+      'zk://user:password@hosts and etcd://user:password@hosts carry credentials (percent-encoded), etcds:// is etcd over TLS',
     env: 'SVC_BACKEND',
     helpGroup: 'BACKEND',
   }),
@@ -40,7 +42,8 @@ export const backendFlags = {
   }),
   key: Flags.string({description: 'private key (PEM) of --cert', env: 'ETCDCTL_KEY', helpGroup: 'BACKEND'}),
   'zk-auth': Flags.string({
-    description: 'ZooKeeper digest credentials user:password (instead of zk://user:password@hosts)',
+    description:
+      'ZooKeeper digest credentials user:password, sent on every session (a command line is visible to ps: prefer SVC_ZK_AUTH)',
     env: 'SVC_ZK_AUTH',
     helpGroup: 'BACKEND',
   }),
