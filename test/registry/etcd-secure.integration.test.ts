@@ -290,6 +290,13 @@ describe('etcd over TLS with client certificates and password auth', () => {
     expect(skipped.filter((l) => l === `etcd: skipping ${PREFIX}/web/junk: the value is not JSON`)).toHaveLength(1)
     expect(skipped.filter((l) => l === `etcd: skipping ${PREFIX}/web/half: the value has no address`)).toHaveLength(1)
 
+    const watcher = open(svcFlags())
+    const stream = watcher.registry.watch('web')
+    const first = await stream[Symbol.asyncIterator]().next()
+    expect(first.value).toMatchObject({type: 'snapshot', instances: [{id: 'w1'}]})
+    expect(watcher.logs.filter((l) => l === `etcd: skipping ${PREFIX}/web/junk: the value is not JSON`)).toHaveLength(1)
+    await stream[Symbol.asyncIterator]().return?.()
+
     const hostPart = endpoint.replace('https://', '')
     const result = await runCli([
       'resolve',

@@ -12,7 +12,7 @@ import {tcpCommand} from '../../src/lib/cluster/probe.js'
 import {ZK_MAIN_CLASS, zookeeperConfig, zookeeperJvmArgs} from '../../src/lib/cluster/zookeeper.js'
 import {withDefaults} from '../../src/lib/registry/options.js'
 import {type Credentials, specFromFlags} from '../../src/lib/registry/spec.js'
-import type {RegistrationState} from '../../src/lib/registry/types.js'
+import type {RegistrationState, WatchEvent} from '../../src/lib/registry/types.js'
 import {digestId, ZooKeeperRegistry} from '../../src/lib/registry/zookeeper.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {TcpProxy} from '../helpers/tcp-proxy.js'
@@ -99,6 +99,28 @@ function aclText(acls: ACL[]): string[] {
 }
 
 const permission = (acl: ACL): number => (acl as unknown as {permission: number}).permission
+
+/** The first snapshot of a watch (status events come before it), within 10 s; the watch then ends. */
+async function firstSnapshot(stream: AsyncIterable<WatchEvent>): Promise<WatchEvent | undefined> {
+  const iterator = stream[Symbol.asyncIterator]()
+  const deadline = Date.now() + 10_000
+  try {
+    while (Date.now() < deadline) {
+      const next = await Promise.race([
+        iterator.next(),
+        new Promise<undefined>((resolve) => {
+          setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now())).unref()
+        }),
+      ])
+      if (!next || next.done) return undefined
+      if (next.value.type === 'snapshot') return next.value
+    }
+
+    return undefined
+  } finally {
+    await iterator.return?.()
+  }
+}
 
 const codeOf = (error: unknown): string => (error instanceof zookeeper.Exception ? error.getName() : String(error))
 
@@ -239,6 +261,12 @@ describe('ZooKeeper with digest auth and ACLs', () => {
     expect(
       warnings.filter((w) => /skipping \/secure\/web\/10\.0\.0\.1:x: its payload is JSON without an address/.test(w)),
     ).toHaveLength(1)
+
+    // a watch skips them too, with a warning of its own registry
+    const watcher = open()
+    const snapshot = await firstSnapshot(watcher.registry.watch('web'))
+    expect(snapshot).toMatchObject({type: 'snapshot', instances: [{id: 'w1'}]})
+    expect(watcher.logs.filter((l) => /skipping \/secure\/web\/junk/.test(l))).toHaveLength(1)
   })
 })
 
