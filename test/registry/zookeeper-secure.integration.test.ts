@@ -205,6 +205,29 @@ describe('ZooKeeper with digest auth and ACLs', () => {
     )
   })
 
+  it('registers under a base path made for it by an admin, in a tree it may not write', async () => {
+    const admin = {user: 'admin', password: 'adm1n'}
+    const root = await rawClient(admin)
+    const {Id, Permission} = zookeeper
+    const acl = (id: string, perms: number): ACL => new zookeeper.ACL(perms, new Id('digest', id))
+    const world = new zookeeper.ACL(Permission.READ, new Id('world', 'anyone'))
+    const createWith = (p: string, acls: ACL[]): Promise<string> =>
+      zk((cb) => root.create(p, Buffer.from(''), acls, zookeeper.CreateMode.PERSISTENT, (e, created) => cb(e, created)))
+    await createWith('/locked', [acl(digestId(admin), Permission.ALL), world])
+    await createWith('/locked/services', [
+      acl(digestId(admin), Permission.ALL),
+      acl(digestId(ALICE), Permission.ALL),
+      world,
+    ])
+    const spec = specFromFlags({backend: `zk://${address}/locked/services`, 'zk-auth': 'alice:s3cret/p@ss'}, {})
+    if (spec.kind !== 'zk') throw new Error('not a zk spec')
+    const registry = new ZooKeeperRegistry(spec, withDefaults({}))
+    opened.push(registry)
+    await registry.register({service: 'inside', id: 'i1', address: '127.0.0.1', port: 8301})
+    expect(aclText(await getAcl(await rawClient(ALICE), '/locked/services/inside'))).toEqual(aliceAcl)
+    expect(await exists(root, '/locked/services/inside/127.0.0.1:8301')).toBe(true)
+  })
+
   it('authenticates every session: after a reconnection and after the session expired', async () => {
     const proxy = await new TcpProxy(address).start()
     try {

@@ -64,15 +64,15 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
   const scheme = match?.[1]!.toLowerCase()
   // own keys only: "constructor" or "__proto__" is no backend
   const kind = scheme !== undefined && Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined
+  // every message quotes the value without its password
+  const shown = redactUri(raw)
   if (!match || !kind) {
-    const shown = redactUri(raw)
     throw new UserError(
       `unknown backend "${shown.includes('://') ? shown.slice(0, shown.indexOf('://')) : shown}"`,
       USAGE_HINT,
     )
   }
 
-  const shown = redactUri(raw)
   let rest = match[2]
   if (kind === 'local') {
     if (rest === undefined || rest === '') return {kind, dir: defaultLocalDir(env)}

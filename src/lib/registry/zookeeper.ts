@@ -989,9 +989,23 @@ class Session {
     })
   }
 
-  /** Creates `path` and its missing parents as persistent znodes. */
+  /**
+   * Creates `path` and its missing parents as persistent znodes. Existing ones are skipped before a create is tried:
+   * ZooKeeper checks the parent's ACL before it says a node exists, so the library's mkdirp fails under a root that
+   * svc may not write even when the base path is there for it.
+   */
   async mkdirp(path: string): Promise<void> {
-    await this.call<string>((done) => this.client.mkdirp(path, this.acl, (e, created) => done(e, created)))
+    let prefix = ''
+    for (const part of path.split('/').slice(1)) {
+      prefix += `/${part}`
+      if (await this.exists(prefix)) continue
+      const node = prefix
+      await this.call<string>((done) =>
+        this.client.create(node, this.acl, zookeeper.CreateMode.PERSISTENT, (e, created) => done(e, created)),
+      ).catch((error: unknown) => {
+        if (codeOf(error) !== zookeeper.Exception.NODE_EXISTS) throw error
+      })
+    }
   }
 
   /** False when the znode does not exist. */
