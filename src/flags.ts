@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import {parseDuration} from './lib/duration.js'
 import {formatError} from './lib/errors.js'
 import {parsePort} from './lib/registry/validate.js'
+import {ZK_ACL_HELP} from './lib/registry/zk-acl.js'
 
 /** Runs a lib validator inside an oclif flag parser, keeping its hint in the one-line message. */
 function validated<T>(fn: (input: string) => T): (input: string) => Promise<T> {
@@ -18,7 +19,9 @@ function validated<T>(fn: (input: string) => T): (input: string) => Promise<T> {
 export const backendFlags = {
   backend: Flags.string({
     char: 'b',
-    description: 'registry: local (default), zk, consul, etcd, or a URI such as zk://h1:2181,h2:2181/services',
+    description:
+      'registry: local (default), zk, consul, etcd, or a URI such as zk://h1:2181,h2:2181/services; ' +
+      'zk://user:password@hosts and etcd://user:password@hosts carry credentials (percent-encoded), etcds:// is etcd over TLS',
     env: 'SVC_BACKEND',
     helpGroup: 'BACKEND',
   }),
@@ -32,15 +35,30 @@ export const backendFlags = {
     env: 'SVC_PROFILE',
     helpGroup: 'BACKEND',
   }),
+  // no env on these: each backend reads its own variables (ETCDCTL_CACERT, CONSUL_CACERT, ...) in specFromFlags
   cacert: Flags.string({
-    description: 'CA certificate file for TLS to the backend (Consul: CONSUL_CACERT)',
+    description: 'CA certificate (PEM) to trust for TLS (etcds://: ETCDCTL_CACERT; consul+https://: CONSUL_CACERT)',
     helpGroup: 'BACKEND',
   }),
   cert: Flags.string({
-    description: 'client certificate file for TLS (Consul: CONSUL_CLIENT_CERT)',
+    description: 'client certificate (PEM) for TLS, with --key (ETCDCTL_CERT; CONSUL_CLIENT_CERT)',
     helpGroup: 'BACKEND',
   }),
-  key: Flags.string({description: 'client key file for TLS (Consul: CONSUL_CLIENT_KEY)', helpGroup: 'BACKEND'}),
+  key: Flags.string({
+    description: 'private key (PEM) of --cert (ETCDCTL_KEY; CONSUL_CLIENT_KEY)',
+    helpGroup: 'BACKEND',
+  }),
+  'zk-auth': Flags.string({
+    description:
+      'ZooKeeper digest credentials user:password, sent on every session (a command line is visible to ps: prefer SVC_ZK_AUTH)',
+    env: 'SVC_ZK_AUTH',
+    helpGroup: 'BACKEND',
+  }),
+  'zk-acl': Flags.string({
+    description: `ACL of the znodes svc creates: ${ZK_ACL_HELP}`,
+    env: 'SVC_ZK_ACL',
+    helpGroup: 'BACKEND',
+  }),
 }
 
 export const portFlag = Flags.custom<number>({parse: validated((input) => parsePort(input))})

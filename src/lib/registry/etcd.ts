@@ -18,6 +18,8 @@ import {
   type Watcher,
 } from 'etcd3'
 import {AsyncLocalStorage} from 'node:async_hooks'
+import {readFileSync} from 'node:fs'
+import {connect as tlsConnect} from 'node:tls'
 import http from 'node:http'
 import https from 'node:https'
 
@@ -31,7 +33,7 @@ import {
   UserError,
 } from '../errors.js'
 import {type BackendOptions, backoffDelay, refreshPeriod, type RetryPolicy, sleep} from './options.js'
-import {type BackendSpec, describeBackend, formatHosts} from './spec.js'
+import {type BackendSpec, type Credentials, describeBackend, formatHosts, type TlsFiles} from './spec.js'
 import {
   type ClusterInfo,
   type ClusterMember,
@@ -69,6 +71,8 @@ interface OperationScope {
 const DEFAULT_TTL_MS = 10_000
 const MIN_TTL_SECONDS = 2
 const PROBE_TIMEOUT_MS = 2000
+/** A TLS handshake with a member that just refused gRPC takes milliseconds; the diagnosis must not hold errors up. */
+const TLS_PROBE_TIMEOUT_MS = 1000
 const WATCH_CANCEL_TIMEOUT_MS = 1000
 const BREAKER_INITIAL_MS = 1000
 const BREAKER_MAX_MS = 10_000
@@ -88,6 +92,10 @@ export class EtcdRegistry implements Registry {
   readonly prefix: string
   private readonly addresses: string
   private readonly hostUrls: string[]
+  private readonly auth?: Credentials
+  private readonly tls?: TlsFiles
+  /** The PEM contents of the TLS files, read when the client is first made. */
+  private pem?: {ca?: Buffer; cert?: Buffer; key?: Buffer}
   private readonly scope = new AsyncLocalStorage<OperationScope>()
   private readonly closing = new AbortController()
   private readonly registrations = new Set<EtcdRegistration>()
@@ -105,7 +113,10 @@ export class EtcdRegistry implements Registry {
     this.prefix = spec.prefix
     this.description = describeBackend(spec)
     this.addresses = formatHosts(spec.hosts)
-    this.hostUrls = spec.hosts.map((h) => `http://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
+    this.auth = spec.auth
+    this.tls = spec.tls
+    const scheme = spec.tls ? 'https' : 'http'
+    this.hostUrls = spec.hosts.map((h) => `${scheme}://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
   }
 
   async ping(): Promise<void> {
@@ -170,7 +181,7 @@ export class EtcdRegistry implements Registry {
     const probes = await Promise.all(
       members.map(async (member) => {
         const url = member.clientURLs[0]
-        const status = url === undefined ? undefined : await probeStatus(url, timeoutMs)
+        const status = url === undefined ? undefined : await this.probeMember(url, timeoutMs)
         return {member, url, status}
       }),
     )
@@ -242,7 +253,11 @@ export class EtcdRegistry implements Registry {
       this.reached = true
       return result
     } catch (error) {
-      throw this.toBackendError(error)
+      const failure = this.toBackendError(error)
+      // gRPC hides why a connection failed; a TLS handshake of our own tells a TLS problem from a server that is down
+      // (only after gRPC gave up on a connection: a member that does not answer at all has had its time already)
+      if (error instanceof GRPCUnavailableError) throw (await this.diagnoseTls(failure)) ?? failure
+      throw failure
     } finally {
       clearTimeout(timer)
       this.closing.signal.removeEventListener('abort', abort)
@@ -258,15 +273,29 @@ export class EtcdRegistry implements Registry {
       return new BackendUnavailableError('etcd', this.addresses, detail, error)
     }
 
-    if (
-      error instanceof EtcdPermissionDeniedError ||
-      error instanceof GRPCUnauthenticatedError ||
-      error instanceof EtcdAuthenticationFailedError ||
-      error instanceof EtcdInvalidAuthTokenError
-    ) {
-      return new BackendError('etcd', `etcd refused the request: ${detail}`, {
+    if (error instanceof EtcdAuthenticationFailedError) {
+      return new BackendError('etcd', `etcd refused the user name or password of user "${this.auth?.user ?? ''}"`, {
         cause: error,
-        hint: `check the etcd user and that its role grants access to ${this.prefix}/`,
+        hint: 'check user:password in the URI (etcd://user:password@host) or in ETCDCTL_USER',
+        transient: false,
+      })
+    }
+
+    if (error instanceof EtcdPermissionDeniedError || error instanceof EtcdInvalidAuthTokenError) {
+      const who = this.auth ? `user "${this.auth.user}"` : 'a client without a user'
+      return new BackendError('etcd', `etcd denied ${who} permission on ${this.prefix}/ (${detail})`, {
+        cause: error,
+        hint: this.auth
+          ? `grant its role readwrite on the prefix: etcdctl role grant-permission ROLE --prefix readwrite ${this.prefix}/`
+          : 'etcd has authentication on: pass user:password in the URI (etcd://user:password@host) or in ETCDCTL_USER',
+        transient: false,
+      })
+    }
+
+    if (error instanceof GRPCUnauthenticatedError || /user name is empty/.test(detail)) {
+      return new BackendError('etcd', `etcd requires a user (${detail})`, {
+        cause: error,
+        hint: 'pass user:password in the URI (etcd://user:password@host) or in ETCDCTL_USER',
         transient: false,
       })
     }
@@ -323,7 +352,20 @@ export class EtcdRegistry implements Registry {
 
   getClient(): Etcd3 {
     if (this.state === 'closed') throw new BugError(`the registry ${this.description} was used after close()`)
-    this.client ??= new Etcd3(this.clientOptions())
+    if (this.client) return this.client
+    const security = this.securityOptions()
+    if (this.tls) muteIpServerNameWarning()
+    try {
+      this.client = new Etcd3({...this.clientOptions(), ...security})
+    } catch (error) {
+      // grpc-js checks the PEM files when it builds its credentials
+      if (!security.credentials) throw error
+      throw new UserError(
+        `cannot use the TLS files (${errorMessage(error)})`,
+        'give --cacert, --cert and --key PEM files, --key the key of --cert',
+      )
+    }
+
     return this.client
   }
 
@@ -360,6 +402,71 @@ export class EtcdRegistry implements Registry {
         watchBackoff: exponentialBackoff(retry, 0),
       },
     }
+  }
+
+  /**
+   * One member's status. A secured cluster is asked over gRPC with the client's credentials: etcd's HTTP gateway
+   * refuses a client certificate once auth is on (and wants a token); a plain one through the gateway, lighter.
+   */
+  private async probeMember(url: string, timeoutMs: number): Promise<StatusAnswer | undefined> {
+    if (!this.tls && !this.auth) return probeStatus(url, timeoutMs)
+    const member = new Etcd3({
+      hosts: [url],
+      ...this.securityOptions(),
+      defaultCallOptions: () => ({deadline: Date.now() + timeoutMs}),
+      faultHandling: {global: noRetry(), host: () => noRetry()},
+    })
+    try {
+      const status = await member.maintenance.status()
+      return {leader: status.leader}
+    } catch {
+      return undefined
+    } finally {
+      member.close()
+    }
+  }
+
+  /** A TLS problem with the first member that shows one, as the error to report; undefined when there is none. */
+  private async diagnoseTls(failure: Error): Promise<BackendError | undefined> {
+    const timeoutMs = Math.min(TLS_PROBE_TIMEOUT_MS, this.options.connectTimeoutMs)
+    const verdicts = await Promise.all(
+      this.hostUrls.map((url) => probeTls(new URL(url), this.tls, this.pem, timeoutMs)),
+    )
+    const problem = verdicts.find((v) => v !== undefined)
+    if (!problem) return undefined
+    return new BackendError('etcd', `TLS with etcd at ${this.addresses} failed: ${problem.cause}`, {
+      cause: failure,
+      hint: problem.hint,
+      transient: false,
+    })
+  }
+
+  /** Password auth and TLS; a TLS file that cannot be read is the user's to fix, named with its flag. */
+  private securityOptions(): Pick<IOptions, 'auth' | 'credentials'> {
+    const options: Pick<IOptions, 'auth' | 'credentials'> = {}
+    if (this.auth) options.auth = {username: this.auth.user, password: this.auth.password}
+    if (!this.tls) return options
+    const read = (file: string | undefined, flag: string): Buffer | undefined => {
+      if (file === undefined) return undefined
+      try {
+        return readFileSync(file)
+      } catch (error) {
+        throw new UserError(
+          `cannot read ${flag} ${file} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`,
+          `give ${flag} a readable PEM file`,
+        )
+      }
+    }
+
+    this.pem = {
+      ca: read(this.tls.ca, '--cacert'),
+      cert: read(this.tls.cert, '--cert'),
+      key: read(this.tls.key, '--key'),
+    }
+    // without --cacert, the system's CAs; grpc-js takes null for them though etcd3's type says Buffer
+    const rootCertificate = (this.pem.ca ?? null) as Buffer
+    options.credentials = {rootCertificate, privateKey: this.pem.key, certChain: this.pem.cert}
+    return options
   }
 
   private servicePrefix(service: string): string {
@@ -712,6 +819,23 @@ class PrefixWatch {
   }
 }
 
+let ipServerNameMuted = false
+
+/**
+ * grpc-js sends a member's address as the TLS server name, and Node warns on stderr (DEP0123) when that is an IP
+ * address; the user wrote that address and cannot change what grpc-js sends, so only that one warning is dropped.
+ */
+function muteIpServerNameWarning(): void {
+  if (ipServerNameMuted) return
+  ipServerNameMuted = true
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, type, code] = args
+    const named = typeof type === 'object' && type !== null ? (type as {code?: unknown}).code : code
+    if (named !== 'DEP0123') emit(...args)
+  }) as typeof process.emitWarning
+}
+
 /** A member's recent failures; it is skipped while open, unless every member is: then calls go through as probes. */
 class MemberBreaker {
   private failures = 0
@@ -734,6 +858,17 @@ class MemberBreaker {
 
   private isOpen(now: number): boolean {
     return now < this.openUntil
+  }
+}
+
+/** A policy that runs a call once: a status probe reports the member as it is. */
+function noRetry(): Policy {
+  return {
+    _altReturn: undefined as never,
+    onSuccess: () => ({dispose() {}}),
+    onFailure: () => ({dispose() {}}),
+    execute: async <T>(fn: PolicyFn<T>, signal?: AbortSignal): Promise<T> =>
+      fn({signal: signal ?? new AbortController().signal}),
   }
 }
 
@@ -801,23 +936,34 @@ interface StatusAnswer {
 
 /** A member's own status through its gRPC gateway, or undefined when it does not answer in time. */
 async function probeStatus(url: string, timeoutMs: number): Promise<StatusAnswer | undefined> {
-  const target = new URL('/v3/maintenance/status', url)
+  const status = await gatewayPost(url, '/v3/maintenance/status', timeoutMs)
+  if (!status) return undefined
+  return {leader: typeof status.leader === 'string' ? status.leader : '0'}
+}
+
+/** One JSON request to a member's gateway; undefined unless it answers 200 with a JSON object in time. */
+function gatewayPost(url: string, path: string, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
+  const target = new URL(path, url)
   const request = target.protocol === 'https:' ? https.request : http.request
   return new Promise((resolve) => {
     const req = request(
       target,
-      {method: 'POST', agent: false, timeout: timeoutMs, headers: {'content-type': 'application/json'}},
+      {
+        method: 'POST',
+        agent: false,
+        timeout: timeoutMs,
+        headers: {'content-type': 'application/json'},
+      },
       (res) => {
-        let body = ''
+        let text = ''
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => {
-          body += chunk
+          text += chunk
         })
         res.on('end', () => {
           try {
-            const parsed: unknown = JSON.parse(body)
-            const leader = isRecord(parsed) ? parsed.leader : undefined
-            resolve(res.statusCode === 200 ? {leader: typeof leader === 'string' ? leader : '0'} : undefined)
+            const parsed: unknown = JSON.parse(text)
+            resolve(res.statusCode === 200 && isRecord(parsed) ? parsed : undefined)
           } catch {
             resolve(undefined)
           }
@@ -846,9 +992,8 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
   }
 
   if (!isRecord(value)) return 'the value is not a JSON object'
-  if (value.service !== undefined && value.service !== service)
-    return `the value names service "${String(value.service)}"`
-  if (value.id !== undefined && value.id !== id) return `the value names id "${String(value.id)}"`
+  if (value.service !== undefined && value.service !== service) return `the value names service ${shown(value.service)}`
+  if (value.id !== undefined && value.id !== id) return `the value names id ${shown(value.id)}`
   const {address, health, meta, port, source, tags} = value
   if (typeof address !== 'string') return 'the value has no address'
   if (typeof port !== 'number' && typeof port !== 'string') return 'the value has no port'
@@ -858,7 +1003,7 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
     return 'meta is not an object of strings'
   }
 
-  if (health !== undefined && !HEALTH_VALUES.includes(health as Health)) return `unknown health "${String(health)}"`
+  if (health !== undefined && !HEALTH_VALUES.includes(health as Health)) return `unknown health ${shown(health)}`
   if (source !== undefined && !isSource(source)) return 'source is not {containerId, containerName, image, host}'
   try {
     return toInstance({
@@ -876,6 +1021,11 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
   }
 }
 
+/** A parsed JSON value for a message; String() would throw on an object such as {"toString": []}. */
+function shown(value: unknown): string {
+  return JSON.stringify(value) ?? 'undefined'
+}
+
 function isSource(value: unknown): value is InstanceSource {
   return (
     isRecord(value) &&
@@ -884,6 +1034,87 @@ function isSource(value: unknown): value is InstanceSource {
     typeof value.image === 'string' &&
     typeof value.host === 'string'
   )
+}
+
+type Verdict = {cause: string; hint: string} | undefined
+
+/**
+ * Opens a TLS connection as gRPC would, to learn why gRPC could not: a refused or missing client certificate, an
+ * untrusted server certificate, or a server that does (or does not) speak TLS. Undefined when nothing is wrong with
+ * TLS (or the member does not answer at all).
+ */
+export function probeTls(
+  url: URL,
+  tls: TlsFiles | undefined,
+  pem: {ca?: Buffer; cert?: Buffer; key?: Buffer} = {},
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<Verdict> {
+  const host = url.hostname.replaceAll(/^\[|\]$/g, '')
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined
+    // an IP address is no server name (RFC 6066): node sends none for it
+    const socket = tlsConnect({
+      host,
+      port: Number(url.port),
+      ca: pem.ca,
+      cert: pem.cert,
+      key: pem.key,
+      ALPNProtocols: ['h2'],
+    })
+    const finish = (verdict: Verdict): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(verdict)
+    }
+
+    timer = setTimeout(() => finish(undefined), timeoutMs)
+    socket.on('secureConnect', () => {
+      if (!tls) {
+        finish({cause: 'the server speaks TLS', hint: 'use etcds://host:2379 (with --cacert for a private CA)'})
+        return
+      }
+
+      // TLS 1.3 servers refuse a missing client certificate only after the handshake, with an alert
+      clearTimeout(timer)
+      timer = setTimeout(() => finish(undefined), Math.min(500, timeoutMs))
+    })
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      finish(tlsFailure(`${error.code ?? ''} ${error.message}`, tls)),
+    )
+  })
+}
+
+/** What a TLS error says, and the flag that fixes it; undefined when it is not about TLS. */
+export function tlsFailure(message: string, tls: TlsFiles | undefined): Verdict {
+  if (/ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|ENOTFOUND|EPIPE/.test(message)) return undefined
+  if (/wrong version number|packet length too long|http request|WRONG_VERSION/i.test(message)) {
+    return tls ? {cause: 'the server does not speak TLS', hint: 'use etcd://host:2379 for a plain endpoint'} : undefined
+  }
+
+  // a plain client that got this far met a TLS server
+  if (!tls) return {cause: 'the server speaks TLS', hint: 'use etcds://host:2379 (with --cacert for a private CA)'}
+  // Go's TLS server answers a missing client certificate with bad_certificate (42) or certificate_required (116)
+  if (
+    /certificate required|bad certificate|unknown ca|certificate unknown|unsupported certificate|alert number (4[2-9]|116)/i.test(
+      message,
+    )
+  ) {
+    return tls.cert
+      ? {
+          cause: 'the server refused the client certificate',
+          hint: 'pass a --cert/--key pair signed by a CA the server trusts (its --trusted-ca-file)',
+        }
+      : {cause: 'the server requires a client certificate', hint: 'pass --cert and --key (ETCDCTL_CERT, ETCDCTL_KEY)'}
+  }
+
+  if (/self[- ]signed|unable to (get|verify)|verify failed|CERT_|ALTNAME|Hostname\/IP|certificate/i.test(message)) {
+    return {
+      cause: `the server's certificate is not trusted (${message.trim()})`,
+      hint: 'pass the CA that signed it with --cacert (ETCDCTL_CACERT); its SAN must name the address you use',
+    }
+  }
+
+  return undefined
 }
 
 /** gRPC messages without the status prefix and etcd3's class-name prefix. */

@@ -4,24 +4,32 @@ import path from 'node:path'
 
 import {UserError} from '../errors.js'
 import type {BackendKind} from './types.js'
+import {parseZkAcl, type ZkAclSpec} from './zk-acl.js'
+
+export type {ZkAclEntry, ZkAclSpec} from './zk-acl.js'
 
 export interface HostPort {
   host: string
   port: number
 }
 
-/** TLS files (paths): the CA that signs the servers' certificates, and a client certificate and key. */
+/** PEM file paths: a CA to trust, and a client certificate with its key. */
 export interface TlsFiles {
   ca?: string
   cert?: string
   key?: string
 }
 
+export interface Credentials {
+  user: string
+  password: string
+}
+
 export type BackendSpec =
   | {kind: 'local'; dir: string}
-  | {kind: 'zk'; hosts: HostPort[]; base: string}
+  | {kind: 'zk'; hosts: HostPort[]; base: string; auth?: Credentials; acl?: ZkAclSpec}
   | {kind: 'consul'; hosts: HostPort[]; token?: string; https?: boolean; tls?: TlsFiles}
-  | {kind: 'etcd'; hosts: HostPort[]; prefix: string}
+  | {kind: 'etcd'; hosts: HostPort[]; prefix: string; auth?: Credentials; tls?: TlsFiles}
 
 const SCHEMES: Record<string, BackendKind> = {
   local: 'local',
@@ -30,6 +38,7 @@ const SCHEMES: Record<string, BackendKind> = {
   consul: 'consul',
   'consul+https': 'consul',
   etcd: 'etcd',
+  etcds: 'etcd',
 }
 
 const DEFAULT_PORTS: Record<Exclude<BackendKind, 'local'>, number> = {zk: 2181, consul: 8500, etcd: 2379}
@@ -50,47 +59,68 @@ export function defaultLocalDir(env: Env = process.env): string {
   return path.join(svcHome(env), 'registry')
 }
 
-/** Parses `--backend` / SVC_BACKEND: a bare name or a URI with comma-separated addresses. */
+/** Parses `--backend` / SVC_BACKEND: a bare name or a URI with `user:password@` and comma-separated addresses. */
 export function parseBackend(value: string | undefined, env: Env = process.env): BackendSpec {
   const raw = (value ?? '').trim() || 'local'
-  const match = /^([a-z][a-z0-9+.-]*)(?::\/\/(.*))?$/i.exec(raw)
-  const kind = match ? SCHEMES[match[1]!.toLowerCase()] : undefined
+  const match = /^([a-z][a-z0-9+.-]*)(?::\/\/(.*))?$/is.exec(raw)
+  const scheme = match?.[1]!.toLowerCase()
+  // own keys only: "constructor" or "__proto__" is no backend
+  const kind = scheme !== undefined && Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined
+  // every message quotes the value without its password
+  const shown = redactUri(raw)
   if (!match || !kind) {
-    const scheme = raw.includes('://') ? raw.slice(0, raw.indexOf('://')) : raw
-    throw new UserError(`unknown backend "${scheme}"`, USAGE_HINT)
+    throw new UserError(
+      `unknown backend "${shown.includes('://') ? shown.slice(0, shown.indexOf('://')) : shown}"`,
+      USAGE_HINT,
+    )
   }
 
-  const rest = match[2]
+  let rest = match[2]
   if (kind === 'local') {
     if (rest === undefined || rest === '') return {kind, dir: defaultLocalDir(env)}
     return {kind, dir: path.resolve(rest)}
   }
 
+  // the last @ ends the user info, so a password may hold / and @ without percent-encoding
+  const at = rest?.lastIndexOf('@') ?? -1
+  const userinfo = rest === undefined || at === -1 ? undefined : rest.slice(0, at)
+  if (rest !== undefined && at !== -1) rest = rest.slice(at + 1)
+  const uriAuth = userinfo === undefined ? undefined : parseCredentials(userinfo, `the user info of backend "${shown}"`)
   let hostsPart: string
   let pathPart = ''
+  let tls = scheme === 'etcds'
   if (rest === undefined) {
-    hostsPart = defaultHosts(kind, env)
+    hostsPart = ''
   } else {
     const slash = rest.indexOf('/')
     hostsPart = slash === -1 ? rest : rest.slice(0, slash)
     pathPart = slash === -1 ? '' : rest.slice(slash)
-    if (hostsPart === '') hostsPart = defaultHosts(kind, env)
   }
 
-  const hosts = parseHosts(hostsPart, DEFAULT_PORTS[kind], raw)
+  if (hostsPart === '') {
+    hostsPart = defaultHosts(kind, env)
+    // ETCDCTL_ENDPOINTS=https://... means TLS, as it does for etcdctl
+    tls ||= kind === 'etcd' && /^\s*https:\/\//i.test(hostsPart)
+  }
+
+  const hosts = parseHosts(hostsPart, DEFAULT_PORTS[kind], shown)
   switch (kind) {
     case 'zk': {
-      return {kind, hosts, base: normalizeBase(pathPart, '/services', raw)}
+      const spec: BackendSpec = {kind, hosts, base: normalizeBase(pathPart, '/services', shown)}
+      return uriAuth ? {...spec, auth: uriAuth} : spec
     }
 
     case 'etcd': {
-      return {kind, hosts, prefix: normalizeBase(pathPart, '/services', raw)}
+      const spec: BackendSpec = {kind, hosts, prefix: normalizeBase(pathPart, '/services', shown)}
+      // etcdctl's ETCDCTL_USER fills in only what the URI leaves out
+      const auth = uriAuth ?? (env.ETCDCTL_USER ? parseCredentials(env.ETCDCTL_USER, 'ETCDCTL_USER', false) : undefined)
+      return {...spec, ...(auth && {auth}), ...(tls && {tls: {}})}
     }
 
     case 'consul': {
       if (pathPart && pathPart !== '/') {
         throw new UserError(
-          `consul URI "${raw}" has a path`,
+          `consul URI "${shown}" has a path`,
           'Consul URIs name only agents: consul://host:8500[,host2:8500]',
         )
       }
@@ -100,26 +130,111 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
   }
 }
 
-/** The values of the shared backend flags; each one beats its environment variable. */
+/** The backend flags (each already merged with its environment variable by oclif; `env` fills in otherwise). */
 export interface BackendFlagValues {
   backend?: string
   token?: string
   cacert?: string
   cert?: string
   key?: string
+  'zk-auth'?: string
+  'zk-acl'?: string
 }
 
-/** The backend the flags name, with the environment filling in what they leave out. */
+/** The spec the backend flags name: flag, else its environment variable, else what the URI says. */
 export function specFromFlags(flags: BackendFlagValues, env: Env = process.env): BackendSpec {
-  const over: Env = {
+  // Consul's settings are read from its variables by parseBackend: the flags stand in for them
+  const consul: Env = {
     CONSUL_HTTP_TOKEN: flags.token,
     CONSUL_CACERT: flags.cacert,
     CONSUL_CLIENT_CERT: flags.cert,
     CONSUL_CLIENT_KEY: flags.key,
   }
   const merged: Env = {...env}
-  for (const [name, value] of Object.entries(over)) if (value) merged[name] = value
-  return parseBackend(flags.backend, merged)
+  for (const [name, value] of Object.entries(consul)) if (value) merged[name] = value
+  const spec = parseBackend(flags.backend ?? env.SVC_BACKEND, merged)
+  const tlsFlags = Boolean(flags.cacert || flags.cert || flags.key)
+  if (spec.kind === 'zk') {
+    const authText = flags['zk-auth'] ?? env.SVC_ZK_AUTH
+    const auth = authText ? parseCredentials(authText, '--zk-auth (SVC_ZK_AUTH)', false) : spec.auth
+    const aclText = flags['zk-acl'] ?? env.SVC_ZK_ACL
+    const acl = aclText ? parseZkAcl(aclText, auth !== undefined) : spec.acl
+    return {...spec, ...(auth && {auth}), ...(acl && {acl})}
+  }
+
+  if (spec.kind === 'etcd') {
+    // flags for a plain URI are a mistake; exported ETCDCTL_* variables apply only where TLS is used, as in etcdctl
+    if (!spec.tls) {
+      if (tlsFlags) {
+        throw new UserError(
+          `--cacert, --cert or --key is given but ${describeBackend(spec)} is plain`,
+          'use etcds://host:2379 for TLS, or leave them out',
+        )
+      }
+
+      return spec
+    }
+
+    const files: TlsFiles = {
+      ...spec.tls,
+      ...definedFile('ca', flags.cacert ?? env.ETCDCTL_CACERT),
+      ...definedFile('cert', flags.cert ?? env.ETCDCTL_CERT),
+      ...definedFile('key', flags.key ?? env.ETCDCTL_KEY),
+    }
+    const given = Object.keys(files).length > 0
+
+    if (Boolean(files.cert) !== Boolean(files.key)) {
+      throw new UserError('a client certificate needs both --cert and --key', 'pass both (ETCDCTL_CERT, ETCDCTL_KEY)')
+    }
+
+    return given ? {...spec, tls: files} : spec
+  }
+
+  if (spec.kind === 'consul' && !spec.https && tlsFlags) {
+    throw new UserError(
+      `--cacert, --cert or --key is given but ${describeBackend(spec)} is plain HTTP`,
+      'use consul+https://host:8501 (or CONSUL_HTTP_SSL=true) for TLS, or leave them out',
+    )
+  }
+
+  return spec
+}
+
+function definedFile(name: keyof TlsFiles, file: string | undefined): TlsFiles {
+  return file ? {[name]: file} : {}
+}
+
+/**
+ * `user:password`, percent-decoded when it comes from a URI. Error messages name `where`, never the text: it
+ * holds a password.
+ */
+export function parseCredentials(text: string, where: string, percentEncoded = true): Credentials {
+  const colon = text.indexOf(':')
+  const decode = (part: string): string => {
+    if (!percentEncoded) return part
+    try {
+      return decodeURIComponent(part)
+    } catch {
+      throw new UserError(`${where} has a bad percent-encoding`, 'write a reserved character as %XX, e.g. @ as %40')
+    }
+  }
+
+  const user = decode(colon === -1 ? text : text.slice(0, colon))
+  if (colon === -1 || user === '') {
+    throw new UserError(`${where} is not user:password`, 'write the user name, a colon, then the password')
+  }
+
+  return {user, password: decode(text.slice(colon + 1))}
+}
+
+/** The backend value with any password replaced by ***, for messages. */
+export function redactUri(raw: string): string {
+  const start = raw.includes('://') ? raw.indexOf('://') + 3 : 0
+  const at = raw.lastIndexOf('@')
+  if (at < start) return raw
+  const userinfo = raw.slice(start, at)
+  const colon = userinfo.indexOf(':')
+  return colon === -1 ? raw : `${raw.slice(0, start)}${userinfo.slice(0, colon)}:***${raw.slice(at)}`
 }
 
 function usesHttps(hostsPart: string, env: Env): boolean {
@@ -244,15 +359,19 @@ export function describeBackend(spec: BackendSpec): string {
     }
 
     case 'zk': {
-      return `zk://${formatHosts(spec.hosts)}${spec.base}`
+      return `zk://${userPart(spec.auth)}${formatHosts(spec.hosts)}${spec.base}`
     }
 
     case 'etcd': {
-      return `etcd://${formatHosts(spec.hosts)}${spec.prefix}`
+      return `${spec.tls ? 'etcds' : 'etcd'}://${userPart(spec.auth)}${formatHosts(spec.hosts)}${spec.prefix}`
     }
 
     case 'consul': {
       return `${spec.https ? 'consul+https' : 'consul'}://${formatHosts(spec.hosts)}`
     }
   }
+}
+
+function userPart(auth: Credentials | undefined): string {
+  return auth ? `${encodeURIComponent(auth.user)}:***@` : ''
 }

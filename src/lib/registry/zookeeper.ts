@@ -1,5 +1,6 @@
+import {createHash} from 'node:crypto'
 import type {Socket} from 'node:net'
-import zookeeper, {type Client, type Event, type Stat, type State} from 'node-zookeeper-client'
+import zookeeper, {type ACL, type Client, type Event, type Stat, type State} from 'node-zookeeper-client'
 
 import {tcpCommand} from '../cluster/probe.js'
 import {formatDuration} from '../duration.js'
@@ -8,7 +9,8 @@ import {within} from '../timeout.js'
 import {BackendError, BackendUnavailableError, errorMessage, isTransient, UserError} from '../errors.js'
 import {sortInstances} from './diff.js'
 import {backoffDelay, type BackendOptions, sleep} from './options.js'
-import {type BackendSpec, describeBackend, formatHosts} from './spec.js'
+import {type BackendSpec, type Credentials, describeBackend, formatHosts} from './spec.js'
+import {effectiveZkAcl, type ZkAclSpec} from './zk-acl.js'
 import type {
   ClusterInfo,
   ClusterMember,
@@ -70,6 +72,8 @@ export class ZooKeeperRegistry implements Registry {
   readonly description: string
   private readonly base: string
   private readonly hosts: string
+  private readonly auth?: Credentials
+  private readonly acl: ACL[]
   private readonly options: BackendOptions
   private readonly shutdown = new AbortController()
   private readonly handles = new Set<ZooKeeperHandle>()
@@ -92,6 +96,8 @@ export class ZooKeeperRegistry implements Registry {
 
     this.base = spec.base
     this.hosts = formatHosts(spec.hosts)
+    this.auth = spec.auth
+    this.acl = toAcl(effectiveZkAcl(spec.acl, spec.auth !== undefined), spec.auth)
     this.description = describeBackend(spec)
     this.options = options
   }
@@ -215,13 +221,15 @@ export class ZooKeeperRegistry implements Registry {
   }
 
   private async open(): Promise<Session> {
-    const session = new Session(this.hosts, this.sessionTimeoutMs, this.options.log)
+    const session = new Session(this.hosts, this.sessionTimeoutMs, this.options.log, this.acl, this.auth)
     const timeoutMs = this.options.connectTimeoutMs
     try {
       await session.connect(timeoutMs, this.shutdown.signal)
     } catch (error) {
       await session.close()
       if (this.closed) throw closedError()
+      if (error instanceof Error && error.message === zookeeper.State.AUTH_FAILED.name)
+        throw authFailed(`connect to ${this.hosts}`, error)
       throw new BackendUnavailableError(BACKEND, this.hosts, `no answer after ${formatDuration(timeoutMs)}`, error)
     }
 
@@ -276,7 +284,7 @@ export class ZooKeeperRegistry implements Registry {
           zkError(`${what}: no answer within ${formatDuration(requestTimeoutMs)}`, true),
         )
       } catch (error) {
-        const failure = toBackendError(error, what)
+        const failure = toBackendError(error, what, this.auth)
         const wait = backoffDelay(retry, attempt)
         const retryable = isTransient(failure) && !this.closed && !(pinned?.dead ?? false)
         if (!retryable || attempt >= retry.attempts || Date.now() + wait >= deadline) throw failure
@@ -845,10 +853,16 @@ class Session {
   /** How long one member may take to answer the handshake: the Java client's share of the timeout per member. */
   private readonly handshakeMs: number
 
-  constructor(hosts: string, timeoutMs: number, log: (message: string) => void) {
+  /** The ACL of every znode this session creates. */
+  private readonly acl: ACL[]
+
+  constructor(hosts: string, timeoutMs: number, log: (message: string) => void, acl: ACL[], auth?: Credentials) {
     this.log = log
+    this.acl = acl
     this.handshakeMs = Math.max(500, Math.floor(timeoutMs / hosts.split(',').length))
     this.client = zookeeper.createClient(hosts, {sessionTimeout: timeoutMs, spinDelay: SPIN_DELAY_MS, retries: 0})
+    // the library sends it again on every (re)connection of this session; a new session gets it from its constructor
+    if (auth) this.client.addAuthInfo('digest', Buffer.from(`${auth.user}:${auth.password}`))
     this.client.on('state', (state: State) => this.onState(state))
   }
 
@@ -966,7 +980,7 @@ class Session {
   /** Creates an ephemeral znode. */
   create(path: string, data: Buffer): Promise<'created' | 'exists' | 'no-parent'> {
     return this.call<'created'>((done) => {
-      this.client.create(path, data, zookeeper.CreateMode.EPHEMERAL, (e) => done(e, 'created'))
+      this.client.create(path, data, this.acl, zookeeper.CreateMode.EPHEMERAL, (e) => done(e, 'created'))
     }).catch((error: unknown) => {
       const code = codeOf(error)
       if (code === zookeeper.Exception.NODE_EXISTS) return 'exists'
@@ -975,9 +989,23 @@ class Session {
     })
   }
 
-  /** Creates `path` and its missing parents as persistent znodes. */
+  /**
+   * Creates `path` and its missing parents as persistent znodes. Existing ones are skipped before a create is tried:
+   * ZooKeeper checks the parent's ACL before it says a node exists, so the library's mkdirp fails under a root that
+   * svc may not write even when the base path is there for it.
+   */
   async mkdirp(path: string): Promise<void> {
-    await this.call<string>((done) => this.client.mkdirp(path, (e, created) => done(e, created)))
+    let prefix = ''
+    for (const part of path.split('/').slice(1)) {
+      prefix += `/${part}`
+      if (await this.exists(prefix)) continue
+      const node = prefix
+      await this.call<string>((done) =>
+        this.client.create(node, this.acl, zookeeper.CreateMode.PERSISTENT, (e, created) => done(e, created)),
+      ).catch((error: unknown) => {
+        if (codeOf(error) !== zookeeper.Exception.NODE_EXISTS) throw error
+      })
+    }
   }
 
   /** False when the znode does not exist. */
@@ -1119,22 +1147,63 @@ function absent(error: unknown): undefined {
 }
 
 /** The one place where the library's errors become svc's. */
-function toBackendError(error: unknown, what: string): Error {
+function toBackendError(error: unknown, what: string, auth?: Credentials): Error {
   if (error instanceof BackendError || error instanceof UserError) return error
   if (error instanceof zookeeper.Exception) {
     const code = error.getCode()
     const name = error.getName()
-    const auth = code === zookeeper.Exception.NO_AUTH || code === zookeeper.Exception.AUTH_FAILED
-    return new BackendError(BACKEND, `${what} failed: ${name}`, {
-      cause: error,
-      transient: TRANSIENT_CODES.has(code),
-      hint: auth
-        ? 'the znodes carry an ACL svc cannot pass: use a base path svc may write (zk://hosts/base)'
-        : undefined,
-    })
+    if (code === zookeeper.Exception.AUTH_FAILED) return authFailed(what, error)
+
+    if (code === zookeeper.Exception.NO_AUTH) {
+      const who = auth ? `user "${auth.user}"` : 'an unauthenticated client'
+      return new BackendError(BACKEND, `${what} failed: the znode's ACL denies ${who} (${name})`, {
+        cause: error,
+        transient: false,
+        hint: auth
+          ? 'check the password of --zk-auth (or zk://user:password@hosts), or use a base path this user may write'
+          : 'pass the credentials that own these znodes: --zk-auth user:password (or zk://user:password@hosts)',
+      })
+    }
+
+    return new BackendError(BACKEND, `${what} failed: ${name}`, {cause: error, transient: TRANSIENT_CODES.has(code)})
   }
 
   return new BackendError(BACKEND, `${what} failed: ${errorMessage(error)}`, {cause: error, transient: false})
+}
+
+function authFailed(what: string, cause: unknown): BackendError {
+  return new BackendError(BACKEND, `${what} failed: ZooKeeper refused the credentials (AUTH_FAILED)`, {
+    cause,
+    transient: false,
+    hint: 'check the user and password of --zk-auth (SVC_ZK_AUTH) or of zk://user:password@hosts',
+  })
+}
+
+/** ZooKeeper ACL entries; `auth::` becomes the digest id of the credentials, as the server would make it. */
+function toAcl(spec: ZkAclSpec, auth: Credentials | undefined): ACL[] {
+  return spec.map((entry) => {
+    // the permission constants are distinct bits, so their sum is their union
+    const perms = [...new Set(entry.perms)].reduce((sum, letter) => sum + (PERMISSIONS[letter] ?? 0), 0)
+    const id =
+      entry.scheme === 'auth' && auth
+        ? new zookeeper.Id('digest', digestId(auth))
+        : new zookeeper.Id(entry.scheme, entry.id)
+    return new zookeeper.ACL(perms, id)
+  })
+}
+
+const PERMISSIONS: Record<string, number> = {
+  c: zookeeper.Permission.CREATE,
+  d: zookeeper.Permission.DELETE,
+  r: zookeeper.Permission.READ,
+  w: zookeeper.Permission.WRITE,
+  a: zookeeper.Permission.ADMIN,
+}
+
+/** `user:base64(sha1(user:password))`, the id ZooKeeper's digest scheme gives an authenticated user. */
+export function digestId(auth: Credentials): string {
+  const hash = createHash('sha1').update(`${auth.user}:${auth.password}`).digest('base64')
+  return `${auth.user}:${hash}`
 }
 
 function zkError(message: string, transient: boolean): BackendError {
