@@ -131,6 +131,12 @@ describe('credentials, TLS and redaction', () => {
       {ETCDCTL_CACERT: '/env/ca.pem', ETCDCTL_CERT: '/env/c.pem', ETCDCTL_KEY: '/env/k.pem'},
     )
     expect(tls).toMatchObject({tls: {ca: '/flag/ca.pem', cert: '/env/c.pem', key: '/env/k.pem'}})
+    // exported etcdctl variables do not turn a plain URI into TLS, nor make it an error
+    expect(specFromFlags({backend: 'etcd://h'}, {ETCDCTL_CACERT: '/env/ca.pem'})).not.toHaveProperty('tls')
+    expect(specFromFlags({backend: 'consul://h', cacert: '/ca.pem'}, {CONSUL_HTTP_SSL: 'true'})).toMatchObject({
+      https: true,
+      tls: {ca: '/ca.pem'},
+    })
   })
 
   it('gives znodes creator-all,read with credentials, open without, and takes --zk-acl', () => {
@@ -164,7 +170,8 @@ describe('credentials, TLS and redaction', () => {
     [{backend: 'zk://h', 'zk-acl': 'nonsense'}, /is not scheme:id:perms/],
     [{backend: 'zk://h', 'zk-acl': ' , '}, /names no entry/],
     [{backend: 'zk://h', 'zk-auth': 'no-colon-here'}, /--zk-auth \(SVC_ZK_AUTH\) is not user:password/],
-    [{backend: 'etcd://h', cacert: '/ca.pem'}, /is set but etcd:\/\/h:2379\/services is plain: use etcds:/],
+    [{backend: 'etcd://h', cacert: '/ca.pem'}, /is given but etcd:\/\/h:2379\/services is plain: use etcds:/],
+    [{backend: 'consul://h', cert: '/c.pem'}, /is given but consul:\/\/h:8500 is plain HTTP: use consul\+https:/],
     [{backend: 'etcds://h', cert: '/c.pem'}, /needs both --cert and --key/],
     [{backend: 'zk://:pw@h'}, /is not user:password/],
     [{backend: 'zk://user@h'}, /is not user:password/],
