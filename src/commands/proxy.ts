@@ -3,14 +3,14 @@ import cluster from 'node:cluster'
 import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../base-command.js'
-import {durationFlag, validated} from '../flags.js'
+import {backendFlags, durationFlag, validated} from '../flags.js'
 import {BALANCE_STRATEGIES, parseBalanceStrategy} from '../lib/balancer/strategies.js'
 import {formatError} from '../lib/errors.js'
 import {parseHashKey} from '../lib/proxy/hash-key.js'
 import {parseListenAddress, PROXY_DEFAULTS, PROXY_LIMITS, runProxy} from '../lib/proxy/index.js'
 import {parseRouteSpec} from '../lib/proxy/routes.js'
 import {parseTrustedProxies} from '../lib/proxy/trust.js'
-import {runPrimary, type WorkerMessage, workerNumber} from '../lib/proxy/workers.js'
+import {runPrimary, type WorkerMessage, withoutFlags, workerNumber} from '../lib/proxy/workers.js'
 
 export default class Proxy extends SvcCommand<typeof Proxy> {
   static summary = 'HTTP gateway: /<service>/<path> goes to a healthy instance of <service>.'
@@ -117,7 +117,12 @@ Slow or oversized clients are cut off: heads over --max-header-size get 431, tar
       flags['admin-listen'] === undefined ? undefined : parseListenAddress(flags['admin-listen'], '--admin-listen')
     const signal = shutdownSignal()
     if (flags.workers > 1 && cluster.isPrimary) {
-      const primary = await runPrimary({workers: flags.workers, startTimeoutMs: 30_000, log: (l) => this.warnLine(l)})
+      const primary = await runPrimary({
+        workers: flags.workers,
+        startTimeoutMs: 30_000,
+        log: (l) => this.warnLine(l),
+        ...(await this.workerBackend()),
+      })
       this.ready(primary.address, primary.adminAddress, `${flags.workers} workers`)
       await signal
       this.warnLine('draining')
@@ -165,6 +170,27 @@ Slow or oversized clients are cut off: heads over --max-header-size get 431, tar
       send({type: 'failed', message: formatError(error)}, () => process.disconnect?.())
       process.exitCode = 1
     }
+  }
+
+  /**
+   * The workers' arguments and environment: the backend flags that may hold a secret (a password in the URI, a
+   * token, zk credentials) go to them as environment variables, never on their command lines.
+   */
+  private async workerBackend(): Promise<{args: string[]; env: Record<string, string>}> {
+    const settings = await this.backendSettings()
+    const secret = ['backend', 'token', 'zk-auth'] as const
+    const env: Record<string, string> = {}
+    for (const name of secret) {
+      const value = settings[name]
+      const variable = backendFlags[name].env
+      if (value !== undefined && variable !== undefined) env[variable] = value
+    }
+
+    const args = withoutFlags(
+      process.argv.slice(2),
+      secret.map((name) => ({name, char: backendFlags[name].char})),
+    )
+    return {args, env}
   }
 
   private ready(address: string, adminAddress: string | undefined, detail: string): void {

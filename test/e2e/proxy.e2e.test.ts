@@ -1,4 +1,4 @@
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, readFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -145,10 +145,22 @@ describe('svc proxy (the built binary)', () => {
     }
   })
 
-  it('runs --workers 2, each worker following the registry', async () => {
-    const proxy = await startProxy('--workers', '2')
+  it('runs --workers 2, each worker following the registry, with no secret on their command lines', async () => {
+    // a token the local backend ignores: it stands for any secret given as a flag
+    const proxy = await startProxy('--workers', '2', '--token', 'not-on-any-command-line', '-b', backend)
     try {
       expect(proxy.stderr()).toBe('')
+      const workers = readFileSync(`/proc/${proxy.child.pid}/task/${proxy.child.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+      expect(workers).toHaveLength(2)
+      for (const pid of workers) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+        expect(argv).toContain('--workers')
+        expect(argv.join(' ')).not.toMatch(/not-on-any-command-line|--token|-b /)
+      }
+
       for (let i = 0; i < 20; i++)
         expect(await get(`http://${proxy.address}/shop/`)).toEqual({status: 200, body: 'This is e2e.'})
       expect((await get(`http://${proxy.admin}/healthz`)).status).toBe(200)

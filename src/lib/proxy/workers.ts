@@ -18,6 +18,10 @@ export type WorkerMessage =
 
 export interface PrimaryOptions {
   workers: number
+  /** The workers' arguments (default: this process's); secrets go in `env` instead, off their command lines. */
+  args?: string[]
+  /** Added to the workers' environment. */
+  env?: Record<string, string>
   /** How long a worker may take to start. */
   startTimeoutMs: number
   log(line: string): void
@@ -39,8 +43,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> 
   let stopping = false
   const workers = new Map<number, Worker>()
   let lastRestart = 0
+  if (opts.args !== undefined) cluster.setupPrimary({args: opts.args})
   const fork = (n: number): Worker => {
-    const worker = cluster.fork({[WORKER_ENV]: String(n)})
+    const worker = cluster.fork({...opts.env, [WORKER_ENV]: String(n)})
     workers.set(n, worker)
     worker.on('exit', (code, signal) => {
       if (workers.get(n) !== worker) return
@@ -111,4 +116,35 @@ export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> 
 
   const ready = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   return {address: ready[0]!.address, adminAddress: ready.find((r) => r.adminAddress)?.adminAddress, stop}
+}
+
+/**
+ * `argv` without the named flags and their values, in every form a parser takes: `--name value`, `--name=value`,
+ * `-c value` and `-cvalue`. Arguments after `--` are kept as they are.
+ */
+export function withoutFlags(argv: readonly string[], flags: ReadonlyArray<{name: string; char?: string}>): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') {
+      out.push(...argv.slice(i))
+      break
+    }
+
+    const flag = flags.find(
+      (f) =>
+        arg === `--${f.name}` ||
+        arg.startsWith(`--${f.name}=`) ||
+        (f.char !== undefined && arg.startsWith(`-${f.char}`) && !arg.startsWith('--')),
+    )
+    if (flag === undefined) {
+      out.push(arg)
+      continue
+    }
+
+    // the value is the next argument unless it came attached
+    if (arg === `--${flag.name}` || arg === `-${flag.char}`) i++
+  }
+
+  return out
 }
