@@ -3,7 +3,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../base-command.js'
 import {parsePickStrategy, pickInstance, PICK_STRATEGIES} from '../lib/balancer/pick.js'
-import {renderTable} from '../lib/render/table.js'
+import {renderInstances, renderTable} from '../lib/render/table.js'
 import {defaultLocalDir} from '../lib/registry/spec.js'
 import type {ServiceInstance, ServiceSummary} from '../lib/registry/types.js'
 import {validateServiceName} from '../lib/registry/validate.js'
@@ -78,16 +78,7 @@ export default class Resolve extends SvcCommand<typeof Resolve> {
     }
 
     if (!this.jsonEnabled()) {
-      const rows = instances.map((i) => [
-        i.id,
-        `${i.address}:${i.port}`,
-        i.health,
-        i.tags.join(','),
-        Object.entries(i.meta)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(' '),
-      ])
-      this.log(await renderTable(['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'], rows, Boolean(process.stdout.isTTY)))
+      this.log(await renderInstances(instances, Boolean(process.stdout.isTTY)))
     }
 
     return instances

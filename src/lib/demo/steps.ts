@@ -7,8 +7,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {errorMessage} from '../errors.js'
 import {type RunningProxy, runProxy} from '../proxy/index.js'
 import type {RouteSnapshot} from '../proxy/routes.js'
-import {renderTable} from '../render/table.js'
-import type {Registry, ServiceInstance} from '../registry/types.js'
+import {renderInstances, renderTable} from '../render/table.js'
+import type {Registry} from '../registry/types.js'
 import {resolveInstances} from '../resolve.js'
 import {type DemoInstance, processExists, startInstance} from './fleet.js'
 import {spreadChart, spreadText} from './format.js'
@@ -132,13 +132,7 @@ async function resolveStep(ctx: DemoContext, io: StepIO): Promise<StepResult> {
   const {service} = ctx.opts
   io.command(`svc resolve ${service}`)
   const found = await resolveInstances(ctx.registry, service)
-  io.output(
-    await renderTable(
-      ['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'],
-      found.map((i) => resolveRow(i)),
-      false,
-    ),
-  )
+  io.output(await renderInstances(found, false))
   check(
     found.length === ctx.opts.instances,
     `resolve found ${found.length} healthy instances, expected ${ctx.opts.instances}`,
@@ -147,19 +141,6 @@ async function resolveStep(ctx: DemoContext, io: StepIO): Promise<StepResult> {
     summary: `${found.length} healthy instances of ${service}`,
     data: {resolved: found.map((i) => ({id: i.id, address: `${i.address}:${i.port}`, health: i.health}))},
   }
-}
-
-/** A row as `svc resolve NAME` prints it. */
-function resolveRow(i: ServiceInstance): string[] {
-  return [
-    i.id,
-    `${i.address}:${i.port}`,
-    i.health,
-    i.tags.join(','),
-    Object.entries(i.meta)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' '),
-  ]
 }
 
 async function proxyStep(ctx: DemoContext, io: StepIO): Promise<StepResult> {

@@ -41,7 +41,6 @@ import {
   type Health,
   type InstanceChanges,
   type InstanceInput,
-  type InstanceSource,
   type RegisterOptions,
   type RegistrationHandle,
   type RegistrationState,
@@ -53,7 +52,7 @@ import {
 } from './types.js'
 import {isRecord} from '../guards.js'
 import {sortInstances} from './diff.js'
-import {applyChanges, toInstance, validateInstanceId, validateServiceName} from './validate.js'
+import {applyChanges, isInstanceSource, toInstance, validateInstanceId, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 type EtcdSpec = Extract<BackendSpec, {kind: 'etcd'}>
@@ -1004,7 +1003,8 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
   }
 
   if (health !== undefined && !HEALTH_VALUES.includes(health as Health)) return `unknown health ${shown(health)}`
-  if (source !== undefined && !isSource(source)) return 'source is not {containerId, containerName, image, host}'
+  if (source !== undefined && !isInstanceSource(source))
+    return 'source is not {containerId, containerName, image, host}'
   try {
     return toInstance({
       service,
@@ -1024,16 +1024,6 @@ export function decodeInstance(prefix: string, key: string, text: string): Servi
 /** A parsed JSON value for a message; String() would throw on an object such as {"toString": []}. */
 function shown(value: unknown): string {
   return JSON.stringify(value) ?? 'undefined'
-}
-
-function isSource(value: unknown): value is InstanceSource {
-  return (
-    isRecord(value) &&
-    typeof value.containerId === 'string' &&
-    typeof value.containerName === 'string' &&
-    typeof value.image === 'string' &&
-    typeof value.host === 'string'
-  )
 }
 
 type Verdict = {cause: string; hint: string} | undefined

@@ -24,7 +24,7 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from './types.js'
-import {applyChanges, toInstance, validateServiceName} from './validate.js'
+import {applyChanges, isInstanceSource, toInstance, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
 
 export const LOCAL_DEFAULT_TTL_MS = 15_000
@@ -670,7 +670,7 @@ export function parseInstanceFile(content: string, service: string, fileName: st
     !Object.values(meta).every((v) => typeof v === 'string') ||
     typeof health !== 'string' ||
     !(HEALTH_VALUES as readonly string[]).includes(health) ||
-    (source !== undefined && !isSource(source))
+    (source !== undefined && !isInstanceSource(source))
   ) {
     return 'it is not an svc instance file'
   }
@@ -706,14 +706,4 @@ export function parseInstanceFile(content: string, service: string, fileName: st
 
   const ownerOk = isRecord(owner) && typeof owner.pid === 'number' && typeof owner.host === 'string'
   return {instance, ttlMs, owner: ownerOk ? {pid: owner.pid as number, host: owner.host as string} : {pid: 0, host: ''}}
-}
-
-function isSource(value: unknown): value is NonNullable<ServiceInstance['source']> {
-  return (
-    isRecord(value) &&
-    typeof value.containerId === 'string' &&
-    typeof value.containerName === 'string' &&
-    typeof value.image === 'string' &&
-    typeof value.host === 'string'
-  )
 }

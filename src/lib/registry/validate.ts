@@ -1,5 +1,6 @@
 import {quote, UserError} from '../errors.js'
-import type {InstanceChanges, InstanceInput, ServiceInstance} from './types.js'
+import {isRecord} from '../guards.js'
+import type {InstanceChanges, InstanceInput, InstanceSource, ServiceInstance} from './types.js'
 
 const NAME = /^[\w.-]{1,128}$/
 const ID = /^[\w.:@-]{1,256}$/
@@ -116,4 +117,15 @@ export function applyChanges(instance: ServiceInstance, changes: InstanceChanges
   }
 
   return next
+}
+
+/** A stored `source` as svc writes it: four strings. */
+export function isInstanceSource(value: unknown): value is InstanceSource {
+  return (
+    isRecord(value) &&
+    typeof value.containerId === 'string' &&
+    typeof value.containerName === 'string' &&
+    typeof value.image === 'string' &&
+    typeof value.host === 'string'
+  )
 }

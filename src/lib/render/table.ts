@@ -1,3 +1,5 @@
+import type {ServiceInstance} from '../registry/types.js'
+
 /**
  * Renders rows as a bordered table on a TTY, and as plain aligned columns otherwise so pipes,
  * grep and awk see one record a line.
@@ -19,4 +21,18 @@ export async function renderTable(head: string[], rows: string[][], tty: boolean
   const table = new Table({head, style: {head: color ? ['cyan'] : [], border: color ? ['grey'] : []}})
   table.push(...rows)
   return table.toString()
+}
+
+/** `svc resolve NAME`'s table of instances, as a string (the demo prints the same). */
+export function renderInstances(instances: readonly ServiceInstance[], tty: boolean): Promise<string> {
+  const rows = instances.map((i) => [
+    i.id,
+    `${i.address}:${i.port}`,
+    i.health,
+    i.tags.join(','),
+    Object.entries(i.meta)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+  ])
+  return renderTable(['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'], rows, tty)
 }
