@@ -1,7 +1,15 @@
 import type {Command, Interfaces} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
-import {activeProfile, configPath, configuredValues, loadConfig} from './lib/config/index.js'
+import {
+  activeProfile,
+  configPath,
+  configuredValues,
+  DEFAULT_PROFILE_KEY,
+  loadConfig,
+  validateKey,
+} from './lib/config/index.js'
 import {UserError} from './lib/errors.js'
 import {backendFlags} from './flags.js'
 
@@ -58,3 +66,14 @@ export const editProfileFlag = Flags.string({
   char: 'p',
   description: 'the profile to read or change (default: the settings shared by every profile)',
 })
+
+/** The KEY argument of `svc config get|set|unset`. */
+export const configKeyArg = Args.string({
+  description: `${DEFAULT_PROFILE_KEY} or a backend flag: ${CONFIG_KEYS.join(', ')}`,
+  required: true,
+})
+
+/** The KEY argument checked: default-profile or a backend flag's name. */
+export function configKey(arg: string): string {
+  return arg === DEFAULT_PROFILE_KEY ? DEFAULT_PROFILE_KEY : validateKey(arg, CONFIG_KEYS)
+}

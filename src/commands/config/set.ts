@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 
 import {SvcCommand} from '../../base-command.js'
-import {CONFIG_KEYS, editProfileFlag, hiddenBackendFlags, parseConfigValue} from '../../config-flags.js'
-import {configPath, DEFAULT_PROFILE_KEY, loadConfig, saveConfig, setValue, validateKey} from '../../lib/config/index.js'
+import {configKey, configKeyArg, editProfileFlag, hiddenBackendFlags, parseConfigValue} from '../../config-flags.js'
+import {configPath, DEFAULT_PROFILE_KEY, loadConfig, saveConfig, setValue} from '../../lib/config/index.js'
 
 export default class ConfigSet extends SvcCommand<typeof ConfigSet> {
   static summary = 'Save a backend setting, for every command or in a named profile.'
@@ -19,16 +19,13 @@ Precedence: a flag beats its environment variable, which beats the profile (--pr
   static baseFlags = hiddenBackendFlags
   static flags = {profile: editProfileFlag}
   static args = {
-    key: Args.string({
-      description: `${DEFAULT_PROFILE_KEY} or a backend flag: ${CONFIG_KEYS.join(', ')}`,
-      required: true,
-    }),
+    key: configKeyArg,
     value: Args.string({description: 'the value, as the flag would take it', required: true}),
   }
 
   async run(): Promise<{file: string; key: string; profile?: string}> {
     const {profile} = this.flags
-    const key = this.args.key === DEFAULT_PROFILE_KEY ? DEFAULT_PROFILE_KEY : validateKey(this.args.key, CONFIG_KEYS)
+    const key = configKey(this.args.key)
     if (key !== DEFAULT_PROFILE_KEY) await parseConfigValue(key, this.args.value, this)
     const file = configPath()
     saveConfig(setValue(loadConfig(file), key, this.args.value, profile), file)
