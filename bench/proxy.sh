@@ -4,7 +4,9 @@
 # gateway, and through `svc proxy --workers 1` (local backend). Prints req/s, p99 and the ratios svc/nginx,
 # svc/article and svc p99 / nginx p99 against the goals. Needs `npm run build`, wrk and nginx
 # (scripts/install-backends.sh installs them). Knobs: SVC_BENCH_DURATION (10s), SVC_BENCH_CONNECTIONS (50),
-# SVC_BENCH_THREADS (1), SVC_BENCH_ROUNDS (3, medians reported). Bounded by SVC_BENCH_TIMEOUT (default 600 s).
+# SVC_BENCH_THREADS (1), SVC_BENCH_ROUNDS (3, medians reported), SVC_BENCH_UPSTREAM (raw: canned responses; node:
+# node:http), SVC_BENCH_PIN (1 with 2+ cores: the proxy alone on the last core, wrk and upstreams on the others).
+# Bounded by SVC_BENCH_TIMEOUT (default 600 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -f oclif.manifest.json ] && [ -d dist/commands ] || { echo "bench: run npm run build first" >&2; exit 1; }
