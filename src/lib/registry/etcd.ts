@@ -139,8 +139,12 @@ export class EtcdRegistry implements Registry {
 
   async deregister(service: string, id: string): Promise<boolean> {
     const key = this.instanceKey(validateServiceName(service), validateInstanceId(id))
-    const response = await this.op((client) => client.delete().key(key).exec())
-    return Number(response.deleted) > 0
+    // etcd3 sends a delete again on another member when an answer is lost, and the second one finds nothing:
+    // a key seen just before is reported removed whichever of them removed it
+    const existed = await this.op((client) => client.get(key).exists())
+    if (!existed) return false
+    await this.op((client) => client.delete().key(key).exec())
+    return true
   }
 
   async listServices(): Promise<ServiceSummary[]> {
