@@ -334,7 +334,7 @@ export class ConsulRegistry implements Registry {
     const result: ClusterMember[] = []
     const seen = new Set<string>()
     for (const member of servers) {
-      const rpc = joinHostPort(member.Addr, Number(member.Tags?.port ?? member.Port))
+      const rpc = formatHosts([{host: member.Addr, port: Number(member.Tags?.port ?? member.Port)}])
       seen.add(rpc)
       const role: MemberRole = rpc === leaderAddress ? 'leader' : peerSet.has(rpc) ? 'follower' : 'unknown'
       const index = hostOf.get(member.Name)
@@ -577,16 +577,17 @@ export class ConsulRegistry implements Registry {
           )
         }
 
-        if (!answered && Date.now() >= noAnswerDeadline) {
+        const now = Date.now() // read once: a deadline passed between two readings showed one agent's error
+        if (!answered && now >= noAnswerDeadline) {
           throw new BackendUnavailableError(
             'consul',
             formatHosts(this.hosts),
-            `no answer after ${formatDuration(Date.now() - started)}`,
+            `no answer after ${formatDuration(now - started)}`,
             unreachable,
           )
         }
 
-        if (Date.now() >= deadline) throw answered ?? unreachable
+        if (now >= deadline) throw answered ?? unreachable
       }
     }
   }
@@ -1341,10 +1342,6 @@ export function decodeHealth(body: unknown): {instances: ServiceInstance[]; skip
 
 function asRecord(value: unknown): Record<string, unknown> {
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
-}
-
-function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 /** Health entries → instances; an id registered on several nodes (left behind by a fail-over) counts once: the healthiest, then the newest. */
