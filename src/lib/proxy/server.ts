@@ -90,6 +90,13 @@ type Target = Upstream<ConnectionPool>
 
 const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
+/** Why a request target is answered by the proxy itself; `close`: the connection ends after the answer. */
+interface Refusal {
+  status: number
+  error: string
+  close?: boolean
+}
+
 /** `HTTP/1.1 <code> <reason>\r\n` for every code node knows, built once. */
 const STATUS_LINES: string[] = []
 for (const [code, reason] of Object.entries(STATUS_CODES)) STATUS_LINES[Number(code)] = `HTTP/1.1 ${code} ${reason}\r\n`
@@ -810,46 +817,44 @@ export class ProxyServer {
     upstream.pool.acquire(ex)
   }
 
-  /**
-   * Where a request goes, or undefined once it was answered here: the target must be origin-form, within the size
-   * limit, and keep naming the same service once its dot segments are resolved (`/a/../b/` reaches neither).
-   */
+  /** Where a request goes, or undefined once it was answered here (see `resolve`). */
   private route(ex: Exchange, host: string | undefined): RouteMatch<ConnectionPool> | undefined {
-    const {url} = ex
-    if (url.length > this.limits.maxUrlBytes) {
-      ex.closeAfter = true
-      this.reply(ex, undefined, 414, {error: `request target longer than ${this.limits.maxUrlBytes} bytes`})
-      return undefined
-    }
+    const found = this.resolve(ex.url, host)
+    if (!('status' in found)) return found
+    if (found.close) ex.closeAfter = true
+    this.reply(ex, undefined, found.status, {error: found.error})
+    return undefined
+  }
 
+  /**
+   * The route for a request target, or why it is refused: the target must be origin-form, within the size limit,
+   * and keep naming the same service once its dot segments are resolved (`/a/../b/` reaches neither).
+   */
+  private resolve(url: string, host: string | undefined): RouteMatch<ConnectionPool> | Refusal {
+    if (url.length > this.limits.maxUrlBytes)
+      return {status: 414, error: `request target longer than ${this.limits.maxUrlBytes} bytes`, close: true}
     if (url.codePointAt(0) !== 47) {
-      this.reply(ex, undefined, 400, {
+      return {
+        status: 400,
         error: 'only origin-form request targets (/<service>/<path>) are served: svc proxy is not an open proxy',
-      })
-      return undefined
+      }
     }
 
     const target = normalizeTarget(url)
     if (!target.ok) {
-      const backslash = target.problem === 'backslash'
-      this.reply(ex, undefined, backslash ? 400 : 404, {
-        error: backslash ? 'a backslash in the path is refused' : 'the path climbs above the root with ..',
-      })
-      return undefined
+      return target.problem === 'backslash'
+        ? {status: 400, error: 'a backslash in the path is refused'}
+        : {status: 404, error: 'the path climbs above the root with ..'}
     }
 
     const hostKey = this.hostRouting ? host : undefined
     const match = this.table.match(target.url, hostKey)
-    if (match === undefined) {
-      this.reply(ex, undefined, 404, {error: 'no service named in the path: use /<service>/<path>'})
-      return undefined
-    }
-
+    if (match === undefined) return {status: 404, error: 'no service named in the path: use /<service>/<path>'}
     if (target.url !== url && this.table.match(url, hostKey)?.service !== match.service) {
-      this.reply(ex, undefined, 404, {
+      return {
+        status: 404,
         error: `the path's dot segments lead out of the service it names: send ${target.url} instead`,
-      })
-      return undefined
+      }
     }
 
     return match
@@ -933,16 +938,9 @@ export class ProxyServer {
     const {url} = ex
     ex.started = performance.now()
     const host = this.hostRouting ? hostOf(ex.rawHeaders) : undefined
-    const target = url.codePointAt(0) === 47 && url.length <= this.limits.maxUrlBytes ? normalizeTarget(url) : undefined
-    let match = target?.ok ? this.table.match(target.url, host) : undefined
-    // dot segments may not lead from the service the path names to another one
-    if (
-      match !== undefined &&
-      target?.ok &&
-      target.url !== url &&
-      this.table.match(url, host)?.service !== match.service
-    )
-      match = undefined
+    const found = this.resolve(url, host)
+    // a refused target gets the same 404 as a path that names no service
+    const match = 'status' in found ? undefined : found
     const route = match?.route
     if (this.draining || match === undefined || route === undefined) {
       const status = this.draining ? 503 : 404
