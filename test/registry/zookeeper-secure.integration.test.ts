@@ -16,6 +16,7 @@ import type {RegistrationState, WatchEvent} from '../../src/lib/registry/types.j
 import {digestId, ZooKeeperRegistry} from '../../src/lib/registry/zookeeper.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {TcpProxy} from '../helpers/tcp-proxy.js'
+import {create, exists, getAcl, getData, ownerOf, rawZkClient, remove, zk} from '../helpers/zookeeper.js'
 
 // A standalone ZooKeeper of this file's own (the shared test clusters have no ACLs): digest auth, the ACLs svc gives
 // its znodes, what a client without the password may do, and foreign payloads.
@@ -50,35 +51,10 @@ function open(opts: {auth?: Credentials; acl?: string; connect?: string} = {}): 
 
 /** A plain node-zookeeper-client, as another tool (or an attacker without the password) would use. */
 async function rawClient(auth?: Credentials, options: Record<string, unknown> = {}): Promise<Client> {
-  const client = zookeeper.createClient(address, {sessionTimeout: 10_000, retries: 0, ...options})
-  if (auth) client.addAuthInfo('digest', Buffer.from(`${auth.user}:${auth.password}`))
+  const client = await rawZkClient(address, auth, {retries: 0, ...options})
   clients.push(client)
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 10_000)
-    client.once('connected', () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    client.connect()
-  })
   return client
 }
-
-function zk<T>(invoke: (cb: (error: unknown, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    invoke((error, value) => (error ? reject(error) : resolve(value)))
-  })
-}
-
-const getAcl = (c: Client, p: string): Promise<ACL[]> => zk((cb) => c.getACL(p, (e, acls) => cb(e, acls)))
-const getData = (c: Client, p: string): Promise<Buffer> => zk((cb) => c.getData(p, (e, data) => cb(e, data)))
-const remove = (c: Client, p: string): Promise<void> => zk((cb) => c.remove(p, (e) => cb(e, undefined)))
-const create = (c: Client, p: string, data: string, mode = zookeeper.CreateMode.PERSISTENT): Promise<string> =>
-  zk((cb) => c.create(p, Buffer.from(data), mode, (e, created) => cb(e, created)))
-const exists = (c: Client, p: string): Promise<boolean> =>
-  zk<boolean>((cb) => c.exists(p, (e, stat) => cb(e, Boolean(stat))))
-const ownerOf = (c: Client, p: string): Promise<string> =>
-  zk((cb) => c.exists(p, (e, stat) => cb(e, stat ? stat.ephemeralOwner.toString('hex') : '')))
 
 /** `scheme:id:perms` for each entry, perms as cdrwa letters, sorted (the library's ACL has `permission`, not its typed `perms`). */
 function aclText(acls: ACL[]): string[] {

@@ -1,4 +1,4 @@
-import zookeeper, {type Client} from 'node-zookeeper-client'
+import type {Client} from 'node-zookeeper-client'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {UserError} from '../../src/lib/errors.js'
@@ -9,6 +9,7 @@ import {PRIVATE_PORT_META, ZooKeeperRegistry} from '../../src/lib/registry/zooke
 import {eventually} from '../helpers/cli.js'
 import {hasTestCluster, testCluster, withClusterLock} from '../helpers/clusters.js'
 import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
+import {create, exists, getData, mkdirp, ownerOf, rawZkClient} from '../helpers/zookeeper.js'
 
 // ZooKeeper-specific behaviour the shared contract suite does not cover: the registrator-compatible layout,
 // foreign payloads, and keeping registrations and watches through fail-over, partitions and session expiry.
@@ -35,34 +36,9 @@ function open(connect: string[] = hosts): Opened {
   return {registry, logs}
 }
 
-/** A plain node-zookeeper-client, to look at and write znodes the way other tools do. */
-async function rawClient(options: Record<string, unknown> = {}): Promise<Client> {
-  const client = zookeeper.createClient(hosts.join(','), {sessionTimeout: 10_000, ...options})
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 10_000)
-    client.once('connected', () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    client.connect()
-  })
-  return client
-}
-
-function zk<T>(invoke: (cb: (error: unknown, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    invoke((error, value) => (error ? reject(error) : resolve(value)))
-  })
-}
-
-const getData = (c: Client, path: string): Promise<Buffer> => zk((cb) => c.getData(path, (e, data) => cb(e, data)))
-const exists = (c: Client, path: string): Promise<boolean> =>
-  zk<boolean>((cb) => c.exists(path, (e, stat) => cb(e, Boolean(stat))))
-const ownerOf = (c: Client, path: string): Promise<string> =>
-  zk((cb) => c.exists(path, (e, stat) => cb(e, stat ? stat.ephemeralOwner.toString('hex') : '')))
-const mkdirp = (c: Client, path: string): Promise<string> => zk((cb) => c.mkdirp(path, (e, p) => cb(e, p)))
-const create = (c: Client, path: string, data: string, mode = zookeeper.CreateMode.PERSISTENT): Promise<string> =>
-  zk((cb) => c.create(path, Buffer.from(data), mode, (e, p) => cb(e, p)))
+/** A plain node-zookeeper-client on the test ensemble. */
+const rawClient = (options: Record<string, unknown> = {}): Promise<Client> =>
+  rawZkClient(hosts.join(','), undefined, options)
 
 /** The registry's own client, to steal its session the way ZooKeeper's own tests expire one. */
 function sessionOf(registry: ZooKeeperRegistry): {id: Buffer; password: Buffer} {
