@@ -1,12 +1,12 @@
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {mkdtempSync, openSync, rmSync, writeFileSync} from 'node:fs'
-import {request as httpRequest} from 'node:http'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {findBinary} from '../../src/lib/cluster/binaries.js'
 import {allocatePorts} from '../../src/lib/cluster/ports.js'
+import {consulHttp} from './consul-api.js'
 
 /** A CA and a certificate it signed for 127.0.0.1 (PEM files), made with openssl. */
 export interface TestPki {
@@ -205,7 +205,7 @@ export async function startSecureConsul(): Promise<SecureConsul> {
   }
 
   const api = (method: 'GET' | 'PUT' | 'DELETE', apiPath: string, token?: string, body?: unknown) =>
-    consulRequest(httpPort, method, apiPath, token, body)
+    consulHttp({host: '127.0.0.1', port: httpPort}, method, apiPath, {token, body})
   try {
     const management = await bootstrap(api, child)
     // the agent's own token: under default deny it cannot sync its node (and so its services) without one
@@ -244,39 +244,4 @@ export async function createToken(consul: SecureConsul, name: string, rules: str
     Policies: [{Name: name}],
   })) as {SecretID: string}
   return token.SecretID
-}
-
-function consulRequest(
-  port: number,
-  method: string,
-  apiPath: string,
-  token?: string,
-  body?: unknown,
-): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: apiPath,
-        timeout: 5000,
-        headers: token ? {'x-consul-token': token} : {},
-      },
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          text += chunk
-        })
-        res.on('end', () => {
-          if (res.statusCode === 200) resolve(text === '' ? undefined : (JSON.parse(text) as unknown))
-          else reject(new Error(`${method} ${apiPath}: ${res.statusCode} ${text.trim()}`))
-        })
-      },
-    )
-    request.on('timeout', () => request.destroy(new Error(`${method} ${apiPath}: timed out`)))
-    request.on('error', reject)
-    request.end(body === undefined ? undefined : JSON.stringify(body))
-  })
 }

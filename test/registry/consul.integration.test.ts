@@ -1,6 +1,6 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
-import {createServer as createHttpServer, type Server as HttpServer, request as httpRequest} from 'node:http'
+import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
 import {type AddressInfo, createConnection, createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -14,6 +14,7 @@ import type {Health, RegistrationState, ServiceInstance, WatchEvent} from '../..
 import {uniqueService} from '../helpers/backends.js'
 import {eventually, ROOT, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {hasTestCluster, testCluster, withClusterLock} from '../helpers/clusters.js'
+import {consulHttp} from '../helpers/consul-api.js'
 
 // Consul-specific behaviour; the contract suite covers what every backend shares.
 const uri = hasTestCluster('consul')
@@ -28,35 +29,12 @@ function open(agents: HostPort[] = hosts, log: string[] = []): ConsulRegistry {
   return new ConsulRegistry({kind: 'consul', hosts: agents}, {log: (m) => log.push(m)})
 }
 
-/** Consul's HTTP API straight, to check what svc stored. */
-function consulApi(host: HostPort, method: 'GET' | 'PUT', apiPath: string, body?: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      {host: host.host, port: host.port, method, path: `/v1${apiPath}`, timeout: 5000},
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          text += chunk
-        })
-        res.on('end', () => {
-          if (res.statusCode === 200) resolve(text === '' ? undefined : JSON.parse(text))
-          else reject(new Error(`${method} ${apiPath}: ${res.statusCode} ${text}`))
-        })
-      },
-    )
-    request.on('timeout', () => request.destroy(new Error(`${method} ${apiPath}: timed out`)))
-    request.on('error', reject)
-    request.end(body === undefined ? undefined : JSON.stringify(body))
-  })
-}
-
 async function consulGet<T>(host: HostPort, apiPath: string): Promise<T> {
-  return (await consulApi(host, 'GET', apiPath)) as T
+  return (await consulHttp(host, 'GET', `/v1${apiPath}`)) as T
 }
 
 async function consulPut(host: HostPort, apiPath: string, body: unknown): Promise<void> {
-  await consulApi(host, 'PUT', apiPath, body)
+  await consulHttp(host, 'PUT', `/v1${apiPath}`, {body})
 }
 
 function pause(ms: number): Promise<void> {
