@@ -8,17 +8,7 @@ import {withDefaults} from '../../src/lib/registry/options.js'
 import {parseBackend, specFromFlags} from '../../src/lib/registry/spec.js'
 import type {ServiceInstance} from '../../src/lib/registry/types.js'
 import {decodePayload} from '../../src/lib/registry/zookeeper.js'
-
-/** What a call threw, or undefined. */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (error) {
-    return error
-  }
-
-  return undefined
-}
+import {thrown} from '../helpers/thrown.js'
 
 const schemes = fc.constantFrom('zk', 'zookeeper', 'etcd', 'etcds', 'consul', 'local', 'mysql', 'ZK', 'e tcd', '')
 /** Backend-ish text: URIs made of the characters that matter to the parser, and anything at all. */

@@ -3,6 +3,7 @@ import {describe, expect, it} from 'vitest'
 import {formatError, UserError} from '../../src/lib/errors.js'
 import {describeBackend, parseBackend, redactUri, specFromFlags} from '../../src/lib/registry/spec.js'
 import {effectiveZkAcl, parseZkAcl} from '../../src/lib/registry/zk-acl.js'
+import {thrown} from '../helpers/thrown.js'
 
 describe('parseBackend', () => {
   const env = {HOME: '/home/u'}
@@ -58,16 +59,6 @@ describe('parseBackend', () => {
     expect(() => parseBackend(value, env)).toThrow(message)
   })
 })
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (error) {
-    return error
-  }
-
-  return undefined
-}
 
 describe('credentials, TLS and redaction', () => {
   const env = {HOME: '/home/u'}
