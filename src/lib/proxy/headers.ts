@@ -52,7 +52,31 @@ export function forwardedKind(name: string): 0 | 1 | 2 | 3 | 4 {
   return 0
 }
 
-/** Extra names a Connection header lists (other than close/keep-alive/upgrade), lower-cased; undefined when none. */
+/**
+ * Fields that frame or route a message, or that this hop sets itself: a `Connection` header may never remove them
+ * (listing Content-Length or Host there would otherwise let a client, or an upstream, make the two sides of the
+ * proxy read different messages).
+ */
+const PROTECTED = new Set([
+  'content-length',
+  'forwarded',
+  'host',
+  'transfer-encoding',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+])
+
+/** `name` (lower case) may not be removed by being listed in a Connection header. */
+export function isProtected(lower: string): boolean {
+  return PROTECTED.has(lower)
+}
+
+/**
+ * Extra names a Connection header lists (other than close/keep-alive/upgrade and the protected fields), lower-cased;
+ * undefined when none.
+ */
 export function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined
   // the usual values, keep-alive and close, list nothing
@@ -64,7 +88,8 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   let out: Set<string> | undefined
   for (const raw of value.split(',')) {
     const token = raw.trim().toLowerCase()
-    if (token === '' || token === 'close' || token === 'keep-alive' || token === 'upgrade') continue
+    if (token === '' || token === 'close' || token === 'keep-alive' || token === 'upgrade' || PROTECTED.has(token))
+      continue
     out ??= new Set()
     out.add(token)
   }
@@ -84,6 +109,11 @@ export interface UpstreamHead {
   chunked: boolean
   /** `Expect: 100-continue` was sent (this hop answers it). */
   expectContinue: boolean
+  /** Host fields sent. */
+  hosts: number
+  /** Transfer-Encoding fields sent, and their values joined with ", ". */
+  codings: number
+  transferEncoding: string | undefined
 }
 
 interface RequestScan extends UpstreamHead {
@@ -131,6 +161,9 @@ function scanRequest(
     hasBody: false,
     chunked: false,
     expectContinue: false,
+    hosts: 0,
+    codings: 0,
+    transferEncoding: undefined,
     connection: undefined,
     forwardedFor: undefined,
     forwardedProto: undefined,
@@ -161,6 +194,8 @@ function scanRequest(
         case 17: {
           scan.hasBody = true
           scan.chunked = true
+          scan.codings++
+          scan.transferEncoding = scan.transferEncoding === undefined ? value : scan.transferEncoding + ', ' + value
           break
         }
       }
@@ -195,7 +230,10 @@ function scanRequest(
       continue
     }
 
-    if (name.length === 4 && scan.host === undefined && name.toLowerCase() === 'host') scan.host = value
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      scan.hosts++
+      scan.host ??= value
+    }
     // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
     else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') scan.hasBody = true
     if (drop !== undefined && drop.has(name.toLowerCase())) continue
@@ -213,6 +251,8 @@ export interface DownstreamHead {
   hasLength: boolean
   /** A Transfer-Encoding was sent. */
   chunked: boolean
+  /** The Transfer-Encoding values, joined with ", ". */
+  transferEncoding: string | undefined
 }
 
 /**
@@ -229,14 +269,24 @@ function scanResponse(
   headers: readonly string[],
   drop: Set<string> | undefined,
 ): DownstreamHead & {connection: string | undefined} {
-  const head = {block: '', hasLength: false, chunked: false, connection: undefined as string | undefined}
+  const head: DownstreamHead & {connection: string | undefined} = {
+    block: '',
+    hasLength: false,
+    chunked: false,
+    transferEncoding: undefined,
+    connection: undefined,
+  }
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!
     const value = headers[i + 1]!
     if (isHopByHop(name)) {
       if (name.length === 10 && name.toLowerCase() === 'connection') {
         head.connection = head.connection === undefined ? value : head.connection + ', ' + value
-      } else if (name.length === 17) head.chunked = true
+      } else if (name.length === 17) {
+        head.chunked = true
+        head.transferEncoding = head.transferEncoding === undefined ? value : head.transferEncoding + ', ' + value
+      }
+
       continue
     }
 

@@ -4,17 +4,18 @@
  */
 
 /** What `normalizePath` found wrong with a target. */
-export type TargetProblem = 'backslash' | 'escapes-root'
+export type TargetProblem = 'backslash' | 'encoded-slash' | 'escapes-root'
 
 export type NormalizedTarget = {ok: true; url: string} | {ok: false; problem: TargetProblem}
 
 const ENCODED_DOT = /%2e/i
+const ENCODED_SLASH = /^%(?:2f|5c)$/i
 
 /**
  * The origin-form target `url` (starting with /) with dot segments removed from its path, the query kept as sent.
  * Returns `url` itself when its path holds no dot segment (the usual case, checked without allocating). A backslash
  * in the path is refused (some servers read it as a slash, which would let dot segments hide behind it), and so is a
- * path whose `..` segments climb above the root.
+ * path whose `..` segments climb above the root, and so is an encoded slash or backslash (`%2f`, `%5c`).
  */
 export function normalizeTarget(url: string): NormalizedTarget {
   const q = url.indexOf('?')
@@ -23,6 +24,8 @@ export function normalizeTarget(url: string): NormalizedTarget {
   for (let i = 0; i < end; i++) {
     const c = url.codePointAt(i)
     if (c === 92) return {ok: false, problem: 'backslash'}
+    // an encoded slash or backslash would be one segment here and two for an upstream that decodes it (nginx: 400)
+    if (c === 37 && ENCODED_SLASH.test(url.slice(i, i + 3))) return {ok: false, problem: 'encoded-slash'}
     // "/." or "/%2e" starts a segment that may be a dot segment
     if (c === 47 && i + 1 < end) {
       const next = url.codePointAt(i + 1)

@@ -2,14 +2,17 @@ import {connect, type Socket} from 'node:net'
 
 import {
   createParser,
+  freeParser,
   kOnBody,
   kOnExecute,
   kOnHeaders,
   kOnHeadersComplete,
+  kOnMessageBegin,
   kOnMessageComplete,
   type NativeParser,
   type ParseError,
   setFlowing,
+  setReading,
   socketHandle,
   touchSocket,
 } from './http-parser.js'
@@ -44,6 +47,13 @@ export interface PoolClient {
   onResponseEnd(trailers: string[] | undefined): void
   /** The upstream socket drained after a write returned false. */
   onUpstreamDrain(): void
+  /** The request asked to switch protocols (Upgrade): only such a request may get a 101. */
+  readonly upgrade: boolean
+  /**
+   * The upstream answered 101: the connection left the pool and is the client's now, with `rest`, the bytes it sent
+   * after the 101's head.
+   */
+  onSwitchingProtocols(socket: Socket, rest: Buffer, reason: string, headers: string[]): void
   /** The client's socket, corked while a read from the upstream is parsed (from the head or body written). */
   readonly downstream: Socket
 }
@@ -65,6 +75,12 @@ export const DEFAULT_IDLE_MS = 3000
 /** Response parser callbacks: `this` is the parser, its connection in `conn`. */
 interface ResponseParser extends NativeParser {
   conn: UpstreamConnection
+}
+
+/** A response begins: one that no request is waiting for (bytes beyond the last response) closes the connection. */
+function onMessageBegin(this: NativeParser): void {
+  const conn = (this as ResponseParser).conn
+  if (conn.client === undefined) conn.fail(undefined)
 }
 
 /** Header fields beyond the parser's batch of 32 (before the head completes), or trailers (after it). */
@@ -95,6 +111,12 @@ function onHeadersComplete(
   const code = status ?? 0
   conn.status = code
   const client = conn.client
+  if (code === 101) {
+    if (client?.upgrade === true) conn.switching = {reason: reason ?? '', headers: all}
+    else conn.fail(new UpstreamError('a 101 to a request that asked for no upgrade', 'EUPSTREAMPROTO'))
+    return 0
+  }
+
   if (code < 200) {
     if (code !== 101 && client !== undefined) {
       conn.corkOut(client.downstream)
@@ -163,6 +185,10 @@ export class UpstreamConnection {
   consumed = false
   /** Reading is stopped: the client's socket is full. */
   paused = false
+  /** A response ended and the connection goes back to the pool once the rest of its read is parsed. */
+  releasing = false
+  /** The upstream answered 101 to an Upgrade: the connection becomes a tunnel after this read. */
+  switching: {reason: string; headers: string[]} | undefined = undefined
   /** The client socket corked while a read is parsed, so a response's head and body go out in one write. */
   private corked: Socket | undefined = undefined
 
@@ -178,6 +204,7 @@ export class UpstreamConnection {
     socket.setTimeout(opts.connectTimeoutMs)
     const parser = createParser('response') as ResponseParser
     parser.conn = this
+    parser[kOnMessageBegin] = onMessageBegin
     parser[kOnHeaders] = onHeaders
     parser[kOnHeadersComplete] = onHeadersComplete
     parser[kOnBody] = onBody
@@ -194,11 +221,11 @@ export class UpstreamConnection {
 
       socket.setTimeout(opts.timeoutMs)
       const c = this.client
-      if (c === undefined) pool.release(this)
+      if (c === undefined) pool.reuse(this)
       else c.onUpstream(this)
     })
     // the fallback when the handle cannot be consumed; it also keeps the stream flowing, so 'end' is emitted
-    socket.on('data', (chunk: Buffer) => this.parsed(parser.execute(chunk)))
+    socket.on('data', this.onData)
     socket.on('timeout', () => {
       if (!this.connected) {
         this.fail(new UpstreamError(`connect timed out after ${opts.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'))
@@ -216,6 +243,8 @@ export class UpstreamConnection {
       )
     })
     socket.on('close', () => {
+      freeParser(parser, this.consumed)
+      this.consumed = false
       this.fail(
         this.client === undefined
           ? undefined
@@ -233,15 +262,51 @@ export class UpstreamConnection {
     out.cork()
   }
 
-  /** A read was parsed. */
-  parsed(ret: number | ParseError): void {
+  private readonly onData = (chunk: Buffer): void => {
+    this.parsed(this.parser.execute(chunk), chunk)
+  }
+
+  /** A read was parsed: `chunk` is the read, undefined when the parser consumes the socket. */
+  parsed(ret: number | ParseError, chunk?: Buffer): void {
     const out = this.corked
     if (out !== undefined) {
       this.corked = undefined
       out.uncork()
     }
 
-    if (typeof ret !== 'number') this.fail(new UpstreamError(`invalid response: ${ret.code}`, 'EUPSTREAMPROTO'))
+    if (typeof ret !== 'number') {
+      this.fail(new UpstreamError(`invalid response: ${ret.code}`, 'EUPSTREAMPROTO'))
+      return
+    }
+
+    if (this.switching !== undefined) this.switchOver((chunk ?? this.parser.getCurrentBuffer()).subarray(ret))
+    else if (this.releasing) {
+      // the whole read is parsed and held nothing beyond the response (else the connection failed): reuse it
+      this.releasing = false
+      if (!this.dead) this.pool.reuse(this)
+    }
+  }
+
+  /** Hands the socket, with what followed the 101, to the request that asked for the upgrade; the pool forgets it. */
+  private switchOver(rest: Buffer): void {
+    const {client, switching, socket} = this
+    this.switching = undefined
+    this.client = undefined
+    this.dead = true
+    socket.off('data', this.onData)
+    if (this.consumed) {
+      this.consumed = false
+      this.parser.unconsume()
+      setReading(socket, true)
+    }
+
+    this.pool.discard(this)
+    if (client === undefined || switching === undefined) {
+      socket.destroy()
+      return
+    }
+
+    client.onSwitchingProtocols(socket, rest, switching.reason, switching.headers)
   }
 
   /** Stops reading responses (the client's socket is full). */
@@ -286,7 +351,8 @@ export class ConnectionPool implements UpstreamPool {
   private readonly waiting: PoolClient[] = []
   private readonly all = new Set<UpstreamConnection>()
   private readonly sweeper: NodeJS.Timeout
-  private closed = false
+  /** The instance left the route table: no new requests. */
+  closed = false
   private onEmpty: (() => void) | undefined
 
   constructor(readonly opts: PoolOptions) {
@@ -323,10 +389,18 @@ export class ConnectionPool implements UpstreamPool {
     if (i !== -1) this.waiting.splice(i, 1)
   }
 
-  /** A response ended on `conn` and the connection may be reused. */
+  /**
+   * A response ended on `conn` and the connection may be reused, once the read that ended it is parsed: bytes
+   * beyond the response (a second, unasked-for response) close it instead of answering the next request.
+   */
   release(conn: UpstreamConnection): void {
     conn.client = undefined
     conn.served++
+    conn.releasing = true
+  }
+
+  /** `conn` is free: it serves the next waiting request, or waits idle. */
+  reuse(conn: UpstreamConnection): void {
     if (this.closed || conn.dead) {
       conn.fail(undefined)
       return

@@ -1,0 +1,33 @@
+import {STATUS_CODES} from 'node:http'
+import type {Socket} from 'node:net'
+
+/** `HTTP/1.1 <code> <reason>\r\n` for every code node knows, built once. */
+export const STATUS_LINES: string[] = []
+for (const [code, reason] of Object.entries(STATUS_CODES)) STATUS_LINES[Number(code)] = `HTTP/1.1 ${code} ${reason}\r\n`
+
+export const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
+export const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+export const LAST_CHUNK = '0\r\n\r\n'
+
+/** The status line for `status`, with the upstream's own reason phrase when it differs from node's. */
+export function statusLine(status: number, reason: string): string {
+  const line = STATUS_LINES[status]
+  return line === undefined || STATUS_CODES[status] !== reason ? `HTTP/1.1 ${status} ${reason}\r\n` : line
+}
+
+/** A whole answer from the proxy itself: a JSON body naming the problem; `close` adds Connection: close. */
+export function errorResponse(status: number, body: Record<string, unknown>, close: boolean, http10 = false): string {
+  const text = JSON.stringify(body) + '\n'
+  return (
+    (STATUS_LINES[status] ?? `HTTP/1.1 ${status} Error\r\n`) +
+    'content-type: application/json\r\ncontent-length: ' +
+    Buffer.byteLength(text) +
+    (close ? '\r\nconnection: close\r\n\r\n' : http10 ? '\r\nconnection: keep-alive\r\n\r\n' : '\r\n\r\n') +
+    text
+  )
+}
+
+/** A whole HTTP/1.1 answer written to a socket no request is being served on, then the socket is closed. */
+export function rawReply(socket: Socket, status: number, body: Record<string, unknown>): void {
+  socket.end(errorResponse(status, body, true), 'latin1')
+}
