@@ -29,7 +29,9 @@ export function requestRefusal(
     return {status: 505, error: `HTTP/${major}.${minor} is not served: send HTTP/1.1 (or HTTP/2 over TLS)`}
   if (head.codings > 0) {
     if (minor === 0) return {status: 400, error: 'Transfer-Encoding is not defined for HTTP/1.0: send Content-Length'}
-    if (head.codings > 1 || head.transferEncoding!.trim().toLowerCase() !== 'chunked') {
+    // as nginx answers: a repeated field is malformed (400), a coding other than chunked unimplemented (501)
+    if (head.codings > 1) return {status: 400, error: 'more than one Transfer-Encoding field: send one, "chunked"'}
+    if (head.transferEncoding!.trim().toLowerCase() !== 'chunked') {
       return {
         status: 501,
         error: `Transfer-Encoding "${head.transferEncoding}" is not implemented: send a lone "chunked" or Content-Length`,
