@@ -2,95 +2,10 @@ import type {Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
 import {Exchange} from './exchange.js'
-import {
-  createParser,
-  freeParser,
-  kOnBody,
-  kOnExecute,
-  kOnHeaders,
-  kOnHeadersComplete,
-  kOnMessageBegin,
-  kOnMessageComplete,
-  methods,
-  type NativeParser,
-  type ParseError,
-  setFlowing,
-  setReading,
-  socketHandle,
-  touchSocket,
-} from './http-parser.js'
+import {createParser, freeParser, type ParseError, setFlowing, setReading, socketHandle} from './http-parser.js'
 import {errorResponse, REQUEST_TIMEOUT} from './replies.js'
+import {bindRequestParser, type RequestParser} from './request-parser.js'
 import type {ProxyLimits, ProxyServer} from './server.js'
-
-/** Request parser callbacks: `this` is the parser, its connection in `conn`. */
-interface RequestParser extends NativeParser {
-  conn: ClientConnection
-}
-
-function onRequestBegin(this: NativeParser): void {
-  const conn = (this as RequestParser).conn
-  conn.headStart = performance.now()
-  conn.headReads = 0
-  conn.lineDone = false
-  conn.lineTail = ''
-}
-
-function onRequestHeaders(this: NativeParser, headers: string[], url: string): void {
-  const conn = (this as RequestParser).conn
-  for (const h of headers) conn.partialHeaders.push(h)
-  conn.partialUrl += url
-}
-
-function onRequestHeadersComplete(
-  this: NativeParser,
-  major: number,
-  minor: number,
-  headers: string[] | undefined,
-  method: number | undefined,
-  url: string | undefined,
-  _status: number | undefined,
-  _reason: string | undefined,
-  upgrade: boolean,
-  keepAlive: boolean,
-): number {
-  const conn = (this as RequestParser).conn
-  conn.headStart = 0
-  if (headers === undefined) {
-    headers = conn.partialHeaders
-    conn.partialHeaders = []
-  } else if (conn.partialHeaders.length > 0) {
-    headers = [...conn.partialHeaders, ...headers]
-    conn.partialHeaders = []
-  }
-
-  if (!url) {
-    url = conn.partialUrl
-    conn.partialUrl = ''
-  }
-
-  return conn.request(methods[method ?? 0] ?? 'GET', url, major, minor, headers, upgrade, keepAlive)
-}
-
-function onRequestBody(this: NativeParser, chunk: Buffer): void {
-  ;(this as RequestParser).conn.reading?.requestBody(chunk)
-}
-
-function onRequestComplete(this: NativeParser): void {
-  const conn = (this as RequestParser).conn
-  const ex = conn.reading
-  conn.reading = undefined
-  // fields handed over after the head are a chunked body's trailers: dropped
-  conn.partialHeaders = []
-  ex?.requestComplete()
-}
-
-/** A read of the consumed socket was parsed. */
-function onRequestExecute(this: NativeParser, ret: number | ParseError): void {
-  const conn = (this as RequestParser).conn
-  touchSocket(conn.socket)
-  conn.lastRead = performance.now()
-  conn.parsed(ret, undefined)
-}
 
 /** `METHOD SP target` and nothing more: an HTTP/0.9 request line. */
 const HTTP09 = /^[A-Z]+ \S+\r?$/
@@ -146,20 +61,12 @@ export class ClientConnection {
     this.trusted = proxy.trustedProxy?.(this.remoteAddress) ?? false
     socket.setNoDelay(true)
     socket.setTimeout(proxy.limits.idleTimeoutMs)
-    const parser = createParser('request', proxy.limits.maxHeaderBytes) as RequestParser
-    parser.conn = this
-    parser[kOnMessageBegin] = onRequestBegin
-    parser[kOnHeaders] = onRequestHeaders
-    parser[kOnHeadersComplete] = onRequestHeadersComplete
-    parser[kOnBody] = onRequestBody
-    parser[kOnMessageComplete] = onRequestComplete
-    this.parser = parser
+    const handle = socketHandle(socket)
+    this.parser = bindRequestParser(createParser('request', proxy.limits.maxHeaderBytes), this, handle !== undefined)
     // the fallback when the handle cannot be consumed; it also keeps the stream flowing, so 'end' is emitted
     socket.on('data', this.onData)
-    const handle = socketHandle(socket)
     if (handle !== undefined) {
-      parser[kOnExecute] = onRequestExecute
-      parser.consume(handle)
+      this.parser.consume(handle)
       this.consumed = true
     }
 

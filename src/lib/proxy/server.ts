@@ -1,76 +1,22 @@
 import {type AddressInfo, createServer, type Server, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
-import type {BalanceStrategy} from '../balancer/strategies.js'
 import {listenError} from '../metrics/server.js'
 import {formatHosts} from '../registry/spec.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
+import {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './options.js'
 import {ClientConnection} from './client-connection.js'
 import type {Exchange} from './exchange.js'
 import {downstreamHeaders} from './headers.js'
-import {DEFAULT_RETRY_BUDGET, type PassiveHealthOptions, RetryBudget, type RetryBudgetOptions} from './health.js'
+import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
-import {type RouteMatch, type RouteSpec, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
+import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
 import {CONTINUE, STATUS_LINES} from './replies.js'
 import {normalizeTarget} from './target.js'
 import {splice} from './tunnel.js'
 import {ConnectionPool, DEFAULT_IDLE_MS} from './upstream-pool.js'
 
-export interface ProxyOptions {
-  host: string
-  port: number
-  strategy: BalanceStrategy
-  /** What the hash strategy hashes; the client IP when unset. */
-  hashKey?: HashKey
-  routes?: readonly RouteSpec[]
-  hostRouting?: boolean
-  connectTimeoutMs: number
-  /** Wait for an upstream's response headers, and between its body chunks. */
-  timeoutMs: number
-  /** Connections kept to one upstream at most. */
-  maxConnectionsPerUpstream?: number
-  health?: PassiveHealthOptions
-  retryBudget?: RetryBudgetOptions
-  /** Size limits and client timeouts; PROXY_LIMITS for what is unset. */
-  limits?: Partial<ProxyLimits>
-  /** Clients whose forwarding headers (X-Forwarded-*, Forwarded) are kept: other proxies in front of this one. */
-  trustedProxy?: (ip: string) => boolean
-  /** Called with one line per request when set (the access log). */
-  accessLog?: (line: string) => void
-  /** Diagnostics: ejections, one line each. */
-  log?: (line: string) => void
-}
-
-export const PROXY_DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8080,
-  strategy: 'round-robin' as BalanceStrategy,
-  connectTimeoutMs: 5000,
-  timeoutMs: 30_000,
-  maxConnectionsPerUpstream: 256,
-}
-
-/** What a client may send, and how slowly. */
-export interface ProxyLimits {
-  /** A request's head (request line and header fields), in bytes: 431 beyond. */
-  maxHeaderBytes: number
-  /** A request target, in bytes: 414 beyond. */
-  maxUrlBytes: number
-  /** From a request's first byte to the end of its head: 408 and the connection closed beyond (slow headers). */
-  headersTimeoutMs: number
-  /** Silence in the middle of a request body while the proxy is ready to read it: 408, connection closed. */
-  bodyTimeoutMs: number
-  /** A kept-alive connection with no request is closed after this long (node:http's keepAliveTimeout). */
-  idleTimeoutMs: number
-}
-
-export const PROXY_LIMITS: ProxyLimits = {
-  maxHeaderBytes: 16_384,
-  maxUrlBytes: 8192,
-  headersTimeoutMs: 10_000,
-  bodyTimeoutMs: 30_000,
-  idleTimeoutMs: 5000,
-}
+export {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './options.js'
 
 type Route = ServiceRoute<ConnectionPool>
 type Target = Upstream<ConnectionPool>
@@ -90,7 +36,8 @@ interface Refusal {
 /**
  * The gateway: a net server whose connections are parsed with Node's native HTTP parser; each request goes,
  * through the in-memory route table, to a keep-alive connection pool of its upstream instance (raw sockets, the
- * response parsed only to find its end and rewrite its head). Upgrades (WebSocket) are spliced as raw sockets.
+ * response parsed only to find its end and rewrite its head). An Upgrade is spliced as raw sockets once the
+ * upstream answers 101.
  * Nothing on the request path talks to the registry.
  */
 export class ProxyServer {
