@@ -167,6 +167,12 @@ export class ProxyServer {
       return
     }
 
+    // a tunnel opened now would only be cut at the drain's deadline
+    if (ex.upgrade && this.draining) {
+      this.reply(ex, undefined, 503, {error: 'svc proxy is shutting down'})
+      return
+    }
+
     const match = this.route(ex, ex.host)
     if (match === undefined) return
 
@@ -196,7 +202,6 @@ export class ProxyServer {
     this.budget.request()
     upstream.inflight++
     if (ex.expectContinue && ex.minor >= 1 && !ex.requestDone) ex.downstream.write(CONTINUE, 'latin1')
-    if (this.draining && ex.upgrade) ex.closeAfter = true
     upstream.pool.acquire(ex)
   }
 
