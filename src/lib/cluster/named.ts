@@ -10,8 +10,9 @@ import {
   runningMembers,
   unlinkNamedManifest,
 } from './home.js'
-import {clusterStatus, startCluster, stopCluster} from './index.js'
+import {startCluster, stopCluster} from './lifecycle.js'
 import {readManifest} from './manifest.js'
+import {clusterStatus} from './observe.js'
 import type {ClusterKind, ClusterManifest, MemberStatus} from './types.js'
 
 /** A cluster as `svc cluster` shows it: the manifest, where it is published, and each member's state now. */
