@@ -107,7 +107,11 @@ describe('serveMetrics', () => {
     })
     const {port} = blocker.address() as AddressInfo
     try {
-      const error = await serveMetrics(exposition(() => ''), '127.0.0.1', port).then(
+      const error = await serveMetrics(
+        exposition(() => ''),
+        '127.0.0.1',
+        port,
+      ).then(
         () => undefined,
         (error: unknown) => error,
       )
@@ -124,7 +128,11 @@ describe('serveMetrics', () => {
   })
 
   it('closes while a keep-alive connection is open', async () => {
-    server = await serveMetrics(exposition(() => ''), '127.0.0.1', 0)
+    server = await serveMetrics(
+      exposition(() => ''),
+      '127.0.0.1',
+      0,
+    )
     const {Agent} = await import('node:http')
     const agent = new Agent({keepAlive: true})
     await new Promise<void>((resolve, reject) => {
