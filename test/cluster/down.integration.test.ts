@@ -41,7 +41,7 @@ describe('svc cluster down', () => {
       await eventually(async () => listeningPids(CLUSTER_HOST, member.clientPort).includes(pid), 30_000)
 
       const status = await runCli(['cluster', 'status', '--name', name, '--json'], {env})
-      expect(JSON.parse(status.stdout)).toMatchObject({members: [{up: true}, {up: true}, {up: true}]})
+      expect(JSON.parse(status.stdout)).toMatchObject({members: [{up: true}, {up: true, pid}, {up: true}]})
 
       // sampled while `down` runs: the member's data never goes while its process lives
       const dataDir = member.dataDir

@@ -11,6 +11,7 @@ import {
   unlinkNamedManifest,
 } from './home.js'
 import {startCluster, stopCluster} from './lifecycle.js'
+import {memberProcesses} from './live.js'
 import {readManifest} from './manifest.js'
 import {clusterStatus} from './observe.js'
 import type {ClusterKind, ClusterManifest, MemberStatus} from './types.js'
@@ -28,6 +29,9 @@ export interface ClusterView {
 
 export async function viewCluster(manifest: ClusterManifest, env: Env = process.env): Promise<ClusterView> {
   const statuses = await clusterStatus(manifest)
+  // a member restarted by hand has a pid the manifest does not know: show the one listening on its ports
+  const live = memberProcesses(manifest)
+  for (const s of statuses) s.pid ??= live.get(s.index)?.[0]
   const view: ClusterView = {
     name: manifest.name,
     kind: manifest.kind,
