@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {agreedLeader, type ObservedMember, parseZxid, zkMemberFromSrvr} from '../../src/lib/chaos/members.js'
-import {listensFor, parseProcNetTcp, TCP_LISTEN} from '../../src/lib/chaos/procnet.js'
+import {listensFor, parseProcNetTcp, TCP_LISTEN} from '../../src/lib/procnet.js'
 import {summarizeWrites, type WriteRecord} from '../../src/lib/chaos/writes.js'
 
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

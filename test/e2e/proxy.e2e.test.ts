@@ -77,7 +77,7 @@ describe('svc proxy (the built binary)', () => {
       ])
       const metrics = await get(`http://${proxy.admin}/metrics`)
       expect(metrics.body).toContain('svc_proxy_requests_total{service="shop",code="200"} 1')
-      expect(metrics.body).toContain('svc_proxy_request_duration_seconds_bucket{service="shop",le="+Inf"} 1')
+      expect(metrics.body).toContain('svc_proxy_request_duration_seconds_bucket{le="+Inf",service="shop"} 1')
       expect(metrics.body).toContain('svc_proxy_instances{service="shop",state="in-rotation"} 1')
       expect(await get(`http://${proxy.admin}/healthz`)).toEqual({status: 200, body: 'ok\n'})
       // the public listener knows nothing of the admin endpoints

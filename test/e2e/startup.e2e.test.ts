@@ -18,10 +18,19 @@ function packagesLoaded(args: string[]): string[] {
 }
 
 describe('start-up stays light', () => {
-  it('loads no backend client, ink or react for a local lookup', () => {
+  it('loads no backend client, ink, react or prom-client for a local lookup', () => {
     const loaded = packagesLoaded(['resolve', 'X', '--backend', 'local'])
     expect(loaded).toContain('@oclif/core')
-    for (const heavy of ['node-zookeeper-client', 'etcd3', '@grpc/grpc-js', 'consul', 'ink', 'react', 'cli-table3']) {
+    for (const heavy of [
+      'node-zookeeper-client',
+      'etcd3',
+      '@grpc/grpc-js',
+      'consul',
+      'ink',
+      'react',
+      'cli-table3',
+      'prom-client',
+    ]) {
       expect(loaded).not.toContain(heavy)
     }
   })

@@ -3,7 +3,7 @@ import {mkdirSync, openSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {listeningPids} from '../../src/lib/chaos/procnet.js'
+import {listeningPids} from '../../src/lib/procnet.js'
 import {allocatePorts, findBinary} from '../../src/lib/cluster/index.js'
 import {zookeeperClasspath} from '../../src/lib/cluster/binaries.js'
 import {httpJson} from '../../src/lib/cluster/probe.js'

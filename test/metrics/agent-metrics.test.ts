@@ -10,7 +10,7 @@ function samples(text: string): string[] {
 }
 
 describe('agent metrics', () => {
-  it('counts registrations, deregistrations and errors from events', () => {
+  it('counts registrations, deregistrations and errors from events', async () => {
     const agent = new FakeAgent()
     const metrics = createAgentMetrics(agent)
     const web = instance('web', 32_768)
@@ -22,7 +22,7 @@ describe('agent metrics', () => {
     agent.emit({type: 'error', message: 'boom'})
     agent.emit({type: 'error', message: 'again', container: 'redis'})
 
-    const lines = samples(metrics.render())
+    const lines = samples(await metrics.render())
     expect(lines).toEqual(
       expect.arrayContaining([
         'svc_agent_registrations_total{service="web"} 2',
@@ -34,7 +34,7 @@ describe('agent metrics', () => {
     )
   })
 
-  it('reads instances, containers and Docker state from the snapshot at each scrape', () => {
+  it('reads instances, containers and Docker state from the snapshot at each scrape', async () => {
     const agent = new FakeAgent({
       containers: [
         container('web-1', [instance('web', 1), instance('web-admin', 2)]),
@@ -43,7 +43,7 @@ describe('agent metrics', () => {
       ],
     })
     const metrics = createAgentMetrics(agent)
-    expect(samples(metrics.render())).toEqual(
+    expect(samples(await metrics.render())).toEqual(
       expect.arrayContaining([
         'svc_agent_instances{service="web"} 2',
         'svc_agent_instances{service="web-admin"} 1',
@@ -54,7 +54,7 @@ describe('agent metrics', () => {
 
     agent.state.docker = 'reconnecting'
     agent.state.containers = [container('web-1', [instance('web', 1)])]
-    const later = samples(metrics.render())
+    const later = samples(await metrics.render())
     expect(later).toEqual(
       expect.arrayContaining([
         'svc_agent_instances{service="web"} 1',
@@ -65,25 +65,25 @@ describe('agent metrics', () => {
     expect(later.join('\n')).not.toContain('web-admin')
   })
 
-  it('tracks the backend state, starting from the last one the snapshot kept', () => {
+  it('tracks the backend state, starting from the last one the snapshot kept', async () => {
     const agent = new FakeAgent()
     agent.emit({type: 'backend', state: 'connected', detail: 'zk'})
     const metrics = createAgentMetrics(agent)
-    expect(samples(metrics.render())).toContain('svc_agent_backend_connected 1')
+    expect(samples(await metrics.render())).toContain('svc_agent_backend_connected 1')
     agent.emit({type: 'backend', state: 'lost', detail: 'session expired'})
-    expect(samples(metrics.render())).toContain('svc_agent_backend_connected 0')
+    expect(samples(await metrics.render())).toContain('svc_agent_backend_connected 0')
     agent.emit({type: 'backend', state: 'restored', detail: 'new session'})
-    expect(samples(metrics.render())).toContain('svc_agent_backend_connected 1')
+    expect(samples(await metrics.render())).toContain('svc_agent_backend_connected 1')
   })
 
-  it('observes event lag and resync durations in seconds', () => {
+  it('observes event lag and resync durations in seconds', async () => {
     const agent = new FakeAgent()
     const metrics = createAgentMetrics(agent)
     agent.emit({type: 'event-lag', ms: 3})
     agent.emit({type: 'event-lag', ms: 40})
     agent.emit({type: 'event-lag', ms: 2000})
     agent.emit({type: 'resync', registered: 10, removed: 1, durationMs: 120})
-    const lines = samples(metrics.render())
+    const lines = samples(await metrics.render())
     expect(lines).toEqual(
       expect.arrayContaining([
         'svc_agent_event_lag_seconds_bucket{le="0.001"} 0',
@@ -101,8 +101,8 @@ describe('agent metrics', () => {
     )
   })
 
-  it('declares every metric with HELP and TYPE even before any event', () => {
-    const text = createAgentMetrics(new FakeAgent()).render()
+  it('declares every metric with HELP and TYPE even before any event', async () => {
+    const text = await createAgentMetrics(new FakeAgent()).render()
     for (const [name, type] of [
       ['svc_agent_registrations_total', 'counter'],
       ['svc_agent_deregistrations_total', 'counter'],

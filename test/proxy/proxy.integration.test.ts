@@ -8,6 +8,7 @@ import {Agent, request} from 'undici'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import WebSocket from 'ws'
 
+import {valueOf} from '../../src/lib/metrics/registry.js'
 import {runProxy, type RunningProxy} from '../../src/lib/proxy/index.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
 import type {RegistrationHandle, Registry} from '../../src/lib/registry/types.js'
@@ -272,8 +273,8 @@ describe.each(testBackends(['local', 'etcd']))('svc proxy on $name', (backend) =
     expect(statuses.length).toBeGreaterThanOrEqual(total)
     expect(statuses.filter((s) => s !== 200)).toEqual([])
     const {metrics} = running.proxy
-    expect(metrics.ejections.get({service, instance: 'fleet-c'})).toBeGreaterThanOrEqual(1)
-    expect(metrics.retries.get({service})).toBeGreaterThan(0)
+    expect(await valueOf(metrics.ejections, {service, instance: 'fleet-c'})).toBeGreaterThanOrEqual(1)
+    expect(await valueOf(metrics.retries, {service})).toBeGreaterThan(0)
     // the killed instance was never deregistered: it is still in the table, ejected or waiting out its backoff
     const text = await (await request(`http://${running.adminAddress}/metrics`, {dispatcher: agent})).body.text()
     expect(text).toContain(`svc_proxy_ejections_total{service="${service}",instance="fleet-c"}`)

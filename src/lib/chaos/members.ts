@@ -168,41 +168,6 @@ async function consulPeers(hosts: readonly HostPort[], timeoutMs: number): Promi
   return new Set()
 }
 
-/** Consul's raft configuration: the servers and which one leads, as the leader itself reports it. */
-export async function consulRaftConfiguration(
-  hosts: readonly HostPort[],
-  timeoutMs: number,
-  token?: string,
-): Promise<Array<{node: string; address: string; leader: boolean; voter: boolean}>> {
-  // needs operator:read under ACLs; the token travels as a header, never in the URL
-  const headers = token ? {'x-consul-token': token} : {}
-  for (const host of hosts) {
-    try {
-      const body = await httpJson(
-        host.host,
-        host.port,
-        'GET',
-        '/v1/operator/raft/configuration',
-        timeoutMs,
-        undefined,
-        headers,
-      )
-      if (isRecord(body) && Array.isArray(body.Servers)) {
-        return body.Servers.filter((s) => isRecord(s)).map((s) => ({
-          node: String(s.Node),
-          address: String(s.Address),
-          leader: s.Leader === true,
-          voter: s.Voter === true,
-        }))
-      }
-    } catch {
-      // the next one
-    }
-  }
-
-  return []
-}
-
 /** The leader a majority of the members agree on (ZooKeeper: the one member in Mode leader, a majority serving). */
 export function agreedLeader(members: readonly ObservedMember[]): ObservedMember | undefined {
   const quorum = Math.floor(members.length / 2) + 1

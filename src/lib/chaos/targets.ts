@@ -11,7 +11,7 @@ import {isAlive, ownsProcess, sleep, spawnDetached} from '../cluster/process.js'
 import type {ClusterManifest} from '../cluster/types.js'
 import {ExternalError, UserError} from '../errors.js'
 import {type Env, svcHome} from '../registry/spec.js'
-import {listeningPids, type ProcessInfo, processInfo} from './procnet.js'
+import {listeningPids, type ProcessInfo, processInfo} from '../procnet.js'
 
 export type DrillSignal = 'SIGKILL' | 'SIGTERM' | 'SIGSTOP'
 

@@ -4,9 +4,8 @@ import path from 'node:path'
 
 import {UserError} from '../errors.js'
 import {type Env, svcHome} from '../registry/spec.js'
-import {memberMarker} from './driver.js'
+import {memberProcesses} from './live.js'
 import {manifestPath, readManifest} from './manifest.js'
-import {ownsProcess} from './process.js'
 import type {ClusterManifest} from './types.js'
 
 /** Where `svc cluster` keeps its clusters: $SVC_HOME/clusters. */
@@ -77,9 +76,9 @@ export async function findCluster(name: string | undefined, env: Env = process.e
   return readManifest(namedClusterDir(name, env))
 }
 
-/** Members whose process still runs. */
+/** Members with a live process: the one the manifest names, or one restarted by hand that listens on its ports. */
 export function runningMembers(manifest: ClusterManifest): number {
-  return manifest.members.filter((m) => ownsProcess(m.pid, memberMarker(m))).length
+  return memberProcesses(manifest).size
 }
 
 /** Every manifest under $SVC_HOME/clusters (unreadable ones are left out). */

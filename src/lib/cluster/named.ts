@@ -10,8 +10,10 @@ import {
   runningMembers,
   unlinkNamedManifest,
 } from './home.js'
-import {clusterStatus, startCluster, stopCluster} from './index.js'
+import {startCluster, stopCluster} from './lifecycle.js'
+import {memberProcesses} from './live.js'
 import {readManifest} from './manifest.js'
+import {clusterStatus} from './observe.js'
 import type {ClusterKind, ClusterManifest, MemberStatus} from './types.js'
 
 /** A cluster as `svc cluster` shows it: the manifest, where it is published, and each member's state now. */
@@ -27,6 +29,9 @@ export interface ClusterView {
 
 export async function viewCluster(manifest: ClusterManifest, env: Env = process.env): Promise<ClusterView> {
   const statuses = await clusterStatus(manifest)
+  // a member restarted by hand has a pid the manifest does not know: show the one listening on its ports
+  const live = memberProcesses(manifest)
+  for (const s of statuses) s.pid ??= live.get(s.index)?.[0]
   const view: ClusterView = {
     name: manifest.name,
     kind: manifest.kind,

@@ -5,6 +5,7 @@ import {connect} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {errorMessage} from '../errors.js'
+import {valueOf} from '../metrics/registry.js'
 import {type RunningProxy, runProxy} from '../proxy/index.js'
 import type {RouteSnapshot} from '../proxy/routes.js'
 import {renderInstances, renderTable} from '../render/table.js'
@@ -206,7 +207,7 @@ async function stopOneStep(ctx: DemoContext, io: StepIO): Promise<StepResult> {
   const before = (await fetchRoutes(proxy.adminAddress!)).find((r) => r.service === opts.service)
   check(before?.available === opts.instances, `the proxy has ${before?.available ?? 0} instances in rotation`)
 
-  const retriesBefore = proxy.proxy.metrics.retries.labels({service: opts.service}).value
+  const retriesBefore = await valueOf(proxy.proxy.metrics.retries, {service: opts.service})
   io.command(`svc watch ${opts.service}`)
   const watch = followRemovals(ctx.registry, opts.service)
   await watch.ready
@@ -263,7 +264,7 @@ async function stopOneStep(ctx: DemoContext, io: StepIO): Promise<StepResult> {
     await sleep(300, undefined, {signal: opts.signal})
     const result = await traffic.stop()
     const late = result.log.filter((r) => r.instance === victim.id && r.sentAt > changedAt).length
-    const retries = proxy.proxy.metrics.retries.labels({service: opts.service}).value - retriesBefore
+    const retries = (await valueOf(proxy.proxy.metrics.retries, {service: opts.service})) - retriesBefore
     io.output(spreadChart(result.byInstance, ids))
     io.output(
       `${result.sent} requests, ${result.failed} failed; ${late} sent to ${victim.id} after the route change; proxy retries: ${retries}`,

@@ -1,6 +1,8 @@
 import type {AgentSource} from '../docker/source.js'
 import type {AgentEvent} from '../docker/types.js'
-import {Registry} from './prometheus.js'
+import {Counter, Gauge, Histogram, type Registry} from 'prom-client'
+
+import {createRegistry} from './registry.js'
 import {type MetricsServer, serveMetrics} from './server.js'
 
 export {parseHostPort} from './server.js'
@@ -13,48 +15,45 @@ const RESYNC_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 export interface AgentMetrics {
   registry: Registry
   /** The exposition text; reads the agent's snapshot for the gauges. */
-  render(): string
+  render(): Promise<string>
   /** Stops following the agent's events. */
   stop(): void
 }
 
 /** Follows `agent`'s events into counters and histograms; gauges are read from its snapshot at each scrape. */
 export function createAgentMetrics(agent: AgentSource): AgentMetrics {
-  const registry = new Registry()
-  const registrations = registry.counter({
+  const registry = createRegistry()
+  const registers = [registry]
+  const registrations = new Counter({
     name: 'svc_agent_registrations_total',
     help: 'Instances the agent registered (resyncs included).',
-    labelNames: ['service'],
+    labelNames: ['service'] as const,
+    registers,
   })
-  const deregistrations = registry.counter({
+  const deregistrations = new Counter({
     name: 'svc_agent_deregistrations_total',
     help: 'Instances the agent removed, by reason.',
-    labelNames: ['service', 'reason'],
+    labelNames: ['service', 'reason'] as const,
+    registers,
   })
-  const errors = registry.counter({name: 'svc_agent_errors_total', help: 'Errors the agent reported.'})
-  const instances = registry.gauge({
-    name: 'svc_agent_instances',
-    help: 'Instances the agent keeps registered, by service.',
-    labelNames: ['service'],
-  })
-  const containers = registry.gauge({name: 'svc_agent_containers', help: 'Containers the agent follows.'})
-  const docker = registry.gauge({
-    name: 'svc_agent_docker_connected',
-    help: '1 while the Docker event stream is connected, 0 while reconnecting.',
-  })
-  const backend = registry.gauge({
+  const errors = new Counter({name: 'svc_agent_errors_total', help: 'Errors the agent reported.', registers})
+  for (const gauge of snapshotGauges(agent)) registry.registerMetric(gauge)
+  const backend = new Gauge({
     name: 'svc_agent_backend_connected',
     help: '1 while the registry backend answers, 0 while it is retrying or lost.',
+    registers,
   })
-  const lag = registry.histogram({
+  const lag = new Histogram({
     name: 'svc_agent_event_lag_seconds',
     help: 'Delay between a Docker event and the agent handling it.',
     buckets: LAG_BUCKETS,
+    registers,
   })
-  const resync = registry.histogram({
+  const resync = new Histogram({
     name: 'svc_agent_resync_duration_seconds',
     help: 'Duration of full resyncs.',
     buckets: RESYNC_BUCKETS,
+    registers,
   })
 
   const onEvent = (e: AgentEvent): void => {
@@ -104,21 +103,45 @@ export function createAgentMetrics(agent: AgentSource): AgentMetrics {
   if (lastBackend) onEvent(lastBackend)
   const stop = agent.on(onEvent)
 
-  registry.collect(() => {
-    const snap = agent.snapshot()
-    containers.set(snap.containers.length)
-    docker.set(snap.docker === 'connected' ? 1 : 0)
-    const counts = new Map<string, number>()
-    for (const c of snap.containers) {
-      for (const s of c.services) counts.set(s.service, (counts.get(s.service) ?? 0) + 1)
-    }
-
-    // services that are gone disappear from the output rather than stay at 0
-    instances.reset()
-    for (const [service, n] of counts) instances.set({service}, n)
-  })
-
   return {registry, render: () => registry.metrics(), stop}
+}
+
+/** The gauges read from the agent's snapshot at each scrape rather than counted from events. */
+function snapshotGauges(agent: AgentSource): Gauge[] {
+  return [
+    new Gauge({
+      name: 'svc_agent_instances',
+      help: 'Instances the agent keeps registered, by service.',
+      labelNames: ['service'] as const,
+      registers: [],
+      collect() {
+        const counts = new Map<string, number>()
+        for (const c of agent.snapshot().containers) {
+          for (const s of c.services) counts.set(s.service, (counts.get(s.service) ?? 0) + 1)
+        }
+
+        // services that are gone disappear from the output rather than stay at 0
+        this.reset()
+        for (const [service, n] of counts) this.set({service}, n)
+      },
+    }),
+    new Gauge({
+      name: 'svc_agent_containers',
+      help: 'Containers the agent follows.',
+      registers: [],
+      collect() {
+        this.set(agent.snapshot().containers.length)
+      },
+    }),
+    new Gauge({
+      name: 'svc_agent_docker_connected',
+      help: '1 while the Docker event stream is connected, 0 while reconnecting.',
+      registers: [],
+      collect() {
+        this.set(agent.snapshot().docker === 'connected' ? 1 : 0)
+      },
+    }),
+  ]
 }
 
 /** `svc agent --metrics`: serves the agent's metrics on host:port until closed. */
@@ -126,7 +149,7 @@ export async function serveAgentMetrics(agent: AgentSource, host: string, port: 
   const metrics = createAgentMetrics(agent)
   let server: MetricsServer
   try {
-    server = await serveMetrics(() => metrics.render(), host, port)
+    server = await serveMetrics(metrics.registry, host, port)
   } catch (error) {
     metrics.stop()
     throw error

@@ -3,7 +3,7 @@ import type {AddressInfo} from 'node:net'
 
 import {errorMessage, UserError} from '../errors.js'
 import {formatHosts, type HostPort, parseHosts} from '../registry/spec.js'
-import {CONTENT_TYPE} from './prometheus.js'
+import type {Exposition} from './registry.js'
 
 export interface MetricsServer {
   /** Where it listens, as host:port with the port actually bound (IPv6 in brackets). */
@@ -45,14 +45,14 @@ export interface ServeOptions {
   flag?: string
 }
 
-/** Serves GET /metrics (from `render`, called per scrape), GET /healthz and `opts.json`; everything else gets 404. */
+/** Serves GET /metrics (rendered per scrape), GET /healthz and `opts.json`; everything else gets 404. */
 export async function serveMetrics(
-  render: () => string,
+  exposition: Exposition,
   host: string,
   port: number,
   opts: ServeOptions = {},
 ): Promise<MetricsServer> {
-  const server = createServer((req, res) => handle(req, res, render, opts.json ?? {}))
+  const server = createServer((req, res) => handle(req, res, exposition, opts.json ?? {}))
   server.keepAliveTimeout = 5000
 
   await new Promise<void>((resolve, reject) => {
@@ -84,7 +84,7 @@ export async function serveMetrics(
 function handle(
   req: IncomingMessage,
   res: ServerResponse,
-  render: () => string,
+  exposition: Exposition,
   json: Record<string, () => unknown>,
 ): void {
   const path = (req.url ?? '/').split('?', 1)[0] ?? '/'
@@ -96,15 +96,10 @@ function handle(
   }
 
   if ((method === 'GET' || method === 'HEAD') && path === '/metrics') {
-    let body: string
-    try {
-      body = render()
-    } catch (error) {
-      reply(res, 500, `cannot render metrics: ${errorMessage(error)}\n`, method)
-      return
-    }
-
-    reply(res, 200, body, method, CONTENT_TYPE)
+    exposition.metrics().then(
+      (body) => reply(res, 200, body, method, exposition.contentType),
+      (error: unknown) => reply(res, 500, `cannot render metrics: ${errorMessage(error)}\n`, method),
+    )
     return
   }
 

@@ -97,7 +97,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
 
     const address = await proxy.listen()
     if (opts.admin) {
-      admin = await serveMetrics(() => proxy.metrics.render(), opts.admin.host, opts.admin.port, {
+      admin = await serveMetrics(proxy.metrics.registry, opts.admin.host, opts.admin.port, {
         json: {'/routes': () => proxy.table.snapshot()},
         what: 'serve the admin endpoints',
         flag: '--admin-listen',

@@ -1,4 +1,6 @@
-import {type CounterChild, type HistogramChild, Registry} from '../metrics/prometheus.js'
+import {Counter, Gauge, Histogram, type Registry} from 'prom-client'
+
+import {createRegistry} from '../metrics/registry.js'
 import type {RouteTable, ServiceRoute} from './routes.js'
 
 /** Proxy latencies: sub-millisecond on loopback, seconds for slow upstreams. */
@@ -9,78 +11,110 @@ export const UNKNOWN_SERVICE = '(unknown)'
 
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'other'
 
-/** A service's metric children, kept on its route so a request counts without label lookups. */
+type DurationChild = Histogram.Internal<'service'>
+
+/**
+ * A service's metric state, kept on its route. Requests are counted in a plain array by status code and added to
+ * the prom-client counter at each scrape: a counter's inc() builds its label key on every call, 20x the cost.
+ */
 export class ServiceStats {
-  private readonly byCode: Array<CounterChild | undefined> = []
+  private readonly pending: number[] = []
 
   constructor(
-    private readonly metrics: ProxyMetrics,
     readonly service: string,
-    readonly duration: HistogramChild,
+    readonly duration: DurationChild,
   ) {}
 
   request(code: number, seconds: number): void {
-    let child = this.byCode[code]
-    if (child === undefined) {
-      child = this.metrics.requests.labels({service: this.service, code})
-      this.byCode[code] = child
-    }
-
-    child.value++
+    this.pending[code] = (this.pending[code] ?? 0) + 1
     this.duration.observe(seconds)
+  }
+
+  /** Hands the requests counted since the last call to `add`, by status code. */
+  flush(add: (code: number, n: number) => void): void {
+    for (const [code, n] of this.pending.entries()) {
+      if (n === undefined || n === 0) continue
+      add(code, n)
+      this.pending[code] = 0
+    }
   }
 }
 
 /** The proxy's Prometheus metrics: requests, latency, upstream errors, retries, ejections, instances. */
 export class ProxyMetrics {
-  readonly registry = new Registry()
-  readonly requests = this.registry.counter({
+  readonly registry: Registry = createRegistry()
+  private readonly registers = [this.registry]
+  // every ServiceStats handed out, flushed into the requests counter at each scrape
+  private readonly services = new Set<ServiceStats>()
+  readonly requests = new Counter({
     name: 'svc_proxy_requests_total',
     help: 'Requests answered, by service and HTTP status code.',
-    labelNames: ['service', 'code'],
+    labelNames: ['service', 'code'] as const,
+    registers: this.registers,
+    collect: () => {
+      for (const stats of this.services) stats.flush((code, n) => this.requests.inc({service: stats.service, code}, n))
+    },
   })
 
-  readonly duration = this.registry.histogram({
+  readonly duration = new Histogram({
     name: 'svc_proxy_request_duration_seconds',
     help: 'Time from a request arriving to its response ending, by service.',
-    labelNames: ['service'],
+    labelNames: ['service'] as const,
     buckets: LATENCY_BUCKETS,
+    registers: this.registers,
   })
 
-  readonly upstreamErrors = this.registry.counter({
+  readonly upstreamErrors = new Counter({
     name: 'svc_proxy_upstream_errors_total',
     help: 'Failed upstream attempts, by service, instance and kind (connect, timeout, reset, other).',
-    labelNames: ['service', 'instance', 'kind'],
+    labelNames: ['service', 'instance', 'kind'] as const,
+    registers: this.registers,
   })
 
-  readonly retries = this.registry.counter({
+  readonly retries = new Counter({
     name: 'svc_proxy_retries_total',
     help: 'Idempotent requests retried on another instance after a failed attempt.',
-    labelNames: ['service'],
+    labelNames: ['service'] as const,
+    registers: this.registers,
   })
 
-  readonly ejections = this.registry.counter({
+  readonly ejections = new Counter({
     name: 'svc_proxy_ejections_total',
     help: 'Passive-health ejections, by service and instance.',
-    labelNames: ['service', 'instance'],
-  })
-
-  readonly inflight = this.registry.gauge({
-    name: 'svc_proxy_requests_in_flight',
-    help: 'Requests being proxied now.',
-  })
-
-  readonly instances = this.registry.gauge({
-    name: 'svc_proxy_instances',
-    help: 'Instances in the route table, by service and state (in-rotation, ejected, unhealthy).',
-    labelNames: ['service', 'state'],
+    labelNames: ['service', 'instance'] as const,
+    registers: this.registers,
   })
 
   private readonly unknown: ServiceStats
 
-  constructor(table?: RouteTable) {
-    this.unknown = new ServiceStats(this, UNKNOWN_SERVICE, this.duration.labels({service: UNKNOWN_SERVICE}))
-    if (table) this.registry.collect(() => this.collectInstances(table))
+  /**
+   * @param table the route table the instance gauge is read from at each scrape
+   * @param active the number of requests and tunnels in flight, read at each scrape
+   */
+  constructor(table?: RouteTable, active?: () => number) {
+    this.unknown = this.track(new ServiceStats(UNKNOWN_SERVICE, this.duration.labels({service: UNKNOWN_SERVICE})))
+    this.registry.registerMetric(
+      new Gauge({
+        name: 'svc_proxy_requests_in_flight',
+        help: 'Requests being proxied now.',
+        registers: [],
+        collect() {
+          this.set(active?.() ?? 0)
+        },
+      }),
+    )
+    this.registry.registerMetric(
+      new Gauge({
+        name: 'svc_proxy_instances',
+        help: 'Instances in the route table, by service and state (in-rotation, ejected, unhealthy).',
+        labelNames: ['service', 'state'] as const,
+        registers: [],
+        collect() {
+          this.reset()
+          if (table) collectInstances(table, (service, state, n) => this.set({service, state}, n))
+        },
+      }),
+    )
   }
 
   /** The stats of `route` (created on first use), or those of unknown services. */
@@ -88,26 +122,32 @@ export class ProxyMetrics {
     if (route === undefined) return this.unknown
     let stats = route.stats as ServiceStats | undefined
     if (stats === undefined) {
-      stats = new ServiceStats(this, route.name, this.duration.labels({service: route.name}))
+      stats = this.track(new ServiceStats(route.name, this.duration.labels({service: route.name})))
       route.stats = stats
     }
 
     return stats
   }
 
-  render(): string {
-    return this.registry.metrics()
+  private track(stats: ServiceStats): ServiceStats {
+    this.services.add(stats)
+    return stats
   }
 
-  private collectInstances(table: RouteTable): void {
-    this.instances.reset()
-    for (const route of table.services.values()) {
-      const counts = {'in-rotation': 0, ejected: 0, unhealthy: 0}
-      for (const u of route.upstreams.values()) {
-        counts[u.passing ? (u.health.ejectedUntil === 0 ? 'in-rotation' : 'ejected') : 'unhealthy']++
-      }
+  /** The exposition text. */
+  render(): Promise<string> {
+    return this.registry.metrics()
+  }
+}
 
-      for (const [state, n] of Object.entries(counts)) this.instances.set({service: route.name, state}, n)
+/** Counts each service's instances by state: in rotation, ejected by passive health, or failing their check. */
+function collectInstances(table: RouteTable, set: (service: string, state: string, n: number) => void): void {
+  for (const route of table.services.values()) {
+    const counts = {'in-rotation': 0, ejected: 0, unhealthy: 0}
+    for (const u of route.upstreams.values()) {
+      counts[u.passing ? (u.health.ejectedUntil === 0 ? 'in-rotation' : 'ejected') : 'unhealthy']++
     }
+
+    for (const [state, n] of Object.entries(counts)) set(route.name, state, n)
   }
 }

@@ -93,7 +93,7 @@ export class ProxyServer {
         opts.log?.(`ejected ${route.name} ${upstream.id} (${upstream.hostPort}) for ${ms} ms after repeated failures`)
       },
     })
-    this.metrics = new ProxyMetrics(this.table)
+    this.metrics = new ProxyMetrics(this.table, () => this.active)
     this.server = createServer({allowHalfOpen: true}, (socket) => {
       this.connections.add(new ClientConnection(this, socket))
     })

@@ -93,26 +93,19 @@ export function listensFor(socket: ProcSocket, host: string, port: number): bool
 
 /** The inodes of the sockets listening for `host:port` on this machine. */
 export function listeningInodes(host: string, port: number, procRoot = '/proc'): Set<number> {
-  const inodes = new Set<number>()
-  for (const file of ['net/tcp', 'net/tcp6']) {
-    let text: string
-    try {
-      text = readFileSync(`${procRoot}/${file}`, 'utf8')
-    } catch {
-      continue
-    }
-
-    for (const socket of parseProcNetTcp(text))
-      if (listensFor(socket, host, port) && socket.inode > 0) inodes.add(socket.inode)
-  }
-
-  return inodes
+  return new Set(listeningSockets(procRoot).flatMap((s) => (listensFor(s, host, port) ? [s.inode] : [])))
 }
 
 /** The pids holding any of the socket inodes, found through the `socket:[inode]` links under /proc/<pid>/fd. */
 export function pidsHoldingSockets(inodes: ReadonlySet<number>, procRoot = '/proc'): number[] {
-  if (inodes.size === 0) return []
-  const pids: number[] = []
+  const pids = new Set([...socketHolders(inodes, procRoot).values()].flat())
+  return [...pids].sort((a, b) => a - b)
+}
+
+/** For each socket inode, the pids holding it: one pass over /proc/<pid>/fd for any number of sockets. */
+export function socketHolders(inodes: ReadonlySet<number>, procRoot = '/proc'): Map<number, number[]> {
+  const holders = new Map<number, number[]>()
+  if (inodes.size === 0) return holders
   for (const entry of readdirSync(procRoot)) {
     if (!/^\d+$/.test(entry)) continue
     let fds: string[]
@@ -131,14 +124,34 @@ export function pidsHoldingSockets(inodes: ReadonlySet<number>, procRoot = '/pro
       }
 
       const match = /^socket:\[(\d+)\]$/.exec(link)
-      if (match && inodes.has(Number(match[1]))) {
-        pids.push(Number(entry))
-        break
+      const inode = Number(match?.[1])
+      if (match && inodes.has(inode)) {
+        const pids = holders.get(inode) ?? []
+        if (!pids.includes(Number(entry))) pids.push(Number(entry))
+        holders.set(inode, pids)
       }
     }
   }
 
-  return pids.sort((a, b) => a - b)
+  return holders
+}
+
+/** The sockets of this machine in LISTEN state, from /proc/net/tcp and /proc/net/tcp6. */
+export function listeningSockets(procRoot = '/proc'): ProcSocket[] {
+  const sockets: ProcSocket[] = []
+  for (const file of ['net/tcp', 'net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(`${procRoot}/${file}`, 'utf8')
+    } catch {
+      continue
+    }
+
+    for (const socket of parseProcNetTcp(text))
+      if (socket.state === TCP_LISTEN && socket.inode > 0) sockets.push(socket)
+  }
+
+  return sockets
 }
 
 /** The processes listening on `host:port` on this machine. */
