@@ -88,15 +88,15 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterMa
   }
 }
 
-async function launch(
+/** The members' folders, ports and commands, and the manifest that records them. */
+function planCluster(
   driver: Driver,
   command: string,
   opts: StartClusterOptions & {dir: string; nodes: number},
   names: readonly string[],
   ports: readonly number[],
-): Promise<ClusterManifest> {
+): {layouts: MemberLayout[]; plans: MemberPlan[]; members: MemberManifest[]; manifest: ClusterManifest} {
   const {dir, nodes} = opts
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const layouts = names.map((name, index): MemberLayout => {
     const own: Record<string, number> = {}
     for (const [j, role] of driver.portNames.entries()) own[role] = ports[j * nodes + index] as number
@@ -134,6 +134,18 @@ async function launch(
     backendUri: driver.backendUri(members),
   }
 
+  return {layouts, plans, members, manifest}
+}
+
+async function launch(
+  driver: Driver,
+  command: string,
+  opts: StartClusterOptions & {dir: string; nodes: number},
+  names: readonly string[],
+  ports: readonly number[],
+): Promise<ClusterManifest> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const {layouts, plans, members, manifest} = planCluster(driver, command, opts, names, ports)
   for (const [index, layout] of layouts.entries()) {
     await mkdir(layout.dataDir, {recursive: true})
     for (const file of (plans[index] as MemberPlan).files) await writeFile(file.path, file.content)
@@ -181,7 +193,7 @@ async function launch(
         manifest.timings = {answeringMs: answeringMs ?? now, leaderMs: leaderMs ?? now, readyMs: now}
         await writeManifest(manifest)
         opts.log?.(
-          `${opts.kind}: ${nodes} members ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
+          `${opts.kind}: ${opts.nodes} members ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
         )
         return manifest
       }
