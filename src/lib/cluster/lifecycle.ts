@@ -165,20 +165,7 @@ async function launch(
     let answeringMs: number | undefined
     let leaderMs: number | undefined
     for (;;) {
-      const exited = exitedMember(
-        manifest,
-        members.map((m) => m.index),
-      )
-      if (exited) {
-        const member = members[exited.index] as MemberManifest
-        const error = await failure(
-          manifest,
-          exited.index,
-          `${driver.label} member ${member.name} ${exited.how} while the cluster started`,
-        )
-        if (BIND_FAILURE.test(error.message)) throw new PortClash(`${member.name}: port in use`, {cause: error})
-        throw error
-      }
+      await throwIfExited(driver, manifest)
 
       throwIfInterrupted(opts)
       const verdict = await clusterVerdict(manifest)
@@ -213,6 +200,24 @@ async function launch(
     await rm(manifestPath(manifest), {force: true})
     throw error
   }
+}
+
+/** Fails the start when a member exited meanwhile; a member that could not bind its port is a PortClash. */
+async function throwIfExited(driver: Driver, manifest: ClusterManifest): Promise<void> {
+  const {members} = manifest
+  const exited = exitedMember(
+    manifest,
+    members.map((m) => m.index),
+  )
+  if (!exited) return
+  const member = members[exited.index] as MemberManifest
+  const error = await failure(
+    manifest,
+    exited.index,
+    `${driver.label} member ${member.name} ${exited.how} while the cluster started`,
+  )
+  if (BIND_FAILURE.test(error.message)) throw new PortClash(`${member.name}: port in use`, {cause: error})
+  throw error
 }
 
 function throwIfInterrupted(opts: StartClusterOptions): void {
