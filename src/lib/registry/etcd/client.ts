@@ -32,6 +32,8 @@ export class EtcdConnection {
   readonly prefix: string
   readonly addresses: string
   readonly urls: string[]
+  /** etcd3 authenticates against its `hosts` in this order, outside the member policies: the chosen one first. */
+  private readonly authOrder: string[]
   readonly pool: MemberPool
   readonly context: ErrorContext
   private readonly spec: EtcdSpec
@@ -51,6 +53,7 @@ export class EtcdConnection {
     this.addresses = formatHosts(spec.hosts)
     const scheme = spec.tls ? 'https' : 'http'
     this.urls = spec.hosts.map((h) => `${scheme}://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
+    this.authOrder = [...this.urls]
     this.context = {addresses: this.addresses, prefix: spec.prefix, user: spec.auth?.user}
     this.pool = new MemberPool(this.urls, () => this.pem, Math.min(HANDSHAKE_TIMEOUT_MS, options.connectTimeoutMs))
   }
@@ -76,6 +79,7 @@ export class EtcdConnection {
     const work = this.scope.run({deadline: Date.now() + budget, signal: controller.signal}, async () => {
       const outcomes = await this.pool.choose()
       if (outcomes) this.failFast(outcomes)
+      this.authenticateFirstWith(this.pool.current)
       return fn(client)
     })
     work.catch(() => {})
@@ -139,6 +143,11 @@ export class EtcdConnection {
     this.client = undefined
   }
 
+  private authenticateFirstWith(url: string | undefined): void {
+    if (url === undefined || this.authOrder[0] === url) return
+    this.authOrder.sort((a, b) => Number(b === url) - Number(a === url))
+  }
+
   /** Every member refused the connection or has no address: say so at once instead of letting gRPC retry. */
   private failFast(outcomes: HandshakeOutcome[]): void {
     const ordered = this.urls.flatMap((url) => outcomes.filter((o) => o.url === url))
@@ -157,7 +166,7 @@ export class EtcdConnection {
     // One attempt may not use the whole budget, so that a member that does not answer leaves time for another.
     const attemptMs = Math.min(2000, Math.max(500, Math.round(this.options.requestTimeoutMs / 4)))
     return {
-      hosts: this.urls,
+      hosts: this.authOrder,
       // gRPC's default reconnect backoff grows to 120 s; keep it short so a restarted member is used again soon.
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': Math.max(100, retry.initialDelayMs),

@@ -107,14 +107,17 @@ export class MemberPool {
   private async race(): Promise<HandshakeOutcome[]> {
     const candidates = this.urls.filter((url) => !this.breakerOf(url).isOpen(Date.now()))
     const asked = candidates.length > 0 ? candidates : this.urls
+    const attempts = asked.map((url) => handshake(url, this.pem(), this.handshakeMs))
     return new Promise((resolve) => {
       const outcomes: HandshakeOutcome[] = []
-      for (const url of asked) {
-        handshake(url, this.pem(), this.handshakeMs)
+      for (const attempt of attempts) {
+        attempt.outcome
           .then((outcome) => {
             outcomes.push(outcome)
             if (outcome.ok && this.preferred === undefined) {
-              this.use(url, 'answered first')
+              this.use(outcome.url, 'answered first')
+              // a frozen member's handshake would hold the process until its timeout
+              for (const other of attempts) other.cancel()
               resolve(outcomes)
             } else if (outcomes.length === asked.length) resolve(outcomes)
           })
@@ -170,18 +173,24 @@ export function quietPolicy(execute: Execute): PolicyLike {
 }
 
 /** Opens an HTTP/2 connection to one member and waits for its SETTINGS frame, within `timeoutMs`. */
-export function handshake(url: string, pem: Pem | undefined, timeoutMs: number): Promise<HandshakeOutcome> {
-  return new Promise((resolve) => {
+export function handshake(
+  url: string,
+  pem: Pem | undefined,
+  timeoutMs: number,
+): {outcome: Promise<HandshakeOutcome>; cancel: () => void} {
+  let cancel = ignore
+  const outcome = new Promise<HandshakeOutcome>((resolve) => {
     let settled = false
     const session = http2.connect(url, pem ? {ca: pem.ca, cert: pem.cert, key: pem.key} : {})
-    const finish = (outcome: HandshakeOutcome): void => {
+    const finish = (result: HandshakeOutcome): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
       session.destroy()
-      resolve(outcome)
+      resolve(result)
     }
 
+    cancel = () => finish({url, ok: false, code: 'ECANCELED', message: 'another member answered first'})
     const timer = setTimeout(
       () => finish({url, ok: false, code: 'ETIMEDOUT', message: `no answer within ${timeoutMs} ms`}),
       timeoutMs,
@@ -194,7 +203,11 @@ export function handshake(url: string, pem: Pem | undefined, timeoutMs: number):
       finish({url, ok: false, code: 'ECONNRESET', message: 'the member closed the connection'}),
     )
   })
+  return {outcome, cancel}
 }
+
+/** The cancel of a handshake that has not started. */
+function ignore(): void {}
 
 export function hostOf(url: string): string {
   try {
