@@ -6,7 +6,7 @@ import {BackendError, BackendUnavailableError, BugError} from '../../errors.js'
 import {type BackendOptions, backoffDelay, type RetryPolicy, sleep} from '../options.js'
 import {type BackendSpec, formatHosts} from '../spec.js'
 import {connectFailure, type ErrorContext, MemberSkippedError, toBackendError} from './errors.js'
-import {type HandshakeOutcome, hostOf, MemberPool, memberPolicy, type PolicyLike, quietPolicy} from './members.js'
+import {EtcdMembers, type HandshakeOutcome, hostOf, memberPolicy, type PolicyLike, quietPolicy} from './members.js'
 import {diagnoseTls, muteIpServerNameWarning, type Pem, readPem, securityOptions, unusableTlsFiles} from './security.js'
 
 export type EtcdSpec = Extract<BackendSpec, {kind: 'etcd'}>
@@ -34,7 +34,7 @@ export class EtcdConnection {
   readonly urls: string[]
   /** etcd3 authenticates against its `hosts` in this order, outside the member policies: the chosen one first. */
   private readonly authOrder: string[]
-  readonly pool: MemberPool
+  readonly pool: EtcdMembers
   readonly context: ErrorContext
   private readonly spec: EtcdSpec
   private readonly scope = new AsyncLocalStorage<OperationScope>()
@@ -55,7 +55,7 @@ export class EtcdConnection {
     this.urls = spec.hosts.map((h) => `${scheme}://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
     this.authOrder = [...this.urls]
     this.context = {addresses: this.addresses, prefix: spec.prefix, user: spec.auth?.user}
-    this.pool = new MemberPool(this.urls, () => this.pem, Math.min(HANDSHAKE_TIMEOUT_MS, options.connectTimeoutMs))
+    this.pool = new EtcdMembers(this.urls, () => this.pem, Math.min(HANDSHAKE_TIMEOUT_MS, options.connectTimeoutMs))
   }
 
   get signal(): AbortSignal {

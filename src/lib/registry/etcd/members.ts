@@ -1,6 +1,7 @@
 import {isRecoverableError} from 'etcd3'
 import http2 from 'node:http2'
 
+import {MemberPool} from '../core/policy.js'
 import {MemberSkippedError} from './errors.js'
 import type {Pem} from './security.js'
 
@@ -35,9 +36,11 @@ class MemberBreaker {
  * frozen member accepts TCP connections but never answers, so only a handshake tells it apart), kept until a call
  * through it fails. The others are skipped meanwhile, so no call waits on a member that does not answer.
  */
-export class MemberPool {
+export class EtcdMembers {
   private readonly breakers = new Map<string, MemberBreaker>()
-  private preferred?: string
+  /** The member that answered last first: the order of the next handshakes. */
+  private readonly memory: MemberPool<string>
+  private chosen = false
   private choosing?: Promise<HandshakeOutcome[]>
   private readonly listeners = new Set<(detail: string) => void>()
 
@@ -47,11 +50,12 @@ export class MemberPool {
     private readonly handshakeMs: number,
   ) {
     for (const url of urls) this.breakers.set(url, new MemberBreaker())
+    this.memory = new MemberPool(urls)
   }
 
   /** The member that serves the calls, once one has answered. */
   get current(): string | undefined {
-    return this.preferred
+    return this.chosen ? this.memory.order()[0] : undefined
   }
 
   /** Calls `listener` when calls move from one member to another. */
@@ -65,18 +69,18 @@ export class MemberPool {
    * Resolves to every member's outcome when none answered (the caller tells refused from not found with them).
    */
   async choose(): Promise<HandshakeOutcome[] | undefined> {
-    if (this.preferred !== undefined) return undefined
+    if (this.current !== undefined) return undefined
     this.choosing ??= this.race().finally(() => {
       this.choosing = undefined
     })
     const outcomes = await this.choosing
-    return this.preferred === undefined ? outcomes : undefined
+    return this.current === undefined ? outcomes : undefined
   }
 
   /** Whether a call may go to `url` now: the chosen member only, others when it is failing or none is chosen. */
   admits(url: string): boolean {
     const now = Date.now()
-    const {preferred} = this
+    const preferred = this.current
     if (preferred !== undefined && preferred !== url && !this.breakerOf(preferred).isOpen(now)) return false
     if (!this.breakerOf(url).isOpen(now)) return true
     return [...this.breakers.values()].every((b) => b.isOpen(now))
@@ -84,29 +88,31 @@ export class MemberPool {
 
   succeeded(url: string): void {
     this.breakerOf(url).succeeded()
-    if (this.preferred === undefined) this.use(url, 'answered')
+    if (this.current === undefined) this.use(url, 'answered')
   }
 
   failed(url: string): void {
     this.breakerOf(url).failed()
-    if (this.preferred !== url) return
-    this.preferred = undefined
+    if (this.current !== url) return
+    this.chosen = false
     for (const listener of this.listeners) listener(`etcd member ${hostOf(url)} stopped answering`)
     // the next call waits for whichever member answers first, instead of timing out on one after another
     this.choose().catch(() => {})
   }
 
   private use(url: string, why: string): void {
-    const previous = this.preferred
-    this.preferred = url
+    const previous = this.current
+    this.memory.answered(url)
+    this.chosen = true
     if (previous !== undefined && previous !== url) {
       for (const listener of this.listeners) listener(`using etcd member ${hostOf(url)} (${why})`)
     }
   }
 
   private async race(): Promise<HandshakeOutcome[]> {
-    const candidates = this.urls.filter((url) => !this.breakerOf(url).isOpen(Date.now()))
-    const asked = candidates.length > 0 ? candidates : this.urls
+    const order = this.memory.order()
+    const candidates = order.filter((url) => !this.breakerOf(url).isOpen(Date.now()))
+    const asked = candidates.length > 0 ? candidates : order
     const attempts = asked.map((url) => handshake(url, this.pem(), this.handshakeMs))
     return new Promise((resolve) => {
       const outcomes: HandshakeOutcome[] = []
@@ -114,7 +120,7 @@ export class MemberPool {
         attempt.outcome
           .then((outcome) => {
             outcomes.push(outcome)
-            if (outcome.ok && this.preferred === undefined) {
+            if (outcome.ok && this.current === undefined) {
               this.use(outcome.url, 'answered first')
               // a frozen member's handshake would hold the process until its timeout
               for (const other of attempts) other.cancel()
@@ -138,7 +144,7 @@ export class MemberPool {
 }
 
 /** etcd3's per-member policy: a member the pool does not admit is skipped, and etcd3 tries the next one at once. */
-export function memberPolicy(pool: MemberPool, url: string): PolicyLike {
+export function memberPolicy(pool: EtcdMembers, url: string): PolicyLike {
   return quietPolicy(async (fn, signal) => {
     if (!pool.admits(url)) throw new MemberSkippedError('another member serves the calls')
     try {
