@@ -17,7 +17,11 @@ export function etcdTarget(label: string): {hosts: string[]; prefix: string} {
 
 /** An etcd3 client of the test's own, to read and write behind svc's back. */
 export function rawClient(hosts: readonly string[]): Etcd3 {
-  return new Etcd3({hosts: hosts.map((h) => `http://${h}`)})
+  return new Etcd3({
+    hosts: hosts.map((h) => `http://${h}`),
+    // without a deadline, a call to a frozen member would never end (etcd3 then retries on another member)
+    defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + 1500}),
+  })
 }
 
 /** Opens the etcd registry on `hosts`, collecting its diagnostics; `opened` gets it, to close it after the file. */

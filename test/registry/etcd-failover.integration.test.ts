@@ -191,6 +191,43 @@ describe(`etcd fail-over (${hosts.join(',')}${prefix})`, () => {
       }),
     ))
 
+  it('keeps a registration when the member it talks to freezes for twice its TTL', () =>
+    withClusterLock('etcd', async () =>
+      withProxies(hosts, async (proxies) => {
+        const {manifest} = testCluster('etcd')
+        const {registry} = await open(proxies.map((p) => p.address))
+        const states: RegistrationState[] = []
+        const handle = await registry.register(
+          {service: 'member-freeze', id: 'f1', address: '127.0.0.1', port: 8450},
+          {ttlMs: 3000, onStateChange: (state) => states.push(state)},
+        )
+        const used = await eventually(async () => {
+          const busy = proxies.flatMap((p, i) => (p.connections > 0 ? [i] : []))
+          return busy.length === 1 ? busy[0] : undefined
+        }, 3000)
+        const index = manifest.members.findIndex((m) => portOf(hosts[used]!) === String(m.ports.client))
+        const key = `${prefix}/member-freeze/f1`
+        const frozenAt = Date.now()
+        await stopMember(manifest, index, 'SIGSTOP')
+        try {
+          const missingUntil = await presentAgain(key, frozenAt, ELECTION_MS + 5000)
+          expect(missingUntil - frozenAt).toBeLessThan(ELECTION_MS + 2000)
+          // past twice the TTL the lease is still kept alive, through another member
+          await new Promise((resolve) => {
+            setTimeout(resolve, 6000 - (Date.now() - frozenAt))
+          })
+          expect(await raw.get(key).string()).not.toBeNull()
+        } finally {
+          await startMember(manifest, index)
+        }
+
+        expect(states.length).toBeLessThanOrEqual(2)
+        expect(states).toEqual(['lost', 'restored'].slice(0, states.length))
+        await handle.close()
+        expect(await raw.get(key).string()).toBeNull()
+      }),
+    ))
+
   it('keeps a registration when the leader is killed', () =>
     withClusterLock('etcd', async () => {
       const {manifest} = testCluster('etcd')

@@ -36,6 +36,8 @@ export class EtcdConnection {
   private readonly authOrder: string[]
   readonly pool: EtcdMembers
   readonly context: ErrorContext
+  /** One attempt's bound, below the request timeout so that a member that does not answer leaves time for another. */
+  readonly attemptMs: number
   private readonly spec: EtcdSpec
   private readonly scope = new AsyncLocalStorage<OperationScope>()
   private readonly closing = new AbortController()
@@ -53,6 +55,7 @@ export class EtcdConnection {
     this.addresses = formatHosts(spec.hosts)
     const scheme = spec.tls ? 'https' : 'http'
     this.urls = spec.hosts.map((h) => `${scheme}://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
+    this.attemptMs = Math.min(2000, Math.max(500, Math.round(options.requestTimeoutMs / 4)))
     this.authOrder = [...this.urls]
     this.context = {addresses: this.addresses, prefix: spec.prefix, user: spec.auth?.user}
     this.pool = new EtcdMembers(this.urls, () => this.pem, Math.min(HANDSHAKE_TIMEOUT_MS, options.connectTimeoutMs))
@@ -73,6 +76,9 @@ export class EtcdConnection {
     const expired = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
         controller.abort()
+        // the member that was to answer did not: the next call asks the others
+        const member = this.pool.current
+        if (member !== undefined) this.pool.failed(member)
         reject(new BackendUnavailableError('etcd', this.addresses, `no answer after ${seconds(budget)}`))
       }, budget)
     })
@@ -162,9 +168,8 @@ export class EtcdConnection {
   }
 
   private clientOptions(): IOptions {
-    const {retry} = this.options
-    // One attempt may not use the whole budget, so that a member that does not answer leaves time for another.
-    const attemptMs = Math.min(2000, Math.max(500, Math.round(this.options.requestTimeoutMs / 4)))
+    const {attemptMs, options} = this
+    const {retry} = options
     return {
       hosts: this.authOrder,
       // gRPC's default reconnect backoff grows to 120 s; keep it short so a restarted member is used again soon.

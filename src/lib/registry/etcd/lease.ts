@@ -63,7 +63,8 @@ export class LeaseBinding implements Binding {
   async refresh(): Promise<'ok' | 'missing'> {
     if (this.released || this.lease.revoked()) return 'missing'
     try {
-      await this.connection.op(() => this.lease.keepaliveOnce())
+      // a stream has no deadline of its own: without one, a frozen member would hold the refresh
+      await this.connection.op(() => this.lease.keepaliveOnce({deadline: Date.now() + this.connection.attemptMs}))
     } catch (error) {
       if (error instanceof BackendError && error.cause instanceof EtcdLeaseInvalidError) return 'missing'
       throw error
