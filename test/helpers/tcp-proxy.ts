@@ -15,6 +15,7 @@ export class TcpProxy {
   private port = 0
   private mode: 'pass' | 'refuse' | 'stall' = 'pass'
   private readonly sockets = new Set<Socket>()
+  private readonly clients = new Set<Socket>()
 
   constructor(private readonly target: string) {
     this.server = createServer((client) => this.accept(client))
@@ -22,6 +23,11 @@ export class TcpProxy {
 
   get address(): string {
     return `127.0.0.1:${this.port}`
+  }
+
+  /** Client connections open through the proxy now: which member a client talks to. */
+  get connections(): number {
+    return this.clients.size
   }
 
   async start(): Promise<this> {
@@ -61,6 +67,7 @@ export class TcpProxy {
     }
 
     this.sockets.add(client)
+    this.clients.add(client)
     const upstream = this.mode === 'pass' ? netConnect(hostPort(this.target)) : undefined
     if (upstream) this.sockets.add(upstream)
     client.on('data', (chunk) => {
@@ -73,6 +80,7 @@ export class TcpProxy {
       client.destroy()
       upstream?.destroy()
       this.sockets.delete(client)
+      this.clients.delete(client)
       if (upstream) this.sockets.delete(upstream)
     }
 
@@ -83,5 +91,6 @@ export class TcpProxy {
   private dropAll(): void {
     for (const socket of this.sockets) socket.destroy()
     this.sockets.clear()
+    this.clients.clear()
   }
 }

@@ -3,8 +3,9 @@ import fc from 'fast-check'
 import {describe, expect, it} from 'vitest'
 
 import {formatError, UserError} from '../../src/lib/errors.js'
-import {decodeInstance, EtcdRegistry} from '../../src/lib/registry/etcd.js'
-import {withDefaults} from '../../src/lib/registry/options.js'
+import {isSkipped} from '../../src/lib/registry/core/driver.js'
+import {ForeignRecords} from '../../src/lib/registry/core/foreign.js'
+import {decodeRecord} from '../../src/lib/registry/etcd/records.js'
 import {parseBackend, specFromFlags} from '../../src/lib/registry/spec.js'
 import type {ServiceInstance} from '../../src/lib/registry/types.js'
 import {decodePayload} from '../../src/lib/registry/zookeeper.js'
@@ -128,47 +129,32 @@ describe('payload decoders, for any bytes or JSON', () => {
 
   it('etcd: a value decodes to a usable instance or to the reason it is skipped, never a throw', () => {
     // found by this property: String() throws on a value whose toString is not a function
-    expect(decodeInstance('/services', '/services/web/x', '{"id":{"toString":[]}}')).toBe(
-      'the value names id {"toString":[]}',
-    )
+    expect(decodeRecord('/services', '/services/web/x', '{"id":{"toString":[]}}')).toMatchObject({skipped: true})
     fc.assert(
       fc.property(payload, fc.string({maxLength: 20}), (data, id) => {
-        const result = decodeInstance('/services', `/services/web/${id}`, data.toString('utf8'))
-        return typeof result === 'string' ? result !== '' : isValidInstance(result)
+        const result = decodeRecord('/services', `/services/web/${id}`, data.toString('utf8'))
+        return isSkipped(result) ? result.reason !== '' : isValidInstance(result.instance)
       }),
       {numRuns: 2000},
     )
   })
 
-  it('etcd: a value that is no instance is skipped with one warning per key version', () => {
+  it('etcd: a value that is no instance is skipped with one warning per key', () => {
     const logs: string[] = []
-    const registry = new EtcdRegistry(
-      {kind: 'etcd', hosts: [{host: '127.0.0.1', port: 1}], prefix: '/services'},
-      withDefaults({log: (m) => logs.push(m)}),
-    )
+    const foreign = new ForeignRecords((m) => logs.push(m))
     let revision = 0
     fc.assert(
       fc.property(payload, (data) => {
         revision++
-        // etcd's field names, as etcd3 hands them over
-        const kv = {
-          key: Buffer.from(`/services/web/i${revision}`),
-          value: data,
-          // eslint-disable-next-line camelcase
-          mod_revision: String(revision),
-          // eslint-disable-next-line camelcase
-          create_revision: String(revision),
-          version: '1',
-          lease: '0',
-        }
+        const result = decodeRecord('/services', `/services/web/i${revision}`, data.toString('utf8'))
         const before = logs.length
-        const first = registry.decode(kv)
-        const second = registry.decode(kv)
-        if (first === undefined) return second === undefined && logs.length === before + 1
-        return second !== undefined && logs.length === before
+        const first = foreign.select([result])
+        const second = foreign.select([result])
+        if (first.length === 0) return second.length === 0 && logs.length === before + 1
+        return second.length === 1 && logs.length === before
       }),
       {numRuns: 1000},
     )
-    expect(logs.every((l) => l.startsWith('etcd: skipping /services/web/i'))).toBe(true)
+    expect(logs.every((l) => /^skipping "?\/services\/web\/i/.test(l))).toBe(true)
   })
 })

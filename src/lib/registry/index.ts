@@ -35,7 +35,7 @@ export async function openRegistry(
     }
 
     case 'etcd': {
-      return fromLegacy(new (await import('./etcd.js')).EtcdRegistry(resolved, opts), opts)
+      return registryOver((await import('./etcd/index.js')).createDriver(resolved, opts), opts)
     }
   }
 }

@@ -1,0 +1,63 @@
+import {isRecord} from '../../guards.js'
+import {decodeFields, type RecordFields, skipped} from '../core/codec.js'
+import type {OwnedRecord, ReadResult} from '../core/driver.js'
+import type {EtcdConnection} from './client.js'
+
+/** registrator's etcd backend stored `<ip>:<port>` as the value of `<prefix>/<service>/<id>`. */
+const REGISTRATOR_VALUE = /^(\[[\da-fA-F:.]+\]|[\w.-]+):(\d{1,5})$/
+
+export function servicePrefix(prefix: string, service: string): string {
+  return `${prefix}/${service}/`
+}
+
+export function instanceKey(prefix: string, service: string, id: string): string {
+  return `${servicePrefix(prefix, service)}${id}`
+}
+
+/** The value svc writes: the instance's fields at the top level (as etcdctl users read them) and its owner. */
+export function encodeRecord({instance, owner}: OwnedRecord): string {
+  return JSON.stringify({...instance, owner})
+}
+
+/** The record under `key`: the key names its service and id, the value holds the rest. */
+export function decodeRecord(prefix: string, key: string, text: string): ReadResult {
+  const rest = key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : undefined
+  const slash = rest?.indexOf('/') ?? -1
+  if (rest === undefined || slash <= 0) return skipped(key, 'the key is not <prefix>/<service>/<id>')
+  const place = {key, service: rest.slice(0, slash), id: rest.slice(slash + 1)}
+  const fields = valueFields(text.trim())
+  if (typeof fields === 'string') return skipped(key, fields)
+  return decodeFields({service: place.service, id: place.id, ...fields}, place)
+}
+
+/** The codec's fields in a value, or why there are none. */
+function valueFields(text: string): RecordFields | string {
+  const registrator = REGISTRATOR_VALUE.exec(text)
+  if (registrator) return {address: registrator[1]!.replaceAll(/^\[|\]$/g, ''), port: Number(registrator[2])}
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return text === '' ? 'it is empty' : 'it is not JSON'
+  }
+
+  if (!isRecord(value)) return 'it is not a JSON object'
+  // hand-written values often quote the port
+  const {port} = value
+  return typeof port === 'string' && /^\d{1,5}$/.test(port) ? {...value, port: Number(port)} : value
+}
+
+/** Every record under a key prefix at one revision, skipped ones included. */
+export async function readRange(
+  connection: EtcdConnection,
+  prefix: string,
+): Promise<{records: Map<string, ReadResult>; revision: number}> {
+  const response = await connection.op((client) => client.getAll().prefix(prefix).exec())
+  const records = new Map<string, ReadResult>()
+  for (const kv of response.kvs) {
+    const key = kv.key.toString()
+    records.set(key, decodeRecord(connection.prefix, key, kv.value.toString()))
+  }
+
+  return {records, revision: Number(response.header.revision)}
+}
