@@ -6,7 +6,7 @@ import {Agent as HttpsAgent} from 'node:https'
 
 import {formatDuration} from '../duration.js'
 import {BackendError, BackendUnavailableError, errorMessage, UserError} from '../errors.js'
-import {deniedMessage, readTlsFiles, redactSecrets, requiredPermission, tlsProblem} from './consul-security.js'
+import {deniedMessage, readTlsFiles, redactSecrets, requiredPermission, tlsProblem} from './consul/security.js'
 import {sortInstances} from './diff.js'
 import {backoffDelay, type BackendOptions, refreshPeriod, sleep, withDefaults} from './options.js'
 import {type BackendSpec, describeBackend, formatHosts, type HostPort} from './spec.js'
