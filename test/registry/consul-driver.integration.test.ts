@@ -1,0 +1,182 @@
+import {afterAll, describe, expect, it} from 'vitest'
+
+import type {DriverEvent, DriverWatchSink, OwnedRecord, ReadResult} from '../../src/lib/registry/core/driver.js'
+import {isSkipped} from '../../src/lib/registry/core/driver.js'
+import {createDriver} from '../../src/lib/registry/consul/index.js'
+import {type HostPort, parseBackend} from '../../src/lib/registry/spec.js'
+import {uniqueService} from '../helpers/backends.js'
+import {eventually} from '../helpers/cli.js'
+import {hasTestCluster, testCluster} from '../helpers/clusters.js'
+import {consulHttp} from '../helpers/consul-api.js'
+import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
+
+// What the Consul driver itself supplies under the core: owner in the meta, foreign records, fail-over, errors.
+const uri = hasTestCluster('consul')
+  ? testCluster('consul').uri
+  : (process.env.SVC_TEST_CONSUL ?? 'consul://127.0.0.1:28500')
+const spec = parseBackend(uri)
+if (spec.kind !== 'consul') throw new Error(`not a consul URI: ${uri}`)
+const hosts = spec.hosts
+const owner = {host: 'test-host', pid: process.pid, nonce: 'n0nce'}
+
+function record(service: string, id: string, port: number): OwnedRecord {
+  return {
+    instance: {service, id, address: '127.0.0.1', port, tags: ['t'], meta: {'a.b': 'c'}, health: 'passing'},
+    owner,
+    ttlMs: 3000,
+    refreshMs: 1000,
+  }
+}
+
+function driverOn(agents: HostPort[], log: string[] = []) {
+  return createDriver({kind: 'consul', hosts: agents}, {log: (m) => log.push(m), connectTimeoutMs: 5000})
+}
+
+/** Collects what a driver watch publishes. */
+function collector(): DriverWatchSink & {batches: ReadResult[][]} {
+  const batches: ReadResult[][] = []
+  return {
+    batches,
+    publish(records) {
+      batches.push([...records])
+    },
+    status() {},
+    fail(error) {
+      throw error
+    },
+    closed: false,
+  }
+}
+
+const put = (apiPath: string, body: unknown): Promise<unknown> => consulHttp(hosts[0]!, 'PUT', `/v1${apiPath}`, {body})
+
+describe('consul driver', () => {
+  const driver = driverOn(hosts)
+  afterAll(() => driver.close())
+
+  it('writes the owner into the service meta and reads it back; other tools’ records are foreign but readable', async () => {
+    const service = uniqueService('owned')
+    const binding = await driver.write(record(service, 'o1', 7501))
+    // registrator's layout: ID host:container:port, tags, no meta
+    await put('/agent/service/register', {
+      Name: service,
+      ID: 'box:web-1:80',
+      Address: '127.0.0.1',
+      Port: 7502,
+      Tags: ['r'],
+    })
+    try {
+      const records = await eventually(async () => {
+        const list = await driver.listRecords(service)
+        return list.length === 2 ? list : undefined
+      }, 3000)
+      const ours = records.find((r) => !isSkipped(r) && r.instance.id === 'o1')
+      expect(ours).toMatchObject({owner, instance: {meta: {'a.b': 'c'}, tags: ['t'], health: 'passing'}})
+      const theirs = records.find((r) => !isSkipped(r) && r.instance.id === 'box:web-1:80')
+      expect(theirs).toMatchObject({instance: {port: 7502, tags: ['r'], meta: {}}})
+      expect(theirs).not.toHaveProperty('owner')
+      expect(await binding.refresh()).toBe('ok')
+    } finally {
+      await put('/agent/service/deregister/box:web-1:80', undefined)
+      await driver.remove(service, 'o1')
+      await binding.release()
+    }
+  })
+
+  it('says missing when someone removed the service behind the binding', async () => {
+    const service = uniqueService('missing')
+    const binding = await driver.write(record(service, 'm1', 7503))
+    expect(await driver.remove(service, 'm1')).toBe(true)
+    expect(await binding.refresh()).toBe('missing')
+    expect(await driver.read(service, 'm1')).toBeUndefined()
+    const again = await driver.write(record(service, 'm1', 7503))
+    expect(await driver.read(service, 'm1')).toMatchObject({owner, instance: {id: 'm1'}})
+    await driver.remove(service, 'm1')
+    await again.release()
+  })
+
+  it('skips a service named `a/b` by another tool, in listings and in the watch of everything', async () => {
+    const id = `c-bad-${Date.now().toString(36)}`
+    await put('/agent/service/register', {Name: 'a/b', ID: id, Address: '127.0.0.1', Port: 46_933})
+    const sink = collector()
+    const stop = driver.watch(undefined, sink)
+    try {
+      const services = await driver.listServices()
+      expect(services.map((s) => s.name)).not.toContain('a/b')
+      await eventually(async () => sink.batches.length > 0, 5000)
+      const skipped = sink.batches[0]!.filter((r) => isSkipped(r))
+      expect(skipped.map((r) => isSkipped(r) && r.key)).toContain('service "a/b"')
+    } finally {
+      stop()
+      await put(`/agent/service/deregister/${id}`, undefined)
+    }
+  })
+
+  it('fails fast, saying so, when every agent refuses or is not found', async () => {
+    const refused = driverOn([
+      {host: '127.0.0.1', port: 1},
+      {host: '127.0.0.1', port: 2},
+    ])
+    const unknown = driverOn([{host: 'no-such-agent.invalid', port: 8500}])
+    try {
+      let started = Date.now()
+      await expect(refused.ping()).rejects.toThrow(
+        /^cannot reach consul at 127\.0\.0\.1:1,127\.0\.0\.1:2 \(connection refused, after/,
+      )
+      expect(Date.now() - started).toBeLessThan(1000)
+      started = Date.now()
+      await expect(unknown.listRecords('web')).rejects.toThrow(/\(host not found, after/)
+      expect(Date.now() - started).toBeLessThan(2000)
+    } finally {
+      await refused.close()
+      await unknown.close()
+    }
+  })
+
+  it('with the first agent frozen, a read answers from the next one at once and remembers it', async () => {
+    const proxy = await new TcpProxy(`${hosts[0]!.host}:${hosts[0]!.port}`).start()
+    const frozen = driverOn([hostPort(proxy.address), ...hosts.slice(1)])
+    const service = uniqueService('frozen')
+    try {
+      proxy.stall()
+      const times: number[] = []
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now()
+        await frozen.listRecords(service)
+        times.push(Date.now() - started)
+      }
+
+      console.info(`consul: reads with the first agent frozen took ${times.join(', ')} ms`)
+      expect(times[0]).toBeLessThan(1500)
+      expect(Math.max(...times.slice(1))).toBeLessThan(400)
+    } finally {
+      await frozen.close()
+      await proxy.stop()
+    }
+  })
+
+  it('moves the next write to the next agent when the one holding the binding is cut, and says so once', async () => {
+    const proxy = await new TcpProxy(`${hosts[0]!.host}:${hosts[0]!.port}`).start()
+    const events: DriverEvent[] = []
+    const moving = driverOn([hostPort(proxy.address), ...hosts.slice(1)])
+    const off = moving.onEvent((event) => events.push(event))
+    const service = uniqueService('cut')
+    try {
+      const first = await moving.write(record(service, 'c1', 7504))
+      proxy.cut()
+      await expect(first.refresh()).rejects.toThrow(/unreachable/)
+      expect(events.map((e) => e.type)).toEqual(['member-changed'])
+      const second = await moving.write(record(service, 'c1', 7504))
+      expect(await second.refresh()).toBe('ok')
+      const local = (await consulHttp(hosts[1]!, 'GET', '/v1/agent/services')) as Record<string, unknown>
+      expect(Object.keys(local)).toContain('c1')
+      await second.release()
+    } finally {
+      off()
+      proxy.heal()
+      await moving.remove(service, 'c1')
+      await moving.close()
+      await proxy.stop()
+    }
+  })
+})
