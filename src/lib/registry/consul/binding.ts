@@ -63,9 +63,11 @@ export class ConsulBinding implements Binding {
       await (this.native ? this.verifyPresence() : this.heartbeat())
     } catch (error) {
       if (error instanceof ConsulError && forgotten(error)) return 'missing'
-      // an agent that does not answer: the next write goes to the next agent
-      if (error instanceof ConsulError && error.unreachable) this.agents.failOver(this.agent, error)
-      throw error
+      if (!(error instanceof ConsulError) || !error.unreachable) throw error
+      // the registration lives and dies with its agent: when another agent answers, it is gone, to be written there
+      this.agents.failOver(this.agent, error)
+      await this.agents.call((c, x) => c.status.leader({...x}), {deadlineMs: this.agents.defaultAttemptMs})
+      return 'missing'
     }
 
     await this.removeFormers()

@@ -1,6 +1,7 @@
 import {BugError} from '../../errors.js'
 import type {Binding, Driver, DriverEvent, DriverWatchSink, OwnedRecord, ReadResult} from '../core/driver.js'
 import {isSkipped} from '../core/driver.js'
+import {foreignRecords} from '../core/foreign.js'
 import {type BackendOptions, withDefaults} from '../options.js'
 import {describeBackend} from '../spec.js'
 import type {ClusterInfo, Health, ServiceSummary} from '../types.js'
@@ -9,7 +10,7 @@ import {ConsulBinding} from './binding.js'
 import {Catalog} from './catalog.js'
 import {describeCluster} from './cluster.js'
 import {ConsulError} from './errors.js'
-import {serviceNames, toRecords} from './records.js'
+import {catalogNames, toRecords} from './records.js'
 import {BlockingWatch} from './watch.js'
 
 export {ConsulError, toConsulError} from './errors.js'
@@ -88,11 +89,14 @@ class ConsulDriver implements Driver {
 
   async listServices(): Promise<ServiceSummary[]> {
     const {value} = await this.agents.read((c, x) => c.catalog.services({...x, ...this.agents.reads()}))
-    const {usable} = serviceNames(value)
+    // another tool's `a/b` gets one warning (shared with the core's) and is not asked about
+    const usable = foreignRecords(this.agents.options.log)
+      .serviceNames(catalogNames(value).map((name) => ({name})))
+      .map((n) => n.name)
     if (usable.length === 0) await this.explainEmpty()
     const summaries = await mapLimit(usable, 8, async (name) => {
-      const instances = (await this.listRecords(name)).filter((r) => !isSkipped(r))
-      const passing = instances.filter((r) => !isSkipped(r) && r.instance.health === 'passing').length
+      const instances = foreignRecords(this.agents.options.log).select(await this.listRecords(name))
+      const passing = instances.filter((r) => r.instance.health === 'passing').length
       return {name, instances: instances.length, passing}
     })
     return summaries.filter((s) => s.instances > 0)

@@ -1,6 +1,6 @@
 import {UserError} from '../../errors.js'
-import {validateServiceName} from '../validate.js'
-import type {Owner, ReadResult, StoredRecord} from '../core/driver.js'
+import {decodeFields, type RecordFields} from '../core/codec.js'
+import {isSkipped, type Owner, type ReadResult, type StoredRecord} from '../core/driver.js'
 import type {Health, InstanceSource, ServiceInstance} from '../types.js'
 
 /** The shapes of the Consul answers svc reads (HTTP API, Consul 1.8). */
@@ -173,109 +173,109 @@ export function decodeMeta(stored: Record<string, string>): {
   return {meta, ...(source ? {source} : {}), ...(owner ? {owner} : {})}
 }
 
-/**
- * One /v1/health/service entry, checked field by field (other tools write services too): a usable entry, or why
- * not (with what can still be read of it, for deregistration).
- */
-export function readEntry(raw: unknown): {entry: HealthEntry} | {reason: string; label: string; partial?: HealthEntry} {
-  if (!isObject(raw) || !isObject(raw.Service) || !isObject(raw.Node)) {
-    return {reason: 'not a service entry', label: 'an entry'}
-  }
-
-  const {Service: service, Node: node} = raw
-  if (!nonEmpty(service.ID) || !nonEmpty(service.Service)) {
-    return {reason: 'no service name or id', label: nonEmpty(service.ID) ? service.ID : 'an entry'}
-  }
-
-  const label = `${service.Service}/${service.ID}`
-  const checks = raw.Checks ?? null
-  const validChecks =
-    checks === null ||
-    (Array.isArray(checks) &&
-      checks.every((c: unknown) => isObject(c) && typeof c.Status === 'string' && typeof c.CheckID === 'string'))
-  const tags = service.Tags ?? null
-  const validTags = tags === null || (Array.isArray(tags) && tags.every((t: unknown) => typeof t === 'string'))
-  const meta = service.Meta ?? null
-  const validMeta = meta === null || (isObject(meta) && Object.values(meta).every((v) => typeof v === 'string'))
-  const entry: HealthEntry = {
-    Node: {
-      Node: typeof node.Node === 'string' ? node.Node : '',
-      Address: typeof node.Address === 'string' ? node.Address : '',
-    },
-    Service: {
-      ID: service.ID,
-      Service: service.Service,
-      Address: typeof service.Address === 'string' ? service.Address : '',
-      Port: typeof service.Port === 'number' ? service.Port : 0,
-      Tags: validTags ? (tags as null | string[]) : null,
-      Meta: validMeta ? (meta as null | Record<string, string>) : null,
-      ...(typeof service.ModifyIndex === 'number' ? {ModifyIndex: service.ModifyIndex} : {}),
-    },
-    Checks: validChecks ? (checks as ConsulCheck[] | null) : null,
-  }
-  let reason: string | undefined
-  if (!validMeta) reason = 'meta that is not strings'
-  else if (!validTags) reason = 'tags that are not strings'
-  else if (!validChecks) reason = 'checks svc cannot read'
-  if (reason !== undefined) return {reason, label, partial: entry}
-  // Consul's rule: an empty service address means the node's
-  if (!usableAddress(service.Address) && usableAddress(node.Address)) entry.Service.Address = node.Address
-  return {entry}
-}
-
-/** Entries with what deregistration and settling read (ids, node names, checks), whatever else they lack. */
+/** Entries with what deregistration and settling read (ids, node names, checks, meta), whatever else they hold. */
 export function asEntries(value: unknown): HealthEntry[] {
   if (!Array.isArray(value)) return []
   return value.flatMap((raw: unknown) => {
-    const read = readEntry(raw)
-    return 'entry' in read ? [read.entry] : read.partial ? [read.partial] : []
+    if (!isObject(raw) || !isObject(raw.Service) || !isObject(raw.Node)) return []
+    const {Service: service, Node: node} = raw
+    if (typeof service.ID !== 'string' || typeof service.Service !== 'string') return []
+    const tags = stringList(service.Tags)
+    const meta = stringRecord(service.Meta)
+    const checks = Array.isArray(raw.Checks)
+      ? raw.Checks.filter(
+          (c: unknown): c is ConsulCheck =>
+            isObject(c) && typeof c.Status === 'string' && typeof c.CheckID === 'string',
+        )
+      : []
+    return [
+      {
+        Node: {
+          Node: typeof node.Node === 'string' ? node.Node : '',
+          Address: typeof node.Address === 'string' ? node.Address : '',
+        },
+        Service: {
+          ID: service.ID,
+          Service: service.Service,
+          Address: typeof service.Address === 'string' ? service.Address : '',
+          Port: typeof service.Port === 'number' ? service.Port : 0,
+          Tags: tags ?? null,
+          Meta: meta ?? null,
+          ...(typeof service.ModifyIndex === 'number' ? {ModifyIndex: service.ModifyIndex} : {}),
+        },
+        Checks: checks,
+      },
+    ]
   })
 }
 
+const stringList = (v: unknown): string[] | undefined =>
+  Array.isArray(v) && v.every((t: unknown) => typeof t === 'string') ? (v as string[]) : undefined
+const stringRecord = (v: unknown): Record<string, string> | undefined =>
+  isObject(v) && Object.values(v).every((x) => typeof x === 'string') ? (v as Record<string, string>) : undefined
+
 /**
- * A /v1/health/service answer → records; an id registered on several nodes (left behind by a fail-over) counts
- * once: the healthiest, then the newest. Entries svc cannot map are passed on as skipped (never throws).
+ * One /v1/health/service entry mapped to the codec's fields: Consul's layout (an empty service address means the
+ * node's; health from the checks; svc's source, owner and `unknown` marker in the meta), values unchecked.
+ */
+function entryFields(raw: Json & {Service: Json; Node: Json}): RecordFields {
+  const {Service: service, Node: node} = raw
+  const meta = stringRecord(service.Meta ?? {})
+  const decoded = meta ? decodeMeta(meta) : undefined
+  const checks = raw.Checks ?? []
+  const readable =
+    Array.isArray(checks) &&
+    checks.every((c: unknown) => isObject(c) && typeof c.Status === 'string' && typeof c.CheckID === 'string')
+  const address = usableAddress(service.Address) ? service.Address : usableAddress(node.Address) ? node.Address : ''
+  return {
+    service: service.Service,
+    id: service.ID,
+    address,
+    port: service.Port,
+    tags: service.Tags ?? [],
+    meta: decoded ? decoded.meta : service.Meta,
+    // checks that are not Consul's shape say nothing: the instance reads as unknown
+    ...(readable && typeof service.ID === 'string'
+      ? {health: aggregateHealth(checks as ConsulCheck[], service.ID, meta?.[HEALTH_KEY] === 'unknown')}
+      : {}),
+    ...(decoded?.source ? {source: decoded.source} : {}),
+    ...(decoded?.owner ? {owner: decoded.owner} : {}),
+  }
+}
+
+/**
+ * A /v1/health/service answer → records, decoded by the one codec; an id registered on several nodes (left
+ * behind by a fail-over) counts once: the healthiest, then the newest. Never throws.
  */
 export function toRecords(body: unknown): ReadResult[] {
   if (!Array.isArray(body)) return []
   const skipped: ReadResult[] = []
   const best = new Map<string, {record: StoredRecord; modified: number}>()
   for (const raw of body as unknown[]) {
-    const read = readEntry(raw)
-    if (!('entry' in read)) {
-      skipped.push({skipped: true, key: read.label, reason: read.reason})
+    if (!isObject(raw) || !isObject(raw.Service) || !isObject(raw.Node)) {
+      skipped.push({skipped: true, key: 'a health entry', reason: 'it is not a service entry'})
       continue
     }
 
-    const record = toRecord(read.entry)
-    const modified = read.entry.Service.ModifyIndex ?? 0
-    const {service, id, health} = record.instance
-    const key = `${service}\u0000${id}`
-    const other = best.get(key)
+    const entry = raw as Json & {Service: Json; Node: Json}
+    const key = `${String(entry.Service.Service).slice(0, 128)}/${String(entry.Service.ID).slice(0, 256)}`
+    const result = decodeFields(entryFields(entry), {key})
+    if (isSkipped(result)) {
+      skipped.push(result)
+      continue
+    }
+
+    const modified = typeof entry.Service.ModifyIndex === 'number' ? entry.Service.ModifyIndex : 0
+    const {service, id, health} = result.instance
+    const other = best.get(`${service}\u0000${id}`)
     const better =
       !other ||
       HEALTH_RANK[health] < HEALTH_RANK[other.record.instance.health] ||
       (health === other.record.instance.health && modified > other.modified)
-    if (better) best.set(key, {record, modified})
+    if (better) best.set(`${service}\u0000${id}`, {record: result, modified})
   }
 
   return [...[...best.values()].map((b) => b.record), ...skipped]
-}
-
-function toRecord(entry: HealthEntry): StoredRecord {
-  const {Node: node, Service: service} = entry
-  const {meta, source, owner} = decodeMeta(service.Meta ?? {})
-  const instance: ServiceInstance = {
-    service: service.Service,
-    id: service.ID,
-    address: service.Address || node.Address,
-    port: service.Port,
-    tags: [...(service.Tags ?? [])],
-    meta,
-    health: aggregateHealth(entry.Checks ?? [], service.ID, service.Meta?.[HEALTH_KEY] === 'unknown'),
-  }
-  if (source) instance.source = source
-  return owner ? {instance, owner} : {instance}
 }
 
 /** Worst of the node's and the service's checks (maintenance shows as a critical check); no checks: passing. */
@@ -300,25 +300,11 @@ export function consulStatus(health: Health): 'critical' | 'passing' | 'warning'
   return health === 'passing' ? 'passing' : health === 'critical' ? 'critical' : 'warning'
 }
 
-/**
- * A /v1/catalog/services answer → the names svc can query, and the others (another tool's `a/b`) as skipped
- * records, so that they get one warning and never break a listing.
- */
-export function serviceNames(body: unknown): {usable: string[]; skipped: ReadResult[]} {
-  const names = isObject(body) ? Object.keys(body).filter((name) => name !== 'consul') : []
-  const usable: string[] = []
-  const skipped: ReadResult[] = []
-  for (const name of names.sort()) {
-    try {
-      usable.push(validateServiceName(name))
-    } catch (error) {
-      skipped.push({
-        skipped: true,
-        key: `service ${JSON.stringify(name.slice(0, 60))}`,
-        reason: (error as Error).message,
-      })
-    }
-  }
-
-  return {usable, skipped}
+/** A /v1/catalog/services answer → the service names in it, Consul's own left out. */
+export function catalogNames(body: unknown): string[] {
+  return isObject(body)
+    ? Object.keys(body)
+        .filter((name) => name !== 'consul')
+        .sort()
+    : []
 }

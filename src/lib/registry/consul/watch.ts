@@ -5,7 +5,8 @@ import {backoffDelay, sleep} from '../options.js'
 import {type Agents, type ReadOptions, type RequestExtra, WAIT_MS} from './agents.js'
 import {consulIndex} from './catalog.js'
 import {ConsulError, toConsulError} from './errors.js'
-import {serviceNames, toRecords} from './records.js'
+import {foreignRecords} from '../core/foreign.js'
+import {catalogNames, toRecords} from './records.js'
 
 /** The first query after an error waits only briefly, so that the recovery shows at once. */
 const RESUME_WAIT_MS = 1000
@@ -112,13 +113,12 @@ export class BlockingWatch {
   /** The catalog's service list in one blocking loop, and one blocking loop per service. */
   private async watchAll(signal: AbortSignal): Promise<void> {
     const children = new Map<string, {controller: AbortController; records?: ReadResult[]}>()
-    let skipped: ReadResult[] = []
     let ready = false
     const publish = (): void => {
       // the first snapshot waits for every service's first answer, so that it is complete
       if (!ready && [...children.values()].some((c) => c.records === undefined)) return
       ready = true
-      this.sink.publish([...[...children.values()].flatMap((c) => c.records ?? []), ...skipped])
+      this.sink.publish([...children.values()].flatMap((c) => c.records ?? []))
     }
 
     const start = (name: string): void => {
@@ -142,9 +142,13 @@ export class BlockingWatch {
         signal,
         (c, x, read) => c.catalog.services({...x, ...read}),
         (body) => {
-          const names = serviceNames(body)
-          skipped = names.skipped
-          const usable = new Set(names.usable)
+          // another tool's `a/b` is warned about once and not watched
+          const names = catalogNames(body).map((name) => ({name}))
+          const usable = new Set(
+            foreignRecords(this.agents.options.log)
+              .serviceNames(names)
+              .map((n) => n.name),
+          )
           for (const [name, child] of children) {
             if (!usable.has(name)) {
               child.controller.abort()
