@@ -1,20 +1,21 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer as createHttpServer, type Server as HttpServer} from 'node:http'
-import {type AddressInfo, createConnection, createServer, type Server, type Socket} from 'node:net'
+import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {clusterStatus, startMember, stopMember} from '../../src/lib/cluster/index.js'
 import {UserError} from '../../src/lib/errors.js'
-import {ConsulRegistry} from '../../src/lib/registry/consul.js'
+import {openRegistry} from '../../src/lib/registry/index.js'
 import {type HostPort, parseBackend} from '../../src/lib/registry/spec.js'
-import type {Health, RegistrationState, ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
+import type {Health, RegistrationState, Registry, ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 import {uniqueService} from '../helpers/backends.js'
 import {eventually, ROOT, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {hasTestCluster, testCluster, withClusterLock} from '../helpers/clusters.js'
 import {consulHttp} from '../helpers/consul-api.js'
+import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
 
 // Consul-specific behaviour; the contract suite covers what every backend shares.
 const uri = hasTestCluster('consul')
@@ -25,8 +26,8 @@ if (spec.kind !== 'consul') throw new Error(`SVC_TEST_CONSUL is not a consul URI
 const hosts = spec.hosts
 const agent = (h: HostPort): string => `${h.host}:${h.port}`
 
-function open(agents: HostPort[] = hosts, log: string[] = []): ConsulRegistry {
-  return new ConsulRegistry({kind: 'consul', hosts: agents}, {log: (m) => log.push(m)})
+function open(agents: HostPort[] = hosts, log: string[] = []): Promise<Registry> {
+  return openRegistry({kind: 'consul', hosts: agents}, {log: (m) => log.push(m)})
 }
 
 async function consulGet<T>(host: HostPort, apiPath: string): Promise<T> {
@@ -45,7 +46,7 @@ function pause(ms: number): Promise<void> {
 
 /** Follows a watch until `done` holds for the state so far; resolves with the time it took. */
 async function watchUntil(
-  registry: ConsulRegistry,
+  registry: Registry,
   service: string,
   done: (instances: Map<string, ServiceInstance>, event: WatchEvent) => boolean,
   timeoutMs: number,
@@ -76,58 +77,13 @@ const healthOf =
   (state: Map<string, ServiceInstance>): boolean =>
     state.get(id)?.health === health
 
-/** A TCP proxy in front of one agent that can be cut (connections reset, new ones refused) and restored. */
-class CuttableProxy {
-  readonly sockets = new Set<Socket>()
-  port = 0
-  private server?: Server
-
-  constructor(private readonly target: HostPort) {}
-
-  get host(): HostPort {
-    return {host: '127.0.0.1', port: this.port}
-  }
-
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = createConnection(this.target.port, this.target.host)
-      for (const s of [client, upstream]) {
-        this.sockets.add(s)
-        s.on('close', () => this.sockets.delete(s))
-        s.on('error', () => {
-          client.destroy()
-          upstream.destroy()
-        })
-      }
-
-      client.pipe(upstream).pipe(client)
-    })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.port, '127.0.0.1', () => resolve())
-    })
-    this.port = (server.address() as AddressInfo).port
-    this.server = server
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server
-    this.server = undefined
-    for (const s of this.sockets) s.resetAndDestroy()
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-      })
-    }
-  }
-}
-
 describe('consul registry', () => {
-  const registry = open()
+  let registry: Registry
   let web: HttpServer
   let webStatus = 200
 
   beforeAll(async () => {
+    registry = await open()
     await registry.ping()
     web = createHttpServer((_, res) => {
       res.writeHead(webStatus).end(webStatus === 200 ? 'ok' : 'failing')
@@ -192,7 +148,7 @@ describe('consul registry', () => {
     const elapsed = Date.now() - stoppedAt
     console.info(`consul: TTL 2 s registration critical ${elapsed} ms after its heartbeats stopped`)
     expect(elapsed).toBeLessThan(2000 + 2500)
-    expect(await registry.deregister(service, 't1')).toBe(true)
+    expect((await registry.deregister(service, 't1')).removed).toBe(true)
   })
 
   it('marks the instance of a SIGKILLed owner process critical within its TTL', async () => {
@@ -297,9 +253,9 @@ describe('consul registry', () => {
         address: '127.0.0.9',
         health: 'passing',
       })
-      expect(await registry.deregister(service, 'e1')).toBe(true)
+      expect((await registry.deregister(service, 'e1')).removed).toBe(true)
       expect(await registry.listInstances(service)).toEqual([])
-      expect(await registry.deregister(service, 'e1')).toBe(false)
+      expect((await registry.deregister(service, 'e1')).removed).toBe(false)
     } finally {
       await consulPut(hosts[0]!, '/catalog/deregister', {Node: node})
     }
@@ -307,18 +263,18 @@ describe('consul registry', () => {
 
   it('deregisters an instance registered through another agent', async () => {
     const service = uniqueService('elsewhere')
-    const owner = open([hosts[1]!])
+    const owner = await open([hosts[1]!])
     const handle = await owner.register({service, id: 'o1', address: '127.0.0.1', port: 7006})
     try {
       // `registry` talks to hosts[0] first: the instance lives on the agent of hosts[1], whose sync to the
       // catalog may trail the write by a few milliseconds
       await eventually(async () => (await registry.listInstances(service)).length === 1, 2000)
-      expect(await registry.deregister(service, 'o1')).toBe(true)
+      expect((await registry.deregister(service, 'o1')).removed).toBe(true)
       expect(await registry.listInstances(service)).toEqual([])
       // removed from that agent itself, not only from the catalog (where anti-entropy would bring it back)
       const local = await consulGet<Record<string, unknown>>(hosts[1]!, '/agent/services')
       expect(Object.keys(local)).not.toContain('o1')
-      expect(await registry.deregister(service, 'o1')).toBe(false)
+      expect((await registry.deregister(service, 'o1')).removed).toBe(false)
     } finally {
       await handle.close({deregister: false})
       await owner.close()
@@ -326,12 +282,12 @@ describe('consul registry', () => {
   })
 
   it('fails over to the next agent when the first stops answering, and moves the registration there', async () => {
-    const proxy = new CuttableProxy(hosts[0]!)
-    await proxy.start()
+    const proxy = await new TcpProxy(agent(hosts[0]!)).start()
+    const proxyHost = hostPort(proxy.address)
     const log: string[] = []
     const states: Array<[RegistrationState, string]> = []
-    const agents = [proxy.host, ...(hosts.length > 1 ? hosts.slice(1) : hosts)]
-    const failing = open(agents, log)
+    const agents = [proxyHost, ...(hosts.length > 1 ? hosts.slice(1) : hosts)]
+    const failing = await open(agents, log)
     const service = uniqueService('failover')
     try {
       const handle = await failing.register(
@@ -343,13 +299,13 @@ describe('consul registry', () => {
         failing,
         service,
         (_, event) =>
-          event.type === 'status' && event.state === 'connected' && event.detail !== `agent ${agent(proxy.host)}`,
+          event.type === 'status' && event.state === 'connected' && event.detail !== `agent ${proxy.address}`,
         20_000,
         events,
       )
       await eventually(async () => events.length > 0, 5000)
       const cutAt = Date.now()
-      await proxy.cut()
+      proxy.cut()
       const listed = await failing.listInstances(service)
       const readMs = Date.now() - cutAt
       expect(listed.map((i) => [i.id, i.health])).toEqual([['f1', 'passing']])
@@ -368,7 +324,7 @@ describe('consul registry', () => {
       await pause(4000)
       expect((await failing.listInstances(service)).map((i) => [i.id, i.health])).toEqual([['f1', 'passing']])
       // once the first agent answers again, the copy left there is removed
-      await proxy.start()
+      proxy.heal()
       if (hosts.length > 1) {
         await eventually(async () => {
           const raw = await consulGet<Array<{Node: {Node: string}}>>(hosts[0]!, `/health/service/${service}`)
@@ -380,7 +336,7 @@ describe('consul registry', () => {
       expect(await failing.listInstances(service)).toEqual([])
     } finally {
       await failing.close()
-      await proxy.cut()
+      await proxy.stop()
     }
   })
 
@@ -396,8 +352,8 @@ describe('consul registry', () => {
       expect(info.members.every((m) => m.reachable)).toBe(true)
     }))
 
-  it('names every agent when none answers', async () => {
-    const dead = new ConsulRegistry(
+  it('names every agent when none answers: at once when they refuse, after the connect timeout when they hang', async () => {
+    const refused = await openRegistry(
       {
         kind: 'consul',
         hosts: [
@@ -407,10 +363,24 @@ describe('consul registry', () => {
       },
       {connectTimeoutMs: 1000},
     )
+    const proxies = await Promise.all(hosts.slice(0, 2).map((h) => new TcpProxy(agent(h)).start()))
+    for (const p of proxies) p.stall()
+    const hanging = await openRegistry(
+      {kind: 'consul', hosts: proxies.map((p) => hostPort(p.address))},
+      {connectTimeoutMs: 1000},
+    )
     try {
-      await expect(dead.ping()).rejects.toThrow('cannot reach consul at 127.0.0.1:1,127.0.0.1:2 (no answer after 1s)')
+      const started = Date.now()
+      await expect(refused.ping()).rejects.toThrow(
+        /^cannot reach consul at 127\.0\.0\.1:1,127\.0\.0\.1:2 \(connection refused, after \d+ms\)$/,
+      )
+      expect(Date.now() - started).toBeLessThan(1000)
+      const names = proxies.map((p) => p.address).join(',')
+      await expect(hanging.ping()).rejects.toThrow(`cannot reach consul at ${names} (no answer after 1s)`)
     } finally {
-      await dead.close()
+      await refused.close()
+      await hanging.close()
+      await Promise.all(proxies.map((p) => p.stop()))
     }
   })
 
@@ -424,7 +394,7 @@ describe('consul registry', () => {
         return {host: host!, port: Number(port)}
       })
       const states: RegistrationState[] = []
-      const moving = open(ordered)
+      const moving = await open(ordered)
       const service = uniqueService('agentkill')
       try {
         const handle = await moving.register(

@@ -6,6 +6,7 @@ import {Agent as HttpsAgent} from 'node:https'
 
 import {formatDuration} from '../../duration.js'
 import {BackendUnavailableError} from '../../errors.js'
+import {MemberPool} from '../core/policy.js'
 import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {type BackendSpec, formatHosts, type HostPort} from '../spec.js'
 import {ConsulError, type ErrorContext, NO_LEADER_HINT, toConsulError, type Unreachable} from './errors.js'
@@ -70,7 +71,8 @@ export class Agents {
   private readonly events = new EventEmitter()
   /** Aborted on close: cancels whatever is still in flight. */
   readonly lifetime = new AbortController()
-  private current = 0
+  /** The agent that answered last is asked first (a frozen first agent costs one timeout, not one a call). */
+  private readonly pool: MemberPool<number>
   /** Reads go to the leader (default consistency) unless it was missing lately; then any server answers (stale). */
   private staleUntil = 0
   private failing = false
@@ -87,6 +89,7 @@ export class Agents {
     this.https = spec.https ?? false
     this.tls = this.https ? readTlsFiles(spec.tls ?? {}) : {}
     this.clients = this.hosts.map(() => undefined)
+    this.pool = new MemberPool(this.hosts.map((_, i) => i))
   }
 
   get count(): number {
@@ -94,7 +97,7 @@ export class Agents {
   }
 
   get active(): number {
-    return this.current
+    return this.pool.order()[0]!
   }
 
   get defaultAttemptMs(): number {
@@ -126,8 +129,9 @@ export class Agents {
 
   /** Makes `to` (default: the next agent) current, unless another request already moved on; logs once per outage. */
   failOver(from: number, error: ConsulError, to = (from + 1) % this.hosts.length): void {
-    if (this.hosts.length < 2 || this.current !== from || to === from) return
-    this.current = to
+    if (this.hosts.length < 2 || this.active !== from || to === from) return
+    // known not to answer: ask `to` first from now on
+    this.pool.answered(to)
     if (!this.failing) {
       this.failing = true
       if (this.answered)
@@ -146,7 +150,8 @@ export class Agents {
     request: Request<T>,
     timeoutMs: number,
     signal?: AbortSignal,
-    probe = true,
+    /** Bound for the probe after a timeout; 0: none. */
+    probeMs = PROBE_MS,
   ): Promise<T> {
     this.assertOpen()
     const ctx = new EventEmitter()
@@ -160,7 +165,7 @@ export class Agents {
       if (signals.some((s) => s.aborted)) throw new Error('aborted')
       const value = await request(this.client(agent), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
       this.answered = true
-      if (agent === this.current) this.failing = false
+      if (agent === this.active) this.failing = false
       return value
     } catch (error) {
       if (signals.some((s) => s.aborted)) {
@@ -168,7 +173,8 @@ export class Agents {
       }
 
       const converted = toConsulError(error, this.errorContext(agent))
-      const failure = converted.timedOut && probe ? await this.explainTimeout(agent, converted, signal) : converted
+      const failure =
+        converted.timedOut && probeMs > 0 ? await this.explainTimeout(agent, converted, probeMs, signal) : converted
       if (/no cluster leader/.test(failure.message)) this.staleUntil = Date.now() + STALE_AFTER_NO_LEADER_MS
       throw failure
     } finally {
@@ -204,7 +210,7 @@ export class Agents {
    */
   async read<T>(request: Request<T>, opts: CallOptions = {}): Promise<{agent: number; value: T}> {
     if (this.hosts.length < 2) return this.call(request, opts)
-    const first = this.current
+    const first = this.active
     const second = (first + 1) % this.hosts.length
     const race = new AbortController()
     const stop = (): void => race.abort()
@@ -215,7 +221,7 @@ export class Agents {
       const primary = this.attempt(first, request, attemptMs, race.signal).then((value) => ({agent: first, value}))
       const hedge = new Promise<{agent: number; value: T}>((resolve, reject) => {
         timer = setTimeout(() => {
-          this.attempt(second, request, attemptMs, race.signal, false).then(
+          this.attempt(second, request, attemptMs, race.signal, 0).then(
             (value) => resolve({agent: second, value}),
             reject,
           )
@@ -257,13 +263,15 @@ export class Agents {
     let rounds = 0
     let retries = 0
     for (;;) {
-      const agent = this.current
+      const agent = this.active
       const left = Math.max(1, (answered ? deadline : noAnswerDeadline) - Date.now())
       // once an agent answered but was slow (no leader yet), let it use the time that is left
       const patient = answered?.transient === true
       try {
         const timeoutMs = patient ? left : Math.min(opts.attemptMs ?? this.defaultAttemptMs, left)
-        const value = await this.attempt(agent, request, timeoutMs, opts.signal)
+        // the probe after a timeout may not outlast the deadline either
+        const probeMs = Math.min(PROBE_MS, (answered ? deadline : noAnswerDeadline) - Date.now() - timeoutMs)
+        const value = await this.attempt(agent, request, timeoutMs, opts.signal, Math.max(0, probeMs))
         return {agent, value}
       } catch (error) {
         const failure = error as ConsulError
@@ -336,10 +344,15 @@ export class Agents {
     )
   }
 
-  private async explainTimeout(agent: number, failure: ConsulError, signal?: AbortSignal): Promise<ConsulError> {
+  private async explainTimeout(
+    agent: number,
+    failure: ConsulError,
+    probeMs: number,
+    signal?: AbortSignal,
+  ): Promise<ConsulError> {
     let leader: unknown
     try {
-      leader = await this.attempt(agent, (c, x) => c.status.leader({...x}), PROBE_MS, signal, false)
+      leader = await this.attempt(agent, (c, x) => c.status.leader({...x}), probeMs, signal, 0)
     } catch {
       return failure
     }
