@@ -1,3 +1,4 @@
+import {setTimeout as sleep} from 'node:timers/promises'
 import {describe, expect, it} from 'vitest'
 
 import {clusterStatus, startMember, stopMember} from '../../src/lib/cluster/index.js'
@@ -92,9 +93,7 @@ describe('consul: a registration outlives the agent it talks to', () => {
       const run = await drill((s) => s.find((m) => m.role === 'follower')!)
       try {
         // the member is back: nothing more to report, and the copy left there goes
-        await new Promise((resolve) => {
-          setTimeout(resolve, 3 * REFRESH_MS)
-        })
+        await sleep(3 * REFRESH_MS)
         expect(run.states.map(([s]) => s)).toEqual(['lost', 'restored'])
         expect(run.log.filter((line) => /\blost\b/.test(line))).toEqual([])
         await eventually(async () => {
