@@ -1,18 +1,17 @@
-import Consul from 'consul'
+import type Consul from 'consul'
 import {AsyncLocalStorage} from 'node:async_hooks'
 import {EventEmitter, setMaxListeners} from 'node:events'
 import type {IncomingHttpHeaders} from 'node:http'
-import {Agent as HttpsAgent} from 'node:https'
 
 import {formatDuration} from '../../duration.js'
 import {BackendUnavailableError} from '../../errors.js'
 import {MemberPool} from '../core/policy.js'
 import {backoffDelay, type BackendOptions, sleep} from '../options.js'
-import {type BackendSpec, formatHosts, type HostPort} from '../spec.js'
+import {formatHosts, type HostPort} from '../spec.js'
+import {AgentClients, type ConsulSpec} from './clients.js'
 import {ConsulError, type ErrorContext, NO_LEADER_HINT, toConsulError, type Unreachable} from './errors.js'
-import {readTlsFiles} from './security.js'
 
-export type ConsulSpec = Extract<BackendSpec, {kind: 'consul'}>
+export type {ConsulSpec} from './clients.js'
 
 /** Per-request additions understood by the consul package: papi's cancel context and an absolute timeout. */
 export interface RequestExtra {
@@ -42,6 +41,20 @@ export type ReadOptions = {index?: string; stale?: boolean; wait?: string}
 /** How long a blocking query waits for a change; Consul adds up to 1/16 of it as jitter. */
 export const WAIT_MS = 30_000
 const STALE_AFTER_NO_LEADER_MS = 30_000
+/** What one call has seen so far. */
+interface CallState {
+  started: number
+  deadline: number
+  /** Until some agent answers, the call gives up after the connect timeout. */
+  noAnswerDeadline: number
+  /** The agents that did not answer in this round. */
+  round: Map<number, ConsulError>
+  rounds: number
+  retries: number
+  answered?: ConsulError
+  unreachable?: ConsulError
+}
+
 /** Bound for the /v1/status/leader probe that tells a dead agent from one that waits (for a leader). */
 const PROBE_MS = 1000
 /** A read that has no answer by then is also sent to the next agent: a frozen agent costs this, not a timeout. */
@@ -62,10 +75,8 @@ const SAID: Record<Unreachable, string> = {
 export class Agents {
   readonly options: BackendOptions
   readonly token?: string
-  private readonly hosts: HostPort[]
-  private readonly https: boolean
-  private readonly tls: {ca?: Buffer; cert?: Buffer; key?: Buffer}
-  private readonly clients: Array<Consul | undefined>
+  private readonly hosts: readonly HostPort[]
+  private readonly clients: AgentClients
   /** The service the running operation is about (for the permission a 403 names). */
   private readonly subject = new AsyncLocalStorage<string>()
   private readonly events = new EventEmitter()
@@ -84,11 +95,9 @@ export class Agents {
     // every request and every watch loop listens to it
     setMaxListeners(0, this.lifetime.signal)
     this.options = options
-    this.hosts = spec.hosts.map((h) => ({...h}))
-    this.token = spec.token
-    this.https = spec.https ?? false
-    this.tls = this.https ? readTlsFiles(spec.tls ?? {}) : {}
-    this.clients = this.hosts.map(() => undefined)
+    this.clients = new AgentClients(spec)
+    this.hosts = this.clients.hosts
+    this.token = this.clients.token
     this.pool = new MemberPool(this.hosts.map((_, i) => i))
   }
 
@@ -105,11 +114,11 @@ export class Agents {
   }
 
   name(index: number): string {
-    return formatHosts([this.host(index)])
+    return this.clients.name(index)
   }
 
   all(): string {
-    return formatHosts(this.hosts)
+    return formatHosts([...this.hosts])
   }
 
   /** Runs `fn` with `service` as the subject of the permission a refusal names. */
@@ -163,7 +172,7 @@ export class Agents {
     for (const s of signals) s.addEventListener('abort', cancel, {once: true})
     try {
       if (signals.some((s) => s.aborted)) throw new Error('aborted')
-      const value = await request(this.client(agent), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
+      const value = await request(this.clients.get(agent), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
       this.answered = true
       if (agent === this.active) this.failing = false
       return value
@@ -256,59 +265,68 @@ export class Agents {
   async call<T>(request: Request<T>, opts: CallOptions = {}): Promise<{agent: number; value: T}> {
     const started = Date.now()
     const deadline = started + (opts.deadlineMs ?? this.options.requestTimeoutMs)
-    const noAnswerDeadline = started + Math.min(this.options.connectTimeoutMs, deadline - started)
-    const round = new Map<number, ConsulError>()
-    let answered: ConsulError | undefined
-    let unreachable: ConsulError | undefined
-    let rounds = 0
-    let retries = 0
+    const state: CallState = {
+      started,
+      deadline,
+      noAnswerDeadline: started + Math.min(this.options.connectTimeoutMs, deadline - started),
+      round: new Map(),
+      rounds: 0,
+      retries: 0,
+    }
     for (;;) {
       const agent = this.active
-      const left = Math.max(1, (answered ? deadline : noAnswerDeadline) - Date.now())
+      const {answered} = state
+      const until = answered ? state.deadline : state.noAnswerDeadline
+      const left = Math.max(1, until - Date.now())
       // once an agent answered but was slow (no leader yet), let it use the time that is left
-      const patient = answered?.transient === true
+      const timeoutMs = answered?.transient ? left : Math.min(opts.attemptMs ?? this.defaultAttemptMs, left)
+      // the probe after a timeout may not outlast the deadline either
+      const probeMs = Math.max(0, Math.min(PROBE_MS, until - Date.now() - timeoutMs))
       try {
-        const timeoutMs = patient ? left : Math.min(opts.attemptMs ?? this.defaultAttemptMs, left)
-        // the probe after a timeout may not outlast the deadline either
-        const probeMs = Math.min(PROBE_MS, (answered ? deadline : noAnswerDeadline) - Date.now() - timeoutMs)
-        const value = await this.attempt(agent, request, timeoutMs, opts.signal, Math.max(0, probeMs))
-        return {agent, value}
+        return {agent, value: await this.attempt(agent, request, timeoutMs, opts.signal, probeMs)}
       } catch (error) {
         const failure = error as ConsulError
         if (opts.signal?.aborted || this.lifetime.signal.aborted) throw failure
-        if (failure.unreachable) {
-          unreachable = failure
-          round.set(agent, failure)
-          this.failOver(agent, failure)
-          const roundDone = round.size >= this.hosts.length
-          if (roundDone && !answered && [...round.values()].every((f) => FINAL.has(f.unreachable!))) {
-            throw this.unavailable(round, started, failure)
-          }
-
-          // every agent failed once in this round: pause before the next
-          const limit = roundDone ? (answered ? deadline : noAnswerDeadline) - Date.now() : 0
-          if (roundDone) round.clear()
-          if (limit > 0) await sleep(Math.min(backoffDelay(this.options.retry, rounds++), limit), opts.signal)
-        } else {
-          answered = failure
-          if (!failure.transient || retries >= this.options.retry.attempts) throw failure
-          const wait = Math.min(backoffDelay(this.options.retry, retries++), Math.max(0, deadline - Date.now()))
-          await sleep(wait, opts.signal)
-        }
-
-        const now = Date.now() // read once: a deadline passed between two readings showed one agent's error
-        if (!answered && now >= noAnswerDeadline) {
-          throw new BackendUnavailableError(
-            'consul',
-            this.all(),
-            `no answer after ${formatDuration(now - started)}`,
-            unreachable,
-          )
-        }
-
-        if (now >= deadline) throw answered ?? unreachable
+        await (failure.unreachable
+          ? this.noAnswer(agent, failure, state, opts.signal)
+          : this.answeredWith(failure, state, opts.signal))
+        this.checkDeadlines(state)
       }
     }
+  }
+
+  /** One agent did not answer: the next is asked; after a round of refusals, svc says so at once. */
+  private async noAnswer(agent: number, failure: ConsulError, state: CallState, signal?: AbortSignal): Promise<void> {
+    state.unreachable = failure
+    state.round.set(agent, failure)
+    this.failOver(agent, failure)
+    if (state.round.size < this.hosts.length) return
+    if (!state.answered && [...state.round.values()].every((f) => FINAL.has(f.unreachable!))) {
+      throw this.unavailable(state.round, state.started, failure)
+    }
+
+    // every agent failed once in this round: pause before the next
+    state.round.clear()
+    const limit = (state.answered ? state.deadline : state.noAnswerDeadline) - Date.now()
+    if (limit > 0) await sleep(Math.min(backoffDelay(this.options.retry, state.rounds++), limit), signal)
+  }
+
+  /** An agent answered with an error: transient ones are retried with backoff, others thrown. */
+  private async answeredWith(failure: ConsulError, state: CallState, signal?: AbortSignal): Promise<void> {
+    state.answered = failure
+    if (!failure.transient || state.retries >= this.options.retry.attempts) throw failure
+    const wait = Math.min(backoffDelay(this.options.retry, state.retries++), Math.max(0, state.deadline - Date.now()))
+    await sleep(wait, signal)
+  }
+
+  private checkDeadlines(state: CallState): void {
+    const now = Date.now() // read once: a deadline passed between two readings showed one agent's error
+    if (!state.answered && now >= state.noAnswerDeadline) {
+      const detail = `no answer after ${formatDuration(now - state.started)}`
+      throw new BackendUnavailableError('consul', this.all(), detail, state.unreachable)
+    }
+
+    if (now >= state.deadline) throw state.answered ?? state.unreachable
   }
 
   /**
@@ -326,7 +344,7 @@ export class Agents {
     this.closed = true
     this.lifetime.abort()
     this.events.removeAllListeners()
-    for (const client of this.clients) client?.destroy()
+    this.clients.destroy()
   }
 
   /** Refused or not found everywhere: say which, not "no answer". */
@@ -374,28 +392,5 @@ export class Agents {
       ...(this.token ? {token: this.token} : {}),
       ...(service === undefined ? {} : {service}),
     }
-  }
-
-  private host(index: number): HostPort {
-    const host = this.hosts[index]
-    if (!host) throw new ConsulError(`no consul agent #${index}`, {transient: false})
-    return host
-  }
-
-  private client(index: number): Consul {
-    let client = this.clients[index]
-    if (!client) {
-      const {host, port} = this.host(index)
-      // the token travels as the X-Consul-Token header of every request (the consul package's `defaults`)
-      client = new Consul({
-        host: host.includes(':') ? `[${host}]` : host,
-        port,
-        ...(this.https ? {secure: true, agent: new HttpsAgent({keepAlive: true, ...this.tls})} : {}),
-        ...(this.token ? {defaults: {token: this.token}} : {}),
-      })
-      this.clients[index] = client
-    }
-
-    return client
   }
 }

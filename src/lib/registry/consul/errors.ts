@@ -128,18 +128,24 @@ export function toConsulError(error: unknown, context: ErrorContext | string): C
   }
 
   const e = (error instanceof Error ? error : new Error(String(error))) as DriverError
-  if (e.isResponse) {
-    const req = e.response?.req
-    const answered: Answered = {
-      status: e.response?.statusCode ?? 0,
-      text: clean(responseText(e)),
-      method: req?.method ?? 'GET',
-      path: req?.path ?? '',
-    }
-    const row = ANSWER_TABLE.find(([when]) => when(answered))
-    return row![1](answered, ctx, e)
-  }
+  return e.isResponse ? fromAnswer(e, ctx, clean) : fromTransport(e, ctx, clean)
+}
 
+/** An HTTP answer other than 2xx, through ANSWER_TABLE. */
+function fromAnswer(e: DriverError, ctx: ErrorContext, clean: (text: string) => string): ConsulError {
+  const req = e.response?.req
+  const answered: Answered = {
+    status: e.response?.statusCode ?? 0,
+    text: clean(responseText(e)),
+    method: req?.method ?? 'GET',
+    path: req?.path ?? '',
+  }
+  const row = ANSWER_TABLE.find(([when]) => when(answered))
+  return row![1](answered, ctx, e)
+}
+
+/** No answer: a timeout, TLS, or a system error code through UNREACHABLE_TABLE. */
+function fromTransport(e: DriverError, ctx: ErrorContext, clean: (text: string) => string): ConsulError {
   if (e.isTimeout) {
     return new ConsulError(`consul agent ${ctx.agent} did not answer in time`, {
       cause: e,
