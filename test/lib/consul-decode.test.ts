@@ -18,7 +18,10 @@ function wellFormed(id: string, port: number, serviceAddress: string, nodeAddres
   return {
     Node: {Node: 'n1', Address: nodeAddress},
     Service: {ID: id, Service: 'web', Address: serviceAddress, Port: port, Tags: ['t'], Meta: {k: 'v'}},
-    Checks: [{CheckID: `service:${id}`, Status: 'passing'}],
+    Checks: [
+      {CheckID: 'serfHealth', Status: 'passing', ServiceID: ''},
+      {CheckID: `service:${id}`, Status: 'passing', ServiceID: id},
+    ],
   }
 }
 
@@ -143,7 +146,8 @@ describe('toRecords (Consul health entries written by any tool)', () => {
         port: 32_768,
         tags: [],
         meta: {},
-        health: 'passing',
+        // no check of its own (registrator's default)
+        health: 'unknown',
       },
     })
     expect(records.filter((r) => isSkipped(r)).map((r) => isSkipped(r) && r.key)).toEqual(['web/x'])

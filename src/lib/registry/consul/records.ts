@@ -7,6 +7,8 @@ import type {Health, InstanceSource, ServiceInstance} from '../types.js'
 export interface ConsulCheck {
   CheckID: string
   Status: string
+  /** Empty for the node's own checks (serfHealth). */
+  ServiceID?: string
 }
 
 export interface HealthEntry {
@@ -278,9 +280,13 @@ export function toRecords(body: unknown): ReadResult[] {
   return [...[...best.values()].map((b) => b.record), ...skipped]
 }
 
-/** Worst of the node's and the service's checks (maintenance shows as a critical check); no checks: passing. */
+/**
+ * Worst of the node's and the service's checks (maintenance shows as a critical check). A service without checks
+ * of its own says nothing about its health: unknown, as a record without health reads on every backend.
+ */
 function aggregateHealth(checks: ConsulCheck[], serviceId: string, unknown: boolean): Health {
-  let worst: Health = 'passing'
+  const own = checks.some((c) => c.ServiceID === serviceId)
+  let worst: Health = own ? 'passing' : 'unknown'
   for (const check of checks) {
     const health: Health =
       check.Status === 'passing'
