@@ -41,14 +41,13 @@ export class ConsulBinding implements Binding {
     record: OwnedRecord,
     previous?: ConsulBinding,
   ): Promise<ConsulBinding> {
-    const health = previous?.health ?? record.instance.health
+    const health = record.instance.health
     // built outside the request, so that a meta Consul cannot hold is the caller's error, not the agent's
     const definition = serviceDefinition(record, health)
     const {agent} = await agents.call((c, x) => c.agent.service.register({...definition, ...x}))
     const formers = new Set(previous ? [...previous.formers, previous.agent] : [])
     formers.delete(agent)
     const binding = new ConsulBinding(agents, catalog, record, agent, formers)
-    binding.health = health
     if (previous) {
       binding.output = previous.output
       if (previous.maintenance) await binding.setMaintenance(true)

@@ -13,8 +13,6 @@ import {ConsulError} from './errors.js'
 import {catalogNames, toRecords} from './records.js'
 import {BlockingWatch} from './watch.js'
 
-export {ConsulError, toConsulError} from './errors.js'
-
 /** Consul through the agent HTTP API: a driver for the one registration lifecycle of core/. */
 export function createDriver(spec: ConsulSpec, options: Partial<BackendOptions> = {}): Driver {
   return new ConsulDriver(spec, withDefaults(options))
