@@ -87,34 +87,40 @@ async function drill(target: (status: MemberStatus[]) => MemberStatus) {
   }
 }
 
+/** The registrar's agent, a follower, stops and comes back: one episode, and the copy left there goes. */
+async function memberRestart(): Promise<void> {
+  const run = await drill((s) => s.find((m) => m.role === 'follower')!)
+  try {
+    // the member is back: nothing more to report
+    await sleep(3 * REFRESH_MS)
+    expect(run.states.map(([s]) => s)).toEqual(['lost', 'restored'])
+    expect(run.log.filter((line) => /\blost\b/.test(line))).toEqual([])
+    await eventually(async () => {
+      const raw = (await consulHttp(hostPort(run.victim.address), 'GET', `/v1/agent/services`)) as object
+      return !('d1' in raw)
+    }, 10_000)
+  } finally {
+    await run.handle.close()
+    await run.registrar.close()
+  }
+}
+
+/** The registrar's agent is the leader, and is killed. */
+async function leaderKill(): Promise<void> {
+  const run = await drill((s) => s.find((m) => m.role === 'leader')!)
+  try {
+    expect(run.states.map(([s]) => s)).toEqual(['lost', 'restored'])
+    expect(run.log.filter((line) => /\blost\b/.test(line))).toEqual([])
+  } finally {
+    await run.handle.close()
+    await run.registrar.close()
+  }
+}
+
 describe('consul: a registration outlives the agent it talks to', () => {
   it('stop and restart the member the registrar talks to: present again at once, one lost and one restored', () =>
-    withClusterLock('consul', async () => {
-      const run = await drill((s) => s.find((m) => m.role === 'follower')!)
-      try {
-        // the member is back: nothing more to report, and the copy left there goes
-        await sleep(3 * REFRESH_MS)
-        expect(run.states.map(([s]) => s)).toEqual(['lost', 'restored'])
-        expect(run.log.filter((line) => /\blost\b/.test(line))).toEqual([])
-        await eventually(async () => {
-          const raw = (await consulHttp(hostPort(run.victim.address), 'GET', `/v1/agent/services`)) as object
-          return !('d1' in raw)
-        }, 10_000)
-      } finally {
-        await run.handle.close()
-        await run.registrar.close()
-      }
-    }))
+    withClusterLock('consul', memberRestart))
 
   it('kill the leader the registrar talks to: present again within the election time + 2 s', () =>
-    withClusterLock('consul', async () => {
-      const run = await drill((s) => s.find((m) => m.role === 'leader')!)
-      try {
-        expect(run.states.map(([s]) => s)).toEqual(['lost', 'restored'])
-        expect(run.log.filter((line) => /\blost\b/.test(line))).toEqual([])
-      } finally {
-        await run.handle.close()
-        await run.registrar.close()
-      }
-    }))
+    withClusterLock('consul', leaderKill))
 })
