@@ -14,7 +14,7 @@ import {instanceFileName, readInstanceFile, writeAtomic} from './files.js'
 import {decodeFile, encodeFile, type FileRecord} from './record.js'
 import {watchDirectory, type WatchRead} from './watch.js'
 
-export const LOCAL_DEFAULT_TTL_MS = 15_000
+const LOCAL_DEFAULT_TTL_MS = 15_000
 
 type LocalSpec = Extract<BackendSpec, {kind: 'local'}>
 
