@@ -143,6 +143,7 @@ describe('consul driver', () => {
         {host: '127.0.0.1', port: 2},
       ])
       const unknown = driverOn([{host: 'no-such-agent.invalid', port: 8500}])
+      const firstRefused = driverOn([{host: '127.0.0.1', port: 1}, ...hosts])
       try {
         let started = Date.now()
         await expect(refused.ping()).rejects.toThrow(
@@ -152,9 +153,14 @@ describe('consul driver', () => {
         started = Date.now()
         await expect(unknown.listRecords('web')).rejects.toThrow(/\(host not found, after/)
         expect(Date.now() - started).toBeLessThan(2000)
+        // a first agent that refuses is passed at once, not after the hedge delay
+        started = Date.now()
+        await firstRefused.listRecords('web')
+        expect(Date.now() - started).toBeLessThan(350)
       } finally {
         await refused.close()
         await unknown.close()
+        await firstRefused.close()
       }
     }),
   )

@@ -229,13 +229,22 @@ export class Agents {
     try {
       const primary = this.attempt(first, request, attemptMs, race.signal).then((value) => ({agent: first, value}))
       const hedge = new Promise<{agent: number; value: T}>((resolve, reject) => {
-        timer = setTimeout(() => {
+        let sent = false
+        const send = (): void => {
+          if (sent) return
+          sent = true
+          clearTimeout(timer)
           this.attempt(second, request, attemptMs, race.signal, 0).then(
             (value) => resolve({agent: second, value}),
             reject,
           )
-        }, HEDGE_MS)
-        primary.catch(() => {})
+        }
+
+        timer = setTimeout(send, HEDGE_MS)
+        // a first agent that refuses at once is not waited for
+        primary.catch(() => {
+          if (!race.signal.aborted) send()
+        })
       })
       const won = await Promise.any([primary, hedge])
       if (won.agent !== first) {
