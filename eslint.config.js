@@ -54,7 +54,6 @@ export default [
       'src/lib/docker/mapping.ts',
       'src/lib/proxy/headers.ts',
       'src/lib/proxy/server.ts',
-      'src/lib/registry/consul.ts',
       'src/lib/registry/spec.ts',
       'src/lib/registry/zookeeper.ts',
       'src/lib/ui/components/WatchApp.tsx',

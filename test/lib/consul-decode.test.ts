@@ -1,14 +1,27 @@
 import * as fc from 'fast-check'
 import {describe, expect, it} from 'vitest'
 
-import {decodeHealth} from '../../src/lib/registry/consul.js'
+import {isSkipped, type ReadResult, type SkippedRecord, type StoredRecord} from '../../src/lib/registry/core/driver.js'
+import {toRecords} from '../../src/lib/registry/consul/records.js'
+
+/** Consul health entries → the instances svc reads and the records it skips. */
+function decodeHealth(body: unknown): {instances: StoredRecord['instance'][]; skipped: SkippedRecord[]} {
+  const records: ReadResult[] = toRecords(body)
+  return {
+    instances: records.flatMap((r) => (isSkipped(r) ? [] : [r.instance])),
+    skipped: records.filter((r) => isSkipped(r)),
+  }
+}
 
 /** A /v1/health/service entry as svc writes it: usable, with a unique id. */
 function wellFormed(id: string, port: number, serviceAddress: string, nodeAddress: string): unknown {
   return {
     Node: {Node: 'n1', Address: nodeAddress},
     Service: {ID: id, Service: 'web', Address: serviceAddress, Port: port, Tags: ['t'], Meta: {k: 'v'}},
-    Checks: [{CheckID: `service:${id}`, Status: 'passing'}],
+    Checks: [
+      {CheckID: 'serfHealth', Status: 'passing', ServiceID: ''},
+      {CheckID: `service:${id}`, Status: 'passing', ServiceID: id},
+    ],
   }
 }
 
@@ -39,7 +52,7 @@ const junk = fc.oneof(
   }),
 )
 
-describe('decodeHealth (Consul health entries written by any tool)', () => {
+describe('toRecords (Consul health entries written by any tool)', () => {
   it('never throws, keeps every well-formed entry mixed in, and skips the rest with a reason', () => {
     fc.assert(
       fc.property(
@@ -95,12 +108,49 @@ describe('decodeHealth (Consul health entries written by any tool)', () => {
     ]
     const {instances, skipped} = decodeHealth(body)
     expect(instances.map((i) => `${i.id} ${i.address}:${i.port}`)).toEqual(['a 10.0.0.9:80'])
-    expect(skipped.map((s) => `${s.label}: ${s.reason}`)).toEqual([
-      'web/b: port 0',
-      'web/c: no address',
-      "web/d: meta that is not svc's",
-      'an entry: not a service entry',
+    expect(skipped.map((s) => `${s.key}: ${s.reason}`)).toEqual([
+      'web/b: it holds an invalid instance (invalid port "0")',
+      'web/c: it holds an invalid instance (invalid address "")',
+      'web/d: its meta values are not strings',
+      'a health entry: it is not a service entry',
     ])
+  })
+
+  it('reads the owner svc wrote, other tools’ entries as foreign, and refuses an address that breaks a line', () => {
+    const owned = wellFormed('o', 80, '10.0.0.5', '')
+    Object.assign((owned as {Service: {Meta: object}}).Service.Meta, {
+      // eslint-disable-next-line camelcase -- the keys svc writes
+      svc_owner_host: 'h1',
+      // eslint-disable-next-line camelcase
+      svc_owner_pid: '42',
+      // eslint-disable-next-line camelcase
+      svc_owner_nonce: 'n1',
+    })
+    const registrator = {
+      Node: {Node: 'n1', Address: '10.0.0.9'},
+      Service: {ID: 'box:web-1:80', Service: 'web', Address: '', Port: 32_768, Tags: null, Meta: null},
+      Checks: [],
+    }
+    const crlf = wellFormed('x', 80, '127.0.0.1\r\nX:1', '')
+    const records = toRecords([owned, registrator, crlf])
+    expect(records.find((r) => !isSkipped(r) && r.instance.id === 'o')).toMatchObject({
+      owner: {host: 'h1', pid: 42, nonce: 'n1'},
+      instance: {meta: {k: 'v'}},
+    })
+    const foreign = records.find((r) => !isSkipped(r) && r.instance.id === 'box:web-1:80')
+    expect(foreign).toEqual({
+      instance: {
+        service: 'web',
+        id: 'box:web-1:80',
+        address: '10.0.0.9',
+        port: 32_768,
+        tags: [],
+        meta: {},
+        // no check of its own (registrator's default)
+        health: 'unknown',
+      },
+    })
+    expect(records.filter((r) => isSkipped(r)).map((r) => isSkipped(r) && r.key)).toEqual(['web/x'])
   })
 
   it('answers nothing, without throwing, to a body that is not a list', () => {

@@ -4,7 +4,7 @@ import path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {formatError, UserError} from '../../src/lib/errors.js'
-import {toConsulError} from '../../src/lib/registry/consul.js'
+import {toConsulError} from '../../src/lib/registry/consul/errors.js'
 import {
   deniedMessage,
   describePermission,
@@ -12,7 +12,7 @@ import {
   redactSecrets,
   requiredPermission,
   tlsProblem,
-} from '../../src/lib/registry/consul-security.js'
+} from '../../src/lib/registry/consul/security.js'
 import {describeBackend, parseBackend, specFromFlags} from '../../src/lib/registry/spec.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'svc-consul-security-'))

@@ -31,7 +31,7 @@ export async function openRegistry(
     }
 
     case 'consul': {
-      return fromLegacy(new (await import('./consul.js')).ConsulRegistry(resolved, opts), opts)
+      return registryOver((await import('./consul/index.js')).createDriver(resolved, opts), opts)
     }
 
     case 'etcd': {

@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 
-import {UserError} from '../errors.js'
-import type {TlsFiles} from './spec.js'
+import {UserError} from '../../errors.js'
+import type {TlsFiles} from '../spec.js'
 
 /** One ACL rule a Consul request needs: `service:write on "web"`. */
 export interface Permission {
