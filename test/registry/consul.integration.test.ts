@@ -268,8 +268,8 @@ describe('consul registry', () => {
         expect((await registry.listInstances(service))[0]).toMatchObject({
           id: 'e1',
           address: '127.0.0.9',
-          // no check of its own: Consul says nothing of its health
-          health: 'unknown',
+          // no check of its own: Consul's answer (the node's checks) stands
+          health: 'passing',
         })
         expect((await registry.deregister(service, 'e1')).removed).toBe(true)
         expect(await registry.listInstances(service)).toEqual([])

@@ -285,8 +285,8 @@ export function toRecords(body: unknown): ReadResult[] {
  * of its own says nothing about its health: unknown, as a record without health reads on every backend.
  */
 function aggregateHealth(checks: ConsulCheck[], serviceId: string, unknown: boolean): Health {
-  const own = checks.some((c) => c.ServiceID === serviceId)
-  let worst: Health = own ? 'passing' : 'unknown'
+  // no check of its own: Consul's answer (the node's checks) stands, as its health API and DNS and registrator-era consumers read it
+  let worst: Health = 'passing'
   for (const check of checks) {
     const health: Health =
       check.Status === 'passing'
