@@ -1,9 +1,10 @@
 import {BugError, UserError} from '../../errors.js'
 import {
-  isSkipped,
   type Binding,
   type Driver,
+  type DriverEvent,
   type DriverWatchSink,
+  isSkipped,
   type OwnedRecord,
   type ReadResult,
 } from '../core/driver.js'
@@ -13,143 +14,153 @@ import type {ClusterInfo, ServiceSummary} from '../types.js'
 import {createNode, recordPath, ZkBinding} from './binding.js'
 import {ZK_DEFAULT_SESSION_TIMEOUT_MS, ZkClient, type ZkSpec} from './client.js'
 import {describeEnsemble} from './cluster.js'
+import {BACKEND} from './errors.js'
 import {Layout} from './layout.js'
 import {encodePayload} from './records.js'
-import {children, data, remove, removeIfEmpty, setData, stat} from './znodes.js'
+import type {Session} from './session.js'
 import {WatchLoop} from './watch.js'
+import {children, data, remove, removeIfEmpty, setData, stat} from './znodes.js'
 
 export {PRIVATE_PORT_META, decodeZnode, encodePayload} from './records.js'
 export {digestId} from './security.js'
 export {ZK_DEFAULT_SESSION_TIMEOUT_MS} from './client.js'
 
-/** ZooKeeper's floor is two ticks of the server; below a second the core refuses anyway. */
+/** ZooKeeper's floor is two ticks of the server, which it enforces itself; svc's floor is a second. */
 const MIN_TTL_MS = 1000
+
+export function createDriver(spec: ZkSpec, options: BackendOptions): Driver {
+  return new ZooKeeperDriver(spec, options)
+}
 
 /**
  * The ZooKeeper driver: one ephemeral znode per record, so a record's liveness is the session's. One session
- * serves every request, watch and record of a registry; when it ends the core re-creates the records on the next.
+ * serves every request, watch and record of a registry; when it ends, the core re-creates the records on the next.
  */
-export function createDriver(spec: ZkSpec, options: BackendOptions): Driver {
-  if (spec.hosts.some((h) => h.host.includes(':'))) {
-    throw new UserError(
-      'the ZooKeeper client cannot reach IPv6 addresses',
-      'name the members by IPv4 address or host name',
+class ZooKeeperDriver implements Driver {
+  readonly kind = 'zk'
+  readonly nativeChecks = false
+  readonly description: string
+  readonly limits = {defaultTtlMs: ZK_DEFAULT_SESSION_TIMEOUT_MS, minTtlMs: MIN_TTL_MS, refreshApplies: false}
+  private readonly client: ZkClient
+  private readonly layout: Layout
+  private readonly options: BackendOptions
+  private readonly bindings = new Set<ZkBinding>()
+
+  constructor(spec: ZkSpec, options: BackendOptions) {
+    if (spec.hosts.some((h) => h.host.includes(':'))) {
+      throw new UserError(
+        'the ZooKeeper client cannot reach IPv6 addresses',
+        'name the members by IPv4 address or host name',
+      )
+    }
+
+    this.description = describeBackend(spec)
+    this.client = new ZkClient(spec, options)
+    this.layout = new Layout(spec.base)
+    this.options = options
+  }
+
+  async ping(): Promise<void> {
+    await this.client.run(`exists ${this.layout.base}`, (s) => stat(s, this.layout.base))
+  }
+
+  async write(record: OwnedRecord): Promise<Binding> {
+    await this.client.useSessionTimeout(record.ttlMs, this.bindings.size === 0)
+    const path = recordPath(this.layout, record)
+    const session = await this.client.run(`register ${path}`, async (s) => {
+      await createNode(s, this.layout, record)
+      return s
+    })
+    const binding = new ZkBinding(this.client, session, path, (b) => this.bindings.delete(b))
+    this.bindings.add(binding)
+    return binding
+  }
+
+  async rewrite(record: OwnedRecord, binding: Binding): Promise<void> {
+    if (!(binding instanceof ZkBinding)) throw new BugError('the ZooKeeper driver was given a binding of another')
+    const {session, path} = binding
+    // a record of a session that ended comes back through the core's write, with the current content
+    if (session.dead) return
+    await this.client.run(
+      `update ${path}`,
+      async (s) => {
+        const bytes = encodePayload(record.instance, record.owner)
+        if (!(await setData(s, path, bytes))) await createNode(s, this.layout, record)
+      },
+      session,
     )
   }
 
-  const client = new ZkClient(spec, options)
-  const layout = new Layout(spec.base)
-  const bindings = new Set<ZkBinding>()
-  const bindingOf = (binding: Binding): ZkBinding => {
-    if (binding instanceof ZkBinding) return binding
-    throw new BugError('a binding of another driver was passed to the ZooKeeper driver')
+  async read(service: string, id: string): Promise<ReadResult | undefined> {
+    const found = await this.client.run(`read ${service} ${id}`, (s) => this.find(s, service, id))
+    return found?.record
+  }
+
+  async remove(service: string, id: string): Promise<boolean> {
+    // a remove whose answer was lost (a member went away) may have been applied: a retry that then finds
+    // nothing reports the removal it made, not "not registered"
+    let issued = false
+    return this.client.run(`deregister ${service} ${id}`, async (s) => {
+      const target = await this.find(s, service, id)
+      if (!target) return issued
+      issued = true
+      const path = this.layout.nodePath(service, target.child)
+      const node = await data(s, path)
+      if (!node || !(await remove(s, path, node.stat.version))) return false
+      await removeIfEmpty(s, this.layout.servicePath(service))
+      return true
+    })
+  }
+
+  async listServices(): Promise<ServiceSummary[]> {
+    const {base} = this.layout
+    return this.client.run(`list ${base}`, async (s) => {
+      const names = (await children(s, base)) ?? []
+      const usable = names.filter((name) => {
+        const unusable = this.layout.checkService(name)
+        if (unusable) this.client.warnOnce(unusable.key, `${BACKEND}: skipping ${unusable.key}: ${unusable.reason}`)
+        return !unusable
+      })
+      const summaries = await Promise.all(
+        usable.map(async (name): Promise<ServiceSummary> => {
+          const instances = (await this.layout.readService(s, name)).flatMap(({record}) =>
+            isSkipped(record) ? [] : [record.instance],
+          )
+          return {name, instances: instances.length, passing: instances.filter((i) => i.health === 'passing').length}
+        }),
+      )
+      return summaries.filter((summary) => summary.instances > 0).sort((a, b) => a.name.localeCompare(b.name))
+    })
+  }
+
+  async listRecords(service: string): Promise<ReadResult[]> {
+    const path = this.layout.servicePath(service)
+    const nodes = await this.client.run(`list ${path}`, (s) => this.layout.readService(s, service))
+    return nodes.map((n) => n.record)
+  }
+
+  watch(service: string | undefined, sink: DriverWatchSink): () => void {
+    return new WatchLoop(this.client, this.layout, service, sink).start()
+  }
+
+  cluster(): Promise<ClusterInfo> {
+    return describeEnsemble(this.client.hosts, this.options.requestTimeoutMs)
+  }
+
+  onEvent(listener: (event: DriverEvent) => void): () => void {
+    return this.client.onEvent(listener)
+  }
+
+  async close(): Promise<void> {
+    this.bindings.clear()
+    await this.client.close()
   }
 
   /** The znode of a record by its id, or by its name (registrator's znodes are named after their address). */
-  const find = async (service: string, id: string) =>
-    client.run(`find ${service} ${id}`, async (s) => {
-      const nodes = await layout.readService(s, service)
-      return (
-        nodes.find(({record}) => !isSkipped(record) && record.instance.id === id) ?? nodes.find((n) => n.child === id)
-      )
-    })
-
-  return {
-    kind: 'zk',
-    nativeChecks: false,
-    description: describeBackend(spec),
-    limits: {defaultTtlMs: ZK_DEFAULT_SESSION_TIMEOUT_MS, minTtlMs: MIN_TTL_MS, refreshApplies: false},
-
-    async ping() {
-      await client.run(`exists ${layout.base}`, (s) => stat(s, layout.base))
-    },
-
-    async write(record: OwnedRecord) {
-      await client.useSessionTimeout(record.ttlMs, bindings.size === 0)
-      const path = recordPath(layout, record)
-      const session = await client.run(`register ${path}`, async (s) => {
-        await createNode(s, layout, record)
-        return s
-      })
-      const binding = new ZkBinding(client, session, path, (b) => bindings.delete(b))
-      bindings.add(binding)
-      return binding
-    },
-
-    async rewrite(record, binding) {
-      const {session, path} = bindingOf(binding)
-      // a record of a session that ended comes back through the core's write, with the current content
-      if (session.dead) return
-      await client.run(
-        `update ${path}`,
-        async (s) => {
-          if (!(await setData(s, path, encodePayload(record.instance, record.owner))))
-            await createNode(s, layout, record)
-        },
-        session,
-      )
-    },
-
-    async read(service, id) {
-      return (await find(service, id))?.record
-    },
-
-    async remove(service, id) {
-      // a remove whose answer was lost (a member went away) may have been applied: a retry that then finds
-      // nothing reports the removal it made, not "not registered"
-      let issued = false
-      return client.run(`deregister ${service} ${id}`, async (s) => {
-        const nodes = await layout.readService(s, service)
-        const target =
-          nodes.find(({record}) => !isSkipped(record) && record.instance.id === id) ??
-          nodes.find(({child}) => child === id)
-        if (!target) return issued
-        issued = true
-        const path = layout.nodePath(service, target.child)
-        const node = await data(s, path)
-        if (!node || !(await remove(s, path, node.stat.version))) return false
-        await removeIfEmpty(s, layout.servicePath(service))
-        return true
-      })
-    },
-
-    async listServices(): Promise<ServiceSummary[]> {
-      return client.run(`list ${layout.base}`, async (s) => {
-        const names = (await children(s, layout.base)) ?? []
-        const usable = names.filter((name) => {
-          const unusable = layout.checkService(name)
-          if (unusable) client.warnOnce(unusable.key, `${'zookeeper'}: skipping ${unusable.key}: ${unusable.reason}`)
-          return !unusable
-        })
-        const summaries = await Promise.all(
-          usable.map(async (name): Promise<ServiceSummary> => {
-            const records = (await layout.readService(s, name)).map((n) => n.record)
-            const instances = records.flatMap((r) => (isSkipped(r) ? [] : [r.instance]))
-            return {name, instances: instances.length, passing: instances.filter((i) => i.health === 'passing').length}
-          }),
-        )
-        return summaries.filter((summary) => summary.instances > 0).sort((a, b) => a.name.localeCompare(b.name))
-      })
-    },
-
-    async listRecords(service): Promise<ReadResult[]> {
-      const nodes = await client.run(`list ${layout.servicePath(service)}`, (s) => layout.readService(s, service))
-      return nodes.map((n) => n.record)
-    },
-
-    watch(service: string | undefined, sink: DriverWatchSink) {
-      return new WatchLoop(client, layout, service, sink).start()
-    },
-
-    cluster(): Promise<ClusterInfo> {
-      return describeEnsemble(client.hosts, options.requestTimeoutMs)
-    },
-
-    onEvent: (listener) => client.onEvent(listener),
-
-    async close() {
-      bindings.clear()
-      await client.close()
-    },
+  private async find(s: Session, service: string, id: string) {
+    const nodes = await this.layout.readService(s, service)
+    return (
+      nodes.find(({record}) => !isSkipped(record) && record.instance.id === id) ?? nodes.find((n) => n.child === id)
+    )
   }
 }
