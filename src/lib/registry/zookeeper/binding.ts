@@ -11,13 +11,26 @@ import {createEphemeral, data, mkdirp, remove, setData, stat} from './znodes.js'
 export class ZkBinding implements Binding {
   readonly session: Session
   readonly path: string
+  readonly service: string
+  readonly id: string
+  /** The znode's name under its service. */
+  readonly child: string
   private readonly client: ZkClient
   private readonly released: (binding: ZkBinding) => void
 
-  constructor(client: ZkClient, session: Session, path: string, released: (binding: ZkBinding) => void) {
+  constructor(
+    client: ZkClient,
+    session: Session,
+    record: OwnedRecord,
+    path: string,
+    released: (binding: ZkBinding) => void,
+  ) {
     this.client = client
     this.session = session
     this.path = path
+    this.service = record.instance.service
+    this.id = record.instance.id
+    this.child = nodeName(record.instance)
     this.released = released
   }
 

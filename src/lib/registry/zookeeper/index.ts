@@ -71,7 +71,7 @@ class ZooKeeperDriver implements Driver {
       await createNode(s, this.layout, record)
       return s
     })
-    const binding = new ZkBinding(this.client, session, path, (b) => this.bindings.delete(b))
+    const binding = new ZkBinding(this.client, session, record, path, (b) => this.bindings.delete(b))
     this.bindings.add(binding)
     return binding
   }
@@ -158,6 +158,13 @@ class ZooKeeperDriver implements Driver {
 
   /** The znode of a record by its id, or by its name (registrator's znodes are named after their address). */
   private async find(s: Session, service: string, id: string) {
+    // a record this driver wrote is read directly: presence checks then cost one read, not one per instance
+    const mine = [...this.bindings].find((b) => b.service === service && b.id === id)
+    if (mine) {
+      const record = await this.layout.readNode(s, service, mine.child)
+      if (record && !isSkipped(record) && record.instance.id === id) return {child: mine.child, record}
+    }
+
     const nodes = await this.layout.readService(s, service)
     return (
       nodes.find(({record}) => !isSkipped(record) && record.instance.id === id) ?? nodes.find((n) => n.child === id)
