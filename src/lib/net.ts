@@ -76,7 +76,10 @@ export async function probeTcp(
   signal?: AbortSignal,
 ): Promise<ProbeOutcome> {
   try {
-    return {state: 'answered', text: await tcpCommand(host, port, command, timeoutMs, signal)}
+    const text = await tcpCommand(host, port, command, timeoutMs, signal)
+    // a server that closes without a word is not serving (a proxy in front of a dead one does that)
+    if (text === '') return {state: 'failed', detail: `${host}:${port} closed the connection without answering`}
+    return {state: 'answered', text}
   } catch (error) {
     const code = error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : ''
     const message = error instanceof Error ? error.message : String(error)

@@ -172,8 +172,7 @@ export class ZkClient {
       await session.close()
       if (this.closed) throw closedError()
       if (error instanceof Error && error.message === 'AUTH_FAILED') throw authFailed(`connect to ${this.hosts}`, error)
-      const detail = order.preferred.length === 0 ? 'no member answered' : 'no session'
-      throw unavailable(this.hosts, `${detail} after ${formatDuration(connectTimeoutMs)}`, error)
+      throw unavailable(this.hosts, `no answer after ${formatDuration(connectTimeoutMs)}`, error)
     }
 
     if (this.closed) {
