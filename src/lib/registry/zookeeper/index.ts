@@ -14,7 +14,6 @@ import type {ClusterInfo, ServiceSummary} from '../types.js'
 import {createNode, recordPath, ZkBinding} from './binding.js'
 import {ZK_DEFAULT_SESSION_TIMEOUT_MS, ZkClient, type ZkSpec} from './client.js'
 import {describeEnsemble} from './cluster.js'
-import {BACKEND} from './errors.js'
 import {Layout} from './layout.js'
 import {encodePayload} from './records.js'
 import type {Session} from './session.js'
@@ -23,7 +22,7 @@ import {children, data, remove, removeIfEmpty, setData, stat} from './znodes.js'
 
 export {PRIVATE_PORT_META, decodeZnode, encodePayload} from './records.js'
 export {digestId} from './security.js'
-export {ZK_DEFAULT_SESSION_TIMEOUT_MS} from './client.js'
+export {ZK_DEFAULT_SESSION_TIMEOUT_MS, type ZkSpec} from './client.js'
 
 /** ZooKeeper's floor is two ticks of the server, which it enforces itself; svc's floor is a second. */
 const MIN_TTL_MS = 1000
@@ -116,20 +115,18 @@ class ZooKeeperDriver implements Driver {
     const {base} = this.layout
     return this.client.run(`list ${base}`, async (s) => {
       const names = (await children(s, base)) ?? []
-      const usable = names.filter((name) => {
-        const unusable = this.layout.checkService(name)
-        if (unusable) this.client.warnOnce(unusable.key, `${BACKEND}: skipping ${unusable.key}: ${unusable.reason}`)
-        return !unusable
-      })
       const summaries = await Promise.all(
-        usable.map(async (name): Promise<ServiceSummary> => {
+        names.map(async (name): Promise<ServiceSummary> => {
+          // the core skips a name it cannot use with one warning; its znodes are not read
+          if (this.layout.checkService(name)) return {name, instances: 0, passing: 0}
           const instances = (await this.layout.readService(s, name)).flatMap(({record}) =>
             isSkipped(record) ? [] : [record.instance],
           )
           return {name, instances: instances.length, passing: instances.filter((i) => i.health === 'passing').length}
         }),
       )
-      return summaries.filter((summary) => summary.instances > 0).sort((a, b) => a.name.localeCompare(b.name))
+      const shown = summaries.filter((summary) => summary.instances > 0 || this.layout.checkService(summary.name))
+      return shown.sort((a, b) => a.name.localeCompare(b.name))
     })
   }
 

@@ -21,13 +21,16 @@ export class Layout {
     return `${this.servicePath(service)}/${child}`
   }
 
-  /** A service znode whose name svc cannot use (another tool's), as a skipped record; undefined when it is usable. */
+  /**
+   * A service znode whose name svc cannot use (another tool's), as a skipped record keyed by its name, as the core
+   * keys it in a service listing (one warning for both); undefined when it is usable.
+   */
   checkService(name: string): SkippedRecord | undefined {
     try {
       validateServiceName(name)
       return undefined
     } catch (error) {
-      return {skipped: true, key: this.servicePath(name), reason: errorMessage(error)}
+      return {skipped: true, key: name, reason: `it is not a service name svc can use (${errorMessage(error)})`}
     }
   }
 
