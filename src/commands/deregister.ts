@@ -2,6 +2,8 @@ import * as Args from '@oclif/core/args'
 
 import {SvcCommand} from '../base-command.js'
 import {NotFoundError} from '../lib/errors.js'
+import {removalNotice} from '../lib/registry/removal.js'
+import type {Removal} from '../lib/registry/types.js'
 import {validateInstanceId, validateServiceName} from '../lib/registry/validate.js'
 
 export default class Deregister extends SvcCommand<typeof Deregister> {
@@ -18,18 +20,21 @@ export default class Deregister extends SvcCommand<typeof Deregister> {
     id: Args.string({description: 'instance id (see `svc resolve NAME --all`)', required: true}),
   }
 
-  async run(): Promise<{service: string; id: string; deregistered: boolean}> {
+  async run(): Promise<{service: string; id: string; deregistered: boolean; owner?: Removal['owner']}> {
     const service = validateServiceName(this.args.name)
     const id = validateInstanceId(this.args.id)
     const registry = await this.registry()
-    if (!(await registry.deregister(service, id))) {
+    const removal = await registry.deregister(service, id)
+    if (!removal.removed) {
       throw new NotFoundError(
         `no instance "${id}" of service "${service}" on ${registry.description}`,
         `list the ids with: svc resolve ${service} --all`,
       )
     }
 
+    const notice = removalNotice(service, id, removal)
+    if (notice) this.warnLine(notice)
     if (!this.jsonEnabled()) this.log(`deregistered ${service} ${id}`)
-    return {service, id, deregistered: true}
+    return {service, id, deregistered: true, ...(removal.owner ? {owner: removal.owner} : {})}
   }
 }

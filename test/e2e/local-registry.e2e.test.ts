@@ -3,14 +3,14 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {LocalRegistry} from '../../src/lib/registry/local.js'
+import {localRegistry} from '../helpers/local.js'
 import {withDefaults} from '../../src/lib/registry/options.js'
 import type {RegistrationHandle} from '../../src/lib/registry/types.js'
 import {runCli} from '../helpers/cli.js'
 
 describe('svc resolve on a local registry holding foreign files', () => {
   const dir = path.join(mkdtempSync(path.join(tmpdir(), 'svc-e2e-local-')), 'registry')
-  const registry = new LocalRegistry({kind: 'local', dir}, withDefaults())
+  const registry = localRegistry({kind: 'local', dir}, withDefaults())
   const handles: RegistrationHandle[] = []
   const svc = (...args: string[]) => runCli([...args, '--backend', `local://${dir}`], {env: {SVC_BACKEND: ''}})
 

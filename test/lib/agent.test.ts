@@ -12,6 +12,7 @@ import type {
   RegisterOptions,
   Registry,
   RegistrationHandle,
+  Removal,
   ServiceInstance,
 } from '../../src/lib/registry/types.js'
 import {toInstance} from '../../src/lib/registry/validate.js'
@@ -139,8 +140,8 @@ class FakeRegistry implements Registry {
     return handle
   }
 
-  async deregister(_service: string, id: string): Promise<boolean> {
-    return this.instances.delete(id)
+  async deregister(_service: string, id: string): Promise<Removal> {
+    return {removed: this.instances.delete(id)}
   }
 
   async listServices() {

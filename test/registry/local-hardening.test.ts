@@ -19,7 +19,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {UserError} from '../../src/lib/errors.js'
-import {LocalRegistry, MAX_INSTANCE_FILE_BYTES} from '../../src/lib/registry/local.js'
+import {MAX_INSTANCE_FILE_BYTES} from '../../src/lib/registry/local/files.js'
+import {type LocalRegistry, localRegistry} from '../helpers/local.js'
 import {withDefaults} from '../../src/lib/registry/options.js'
 import type {ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 
@@ -30,7 +31,7 @@ let logs: string[] = []
 const registries: LocalRegistry[] = []
 
 function open(dir: string): LocalRegistry {
-  const registry = new LocalRegistry({kind: 'local', dir}, withDefaults({log: (m) => logs.push(m)}))
+  const registry = localRegistry({kind: 'local', dir}, withDefaults({log: (m) => logs.push(m)}))
   registries.push(registry)
   return registry
 }
@@ -84,14 +85,16 @@ describe('local registry permissions', () => {
     expect(await registry.listInstances('web')).toEqual([{...handle.instance, tags: ['again']}])
   })
 
-  it('tightens a looser registry directory of its own to 0700, saying so once', async () => {
+  it('tightens a looser registry directory of its own to 0700 on a write, never on a read, saying so once', async () => {
     const dir = path.join(root, 'registry')
     mkdirSync(dir)
     chmodSync(dir, 0o755)
     const registry = open(dir)
     expect(await registry.listServices()).toEqual([])
-    expect(mode(dir)).toBe(0o700)
+    expect(mode(dir)).toBe(0o755)
     await registry.register({service: 'web', address: '127.0.0.1', port: 8080})
+    expect(mode(dir)).toBe(0o700)
+    await registry.register({service: 'web', address: '127.0.0.1', port: 8081})
     expect(logs).toEqual([`tightened ${dir} from mode 0755 to 0700: the registry is private to its owner`])
   })
 
@@ -275,7 +278,7 @@ describe('local registry and foreign files', () => {
     expect(statSync(registry.instancePath('web', a.instance.id)).mtimeMs).toBeGreaterThan(before)
   })
 
-  it('sweeps svc’s own expired instance, and only that', async () => {
+  it('sweeps svc’s own expired instance on a write, and only that; a read removes nothing', async () => {
     const dir = path.join(root, 'registry')
     const registry = open(dir)
     await registry.register({service: 'web', address: '127.0.0.1', port: 8080})
@@ -284,6 +287,9 @@ describe('local registry and foreign files', () => {
     utimesSync(expired, new Date(0), new Date(0))
     const files = plant(dir)
     expect(await registry.listInstances('web')).toHaveLength(1)
+    expect(existsSync(expired)).toBe(true)
+    await registry.register({service: 'web', address: '127.0.0.1', port: 8081})
+    expect(await registry.listInstances('web')).toHaveLength(2)
     expect(existsSync(expired)).toBe(false)
     for (const file of files) expect(existsSync(file)).toBe(true)
   })

@@ -3,7 +3,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 
-import {LocalRegistry} from '../../src/lib/registry/local.js'
+import {localRegistry} from '../helpers/local.js'
 import {refreshPeriod, withDefaults} from '../../src/lib/registry/options.js'
 
 describe('refreshPeriod', () => {
@@ -26,7 +26,7 @@ describe('local registry heartbeat', () => {
 
   it('touches the instance file every refreshMs', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'svc-local-refresh-'))
-    const registry = new LocalRegistry({kind: 'local', dir}, withDefaults())
+    const registry = localRegistry({kind: 'local', dir}, withDefaults())
     const handle = await registry.register(
       {service: 'beat', address: '127.0.0.1', port: 9000},
       {ttlMs: 10_000, refreshMs: 100},

@@ -5,12 +5,15 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {instanceFileName, LocalRegistry, parseInstanceFile} from '../../src/lib/registry/local.js'
+import {isSkipped} from '../../src/lib/registry/core/driver.js'
+import {instanceFileName} from '../../src/lib/registry/local/files.js'
+import {decodeFile} from '../../src/lib/registry/local/record.js'
 import {withDefaults} from '../../src/lib/registry/options.js'
+import {localRegistry} from '../helpers/local.js'
 import {HEALTH_VALUES, type InstanceInput, type ServiceInstance} from '../../src/lib/registry/types.js'
 
 const serviceName = fc.stringMatching(/^[\w.-]{1,24}$/).filter((n) => n !== '.' && n !== '..')
-const instanceId = fc.stringMatching(/^[\w.:@-]{1,40}$/)
+const instanceId = fc.stringMatching(/^[\w.:@-]{1,40}$/).filter((n) => n !== '.' && n !== '..')
 
 const registration: fc.Arbitrary<InstanceInput> = fc.record({
   service: serviceName,
@@ -98,7 +101,7 @@ describe('local registry under arbitrary files', () => {
           fc.array(planted, {maxLength: 8}),
           async (registrations, files) => {
             const dir = path.join(root, `r${run++}`)
-            const registry = new LocalRegistry({kind: 'local', dir}, withDefaults())
+            const registry = localRegistry({kind: 'local', dir}, withDefaults())
             try {
               const handles = []
               for (const input of registrations) handles.push(await registry.register(input, {ttlMs: 600_000}))
@@ -146,12 +149,8 @@ describe('local registry under arbitrary files', () => {
               for (const {target, file} of written) {
                 if (existsSync(target)) continue
                 expect(file.expired).toBe(true)
-                const parsed = parseInstanceFile(
-                  String(file.content),
-                  path.basename(path.dirname(target)),
-                  path.basename(target),
-                )
-                expect(typeof parsed).toBe('object')
+                const parsed = decodeFile(String(file.content), 0, target, path.basename(path.dirname(target)))
+                expect(isSkipped(parsed.result)).toBe(false)
               }
 
               for (const file of realFiles) expect(readFileSync(file, 'utf8')).toMatch(/"instance"/)

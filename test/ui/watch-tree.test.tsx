@@ -8,6 +8,7 @@ import type {
   Health,
   Registry,
   RegistrationHandle,
+  Removal,
   ServiceInstance,
   ServiceSummary,
   WatchEvent,
@@ -112,10 +113,10 @@ class FakeRegistry implements Registry {
     for (const sub of this.subscriptions) sub.push(error)
   }
 
-  async deregister(service: string, id: string): Promise<boolean> {
+  async deregister(service: string, id: string): Promise<Removal> {
     this.deregistered.push([service, id])
     if (this.deregisterAnswer instanceof Error) throw this.deregisterAnswer
-    return this.deregisterAnswer && this.instances.delete(`${service}/${id}`)
+    return {removed: this.deregisterAnswer && this.instances.delete(`${service}/${id}`)}
   }
 
   async cluster(): Promise<ClusterInfo> {

@@ -503,7 +503,7 @@ export class Agent {
         const source = instance.source
         if (!source || source.host !== this.options.hostname) continue
         if (isRunning(source.containerId) || ours.has(instance.id)) continue
-        if (await this.registry.deregister(instance.service, instance.id)) {
+        if ((await this.registry.deregister(instance.service, instance.id)).removed) {
           this.counts.deregistered++
           this.emit({
             type: 'deregistered',

@@ -21,7 +21,6 @@ import type {
   RegisterOptions,
   RegistrationHandle,
   RegistrationState,
-  Registry,
   ServiceInstance,
   ServiceSummary,
   WatchEvent,
@@ -29,6 +28,7 @@ import type {
 } from './types.js'
 import {applyChanges, toInstance, validateInstanceId, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
+import type {LegacyRegistry} from './legacy.js'
 
 type ConsulSpec = Extract<BackendSpec, {kind: 'consul'}>
 
@@ -185,7 +185,7 @@ const HEALTH_RANK: Record<Health, number> = {passing: 0, unknown: 1, warning: 2,
  * blocking queries. Requests go to the current agent of `spec.hosts` and fail over to the next one when it
  * does not answer.
  */
-export class ConsulRegistry implements Registry {
+export class ConsulRegistry implements LegacyRegistry {
   readonly kind = 'consul' as const
   readonly nativeChecks = true
   readonly description: string

@@ -44,7 +44,6 @@ import {
   type RegisterOptions,
   type RegistrationHandle,
   type RegistrationState,
-  type Registry,
   type ServiceInstance,
   type ServiceSummary,
   type WatchEvent,
@@ -54,6 +53,7 @@ import {isRecord} from '../guards.js'
 import {sortInstances} from './diff.js'
 import {applyChanges, isInstanceSource, toInstance, validateInstanceId, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
+import type {LegacyRegistry} from './legacy.js'
 
 type EtcdSpec = Extract<BackendSpec, {kind: 'etcd'}>
 type FaultHandling = NonNullable<IOptions['faultHandling']>
@@ -83,7 +83,7 @@ class MemberSkippedError extends Error {
 }
 
 /** The etcd v3 backend: one key per instance under `<prefix>/<service>/<id>`, attached to a kept-alive lease. */
-export class EtcdRegistry implements Registry {
+export class EtcdRegistry implements LegacyRegistry {
   readonly kind = 'etcd' as const
   readonly nativeChecks = false
   readonly description: string

@@ -1,3 +1,6 @@
+import {CoreRegistry} from './core/registry.js'
+import type {Driver} from './core/driver.js'
+import {fromLegacy} from './legacy.js'
 import {type BackendOptions, withDefaults} from './options.js'
 import {type BackendSpec, parseBackend} from './spec.js'
 import type {Registry} from './types.js'
@@ -5,6 +8,11 @@ import type {Registry} from './types.js'
 export * from './types.js'
 export {type BackendSpec, describeBackend, parseBackend} from './spec.js'
 export {type BackendOptions, withDefaults} from './options.js'
+
+/** A backend's driver under the one core: `registryOver(createDriver(spec, options), options)`. */
+export function registryOver(driver: Driver, options: BackendOptions): Registry {
+  return new CoreRegistry(driver, options)
+}
 
 /** Opens a registry; backend clients are imported only when their backend is used, to keep start-up fast. */
 export async function openRegistry(
@@ -15,36 +23,19 @@ export async function openRegistry(
   const opts = withDefaults(options)
   switch (resolved.kind) {
     case 'local': {
-      const {LocalRegistry} = await import('./local.js')
-      return new LocalRegistry(resolved, opts)
+      return registryOver((await import('./local/index.js')).createDriver(resolved, opts), opts)
     }
 
     case 'zk': {
-      const {ZooKeeperRegistry} = await import('./zookeeper.js')
-      return new ZooKeeperRegistry(resolved, opts)
+      return fromLegacy(new (await import('./zookeeper.js')).ZooKeeperRegistry(resolved, opts), opts)
     }
 
     case 'consul': {
-      const {ConsulRegistry} = await import('./consul.js')
-      return new ConsulRegistry(resolved, opts)
+      return fromLegacy(new (await import('./consul.js')).ConsulRegistry(resolved, opts), opts)
     }
 
     case 'etcd': {
-      const {EtcdRegistry} = await import('./etcd.js')
-      return new EtcdRegistry(resolved, opts)
+      return fromLegacy(new (await import('./etcd.js')).EtcdRegistry(resolved, opts), opts)
     }
-  }
-}
-
-export async function withRegistry<T>(
-  spec: BackendSpec | string,
-  options: Partial<BackendOptions>,
-  fn: (registry: Registry) => Promise<T>,
-): Promise<T> {
-  const registry = await openRegistry(spec, options)
-  try {
-    return await fn(registry)
-  } finally {
-    await registry.close()
   }
 }

@@ -81,6 +81,13 @@ export interface RegistrationHandle {
   close(opts?: {deregister?: boolean}): Promise<void>
 }
 
+/** What `deregister` found: whether a record was removed, and which process owned it. */
+export interface Removal {
+  removed: boolean
+  /** The process that wrote the record, when svc wrote it; `alive`: it will restore the record. */
+  owner?: {host: string; pid: number; alive: boolean}
+}
+
 export interface ServiceSummary {
   name: string
   instances: number
@@ -127,8 +134,8 @@ export interface Registry {
   /** Resolves when the backend answers; throws BackendUnavailableError otherwise. */
   ping(): Promise<void>
   register(input: InstanceInput, opts?: RegisterOptions): Promise<RegistrationHandle>
-  /** Removes one instance; false when it was not registered. */
-  deregister(service: string, id: string): Promise<boolean>
+  /** Removes one instance, whoever owns it, and says who owned it (a live owner restores it). */
+  deregister(service: string, id: string): Promise<Removal>
   listServices(): Promise<ServiceSummary[]>
   listInstances(service: string): Promise<ServiceInstance[]>
   /** Changes of one service (or all when `service` is undefined), starting with the current snapshot. */

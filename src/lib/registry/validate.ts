@@ -1,9 +1,13 @@
+import {isIP} from 'node:net'
+
 import {quote, UserError} from '../errors.js'
 import {isRecord} from '../guards.js'
 import type {InstanceChanges, InstanceInput, InstanceSource, ServiceInstance} from './types.js'
 
 const NAME = /^[\w.-]{1,128}$/
 const ID = /^[\w.:@-]{1,256}$/
+// labels of letters, digits, - and _ (Docker and Consul node names use _), dot-separated, at most 253 characters
+const HOST_NAME = /^(?=.{1,253}$)[\w-]{1,63}(?:\.[\w-]{1,63})*\.?$/
 const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
 
 export function validateServiceName(name: string): string {
@@ -25,6 +29,11 @@ export function validateServiceName(name: string): string {
 }
 
 export function validateInstanceId(id: string): string {
+  // "." and ".." break paths and URLs built from the id (Consul answers 301 to /deregister/..)
+  if (id === '.' || id === '..') {
+    throw new UserError(`invalid instance id ${quote(id)}`, 'use letters, digits, -, _, ., : and @, not just dots')
+  }
+
   if (!ID.test(id)) {
     throw new UserError(
       `invalid instance id ${quote(id)}`,
@@ -82,7 +91,7 @@ export function validateTag(tag: string): string {
 }
 
 export function validateAddress(address: string): string {
-  if (!/^[\w.:%-]{1,255}$/.test(address)) {
+  if (isIP(address) === 0 && !HOST_NAME.test(address)) {
     throw new UserError(`invalid address ${quote(address)}`, 'use an IP address or a host name')
   }
 

@@ -1,65 +1,30 @@
-import {diffSnapshots, type Snapshot, sortInstances, toSnapshot} from './diff.js'
-import {EventQueue} from './stream.js'
 import type {ServiceInstance, WatchEvent, WatchOptions} from './types.js'
+import {ForeignRecords} from './core/foreign.js'
+import {snapshotWatch as coreWatch} from './core/watch.js'
 
-/** What a backend's native notification loop reports into a watch stream. */
+/** The watch sink of the backends not yet ported onto core/: they publish decoded instances. */
 export interface WatchSink {
-  /** The full current state of what is watched; the first call yields the snapshot, later ones the differences. */
   publish(instances: ServiceInstance[]): void
   status(state: 'connected' | 'reconnecting' | 'session-lost', detail: string): void
-  /** Ends the stream with an error (a permanent failure). */
   fail(error: unknown): void
   readonly closed: boolean
 }
 
-/**
- * Builds a watch stream from a backend loop that reports full states. Diffing full states (rather than relaying
- * raw notifications) makes resumption after a reconnect lossless and free of duplicates.
- * `start` returns the function that stops the loop.
- */
+/** core/watch.ts's snapshot watch for the backends not yet ported onto core/; goes with the last of them. */
 export function snapshotWatch(
   opts: WatchOptions,
   filter: ((instance: ServiceInstance) => boolean) | undefined,
   start: (sink: WatchSink) => () => void,
 ): AsyncIterableIterator<WatchEvent> {
-  const loop: {stop?: () => void} = {}
-  let current: Snapshot | undefined
-  const queue = new EventQueue<WatchEvent>(() => {
-    opts.signal?.removeEventListener('abort', onAbort)
-    loop.stop?.()
-  })
-  const onAbort = (): void => queue.end()
-  const sink: WatchSink = {
-    publish(instances) {
-      if (queue.closed) return
-      const selected = filter ? instances.filter((i) => filter(i)) : instances
-      const next = toSnapshot(selected)
-      if (current === undefined) {
-        queue.push({type: 'snapshot', instances: sortInstances([...selected])})
-      } else {
-        for (const event of diffSnapshots(current, next)) queue.push(event)
-      }
-
-      current = next
-    },
-    status(state, detail) {
-      queue.push({type: 'status', state, detail})
-    },
-    fail(error) {
-      queue.end(error)
-    },
-    get closed() {
-      return queue.closed
-    },
-  }
-
-  if (opts.signal?.aborted) {
-    queue.end()
-    return queue
-  }
-
-  opts.signal?.addEventListener('abort', onAbort, {once: true})
-  loop.stop = start(sink)
-  if (queue.closed) loop.stop()
-  return queue
+  return coreWatch({...opts, foreign: new ForeignRecords(() => {})}, (sink) =>
+    start({
+      publish: (instances) =>
+        sink.publish(instances.filter((i) => !filter || filter(i)).map((instance) => ({instance}))),
+      status: (state, detail) => sink.status(state, detail),
+      fail: (error) => sink.fail(error),
+      get closed() {
+        return sink.closed
+      },
+    }),
+  )
 }

@@ -22,7 +22,6 @@ import type {
   RegisterOptions,
   RegistrationHandle,
   RegistrationState,
-  Registry,
   ServiceInstance,
   ServiceSummary,
   WatchEvent,
@@ -31,6 +30,7 @@ import type {
 import {HEALTH_VALUES} from './types.js'
 import {applyChanges, defaultInstanceId, toInstance, validateServiceName} from './validate.js'
 import {snapshotWatch, type WatchSink} from './watch.js'
+import type {LegacyRegistry} from './legacy.js'
 
 type ZkSpec = Extract<BackendSpec, {kind: 'zk'}>
 type Watcher = (event: Event) => void
@@ -66,7 +66,7 @@ interface Payload extends ServiceInstance {
  * session serves every request, watch and registration of this object; when it expires, a new one re-creates
  * the registrations and re-arms the watches.
  */
-export class ZooKeeperRegistry implements Registry {
+export class ZooKeeperRegistry implements LegacyRegistry {
   readonly kind = 'zk'
   readonly nativeChecks = false
   readonly description: string

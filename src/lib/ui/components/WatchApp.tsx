@@ -2,6 +2,7 @@ import {Box, type Key, Text, useApp, useInput, useStdin} from 'ink'
 import {useEffect, useReducer, useRef} from 'react'
 
 import {errorMessage} from '../../errors.js'
+import {removalNotice} from '../../registry/removal.js'
 import type {Registry} from '../../registry/types.js'
 import {useClusterInfo} from '../hooks/use-cluster-info.js'
 import {type RetryOptions, useRegistryWatch} from '../hooks/use-registry-watch.js'
@@ -115,12 +116,14 @@ export function WatchApp({
     const what = `${target.service} ${target.id}`
     update({status: {text: `deregistering ${what}…`}})
     registry.deregister(target.service, target.id).then(
-      (removed) =>
+      (removal) => {
+        const notice = removalNotice(target.service, target.id, removal)
         update({
-          status: removed
-            ? {text: `deregistered ${what}`, color: 'green'}
+          status: removal.removed
+            ? {text: notice ?? `deregistered ${what}`, color: notice ? 'yellow' : 'green'}
             : {text: `${what} was not registered`, color: 'yellow'},
-        }),
+        })
+      },
       (error: unknown) =>
         update({status: {text: `could not deregister ${what}: ${errorMessage(error)}`, color: 'red'}}),
     )

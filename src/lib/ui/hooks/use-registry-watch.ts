@@ -1,7 +1,7 @@
 import {useEffect, useReducer} from 'react'
 
 import {errorMessage} from '../../errors.js'
-import {sortInstances} from '../../registry/diff.js'
+import {sortInstances} from '../../registry/core/diff.js'
 import type {Registry, ServiceInstance, WatchEvent} from '../../registry/types.js'
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'session-lost'

@@ -1,0 +1,107 @@
+/* eslint-disable no-bitwise -- open flags are bit masks */
+import {randomBytes} from 'node:crypto'
+import {constants} from 'node:fs'
+import {type FileHandle, open, rename, rm} from 'node:fs/promises'
+import path from 'node:path'
+
+import {errorMessage} from '../../errors.js'
+import {hasErrorCode} from '../../guards.js'
+
+/** Instance files are a few hundred bytes; anything above this is not one of svc's and is not read. */
+export const MAX_INSTANCE_FILE_BYTES = 1024 * 1024
+
+// O_NOFOLLOW makes open fail on a symbolic link; O_NONBLOCK keeps a planted FIFO from blocking the open.
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0
+const READ_FLAGS = constants.O_RDONLY | NOFOLLOW | (constants.O_NONBLOCK ?? 0)
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW
+
+const LINK = 'it is a symbolic link, which svc does not follow'
+
+/** The file of an instance: its id, URI-encoded, with a leading dot encoded too (dot files are temporary files). */
+export function instanceFileName(id: string): string {
+  return `${encodeURIComponent(id).replace(/^\./, '%2E')}.json`
+}
+
+/** What an instance file holds as text, with its mtime (the owner's last heartbeat), or why it is not readable. */
+export type FileRead = {content: string; mtimeMs: number} | {skip: string} | undefined
+
+/**
+ * Writes a file atomically: readers see the old or the new content, never a partial one. The temporary file is
+ * created exclusively, without following links, at 0600 whatever the umask; the rename replaces whatever is at
+ * `file` (a symbolic link included) instead of writing through it.
+ */
+export async function writeAtomic(file: string, bytes: Buffer): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+  let handle: FileHandle | undefined
+  try {
+    handle = await open(tmp, CREATE_FLAGS, 0o600)
+    await handle.chmod(0o600)
+    await handle.writeFile(bytes)
+    await handle.close()
+    handle = undefined
+    await rename(tmp, file)
+  } catch (error) {
+    await handle?.close().catch(() => {})
+    await rm(tmp, {force: true})
+    throw error
+  }
+}
+
+/** Refreshes a heartbeat without following a link; ENOENT when the file is gone, ELOOP when it is not a plain file. */
+export async function touch(file: string): Promise<void> {
+  const handle = await open(file, READ_FLAGS)
+  try {
+    if (!(await handle.stat()).isFile()) throw Object.assign(new Error(`${file} is not a file`), {code: 'ELOOP'})
+    const now = new Date()
+    await handle.utimes(now, now)
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Reads one instance file without following links or blocking; undefined when it is gone. */
+export async function readInstanceFile(file: string): Promise<FileRead> {
+  let handle: FileHandle
+  try {
+    handle = await open(file, READ_FLAGS)
+  } catch (error) {
+    if (hasErrorCode(error, 'ENOENT')) return undefined
+    if (hasErrorCode(error, 'ELOOP') || hasErrorCode(error, 'EMLINK')) return {skip: LINK}
+    return {skip: `it cannot be read (${errorMessage(error)})`}
+  }
+
+  try {
+    const info = await handle.stat()
+    if (!info.isFile()) return {skip: 'it is not a regular file'}
+    const uid = process.getuid?.()
+    if (uid !== undefined && info.uid !== uid) return {skip: `it belongs to uid ${info.uid}, not to uid ${uid}`}
+    if (info.size > MAX_INSTANCE_FILE_BYTES) return {skip: `it is ${info.size} bytes, too large for an instance file`}
+    const content = await readBounded(handle, info.size, MAX_INSTANCE_FILE_BYTES)
+    if (content === undefined) return {skip: 'it is too large for an instance file'}
+    return {content, mtimeMs: info.mtimeMs}
+  } catch (error) {
+    return {skip: `it cannot be read (${errorMessage(error)})`}
+  } finally {
+    await handle.close().catch(() => {})
+  }
+}
+
+/** The file's content as UTF-8, or undefined when it holds more than `max` bytes (it may grow while read). */
+async function readBounded(handle: FileHandle, sizeHint: number, max: number): Promise<string | undefined> {
+  let buffer = Buffer.alloc(Math.min(sizeHint, max) + 1)
+  let length = 0
+  for (;;) {
+    if (length === buffer.length) {
+      if (length > max) return undefined
+      const bigger = Buffer.alloc(Math.min(buffer.length * 2, max + 1))
+      buffer.copy(bigger)
+      buffer = bigger
+    }
+
+    const {bytesRead} = await handle.read(buffer, length, buffer.length - length, length)
+    if (bytesRead === 0) break
+    length += bytesRead
+  }
+
+  return length > max ? undefined : buffer.subarray(0, length).toString('utf8')
+}
