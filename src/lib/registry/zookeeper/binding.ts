@@ -74,12 +74,7 @@ export async function createNode(s: Session, layout: Layout, record: OwnedRecord
 
     const existing = await data(s, path)
     if (!existing) continue
-    if (existing.stat.ephemeralOwner.equals(s.id)) {
-      // ours already: an earlier attempt got through before its answer was lost
-      if (await setData(s, path, bytes)) return
-      continue
-    }
-
+    // the layout keys instances by address and port: another id there is another instance, whoever wrote it
     const other = decodeZnode(instance.service, nodeName(instance), path, existing.data)
     if (isSkipped(other) || other.instance.id !== instance.id) {
       const {address, port, service} = instance
@@ -89,7 +84,14 @@ export async function createNode(s: Session, layout: Layout, record: OwnedRecord
         isSkipped(other)
           ? `remove ${path} first`
           : `deregister it first: svc deregister ${service} ${other.instance.id}`,
+        1,
       )
+    }
+
+    if (existing.stat.ephemeralOwner.equals(s.id)) {
+      // ours already: an earlier attempt got through before its answer was lost
+      if (await setData(s, path, bytes, existing.stat.version)) return
+      continue
     }
 
     await remove(s, path, existing.stat.version)

@@ -1,14 +1,14 @@
 import type {ACL} from 'node-zookeeper-client'
 
 import {formatDuration} from '../../duration.js'
-import {errorMessage, isTransient} from '../../errors.js'
-import {within} from '../../timeout.js'
+import {errorMessage} from '../../errors.js'
 import type {DriverEvent} from '../core/driver.js'
+import {MemberPool, withPolicy} from '../core/policy.js'
 import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {type BackendSpec, type Credentials, formatHosts} from '../spec.js'
 import {effectiveZkAcl} from '../zk-acl.js'
-import {authFailed, BACKEND, closedError, toBackendError, unavailable, zkError} from './errors.js'
-import {MemberPool} from './members.js'
+import {authFailed, BACKEND, closedError, toBackendError, unavailable} from './errors.js'
+import {probeMembers} from './members.js'
 import {toAcl} from './security.js'
 import {Session, type SessionChange} from './session.js'
 
@@ -35,7 +35,8 @@ export class ZkClient {
   readonly followers = new Set<SessionFollower>()
   private readonly acl: ACL[]
   private readonly options: BackendOptions
-  private readonly pool: MemberPool
+  /** Remembers the member that answered, so the next session starts there. */
+  private readonly pool: MemberPool<string>
   private readonly shutdown = new AbortController()
   private readonly listeners = new Set<(event: DriverEvent) => void>()
   private readonly warned = new Set<string>()
@@ -51,7 +52,7 @@ export class ZkClient {
     this.auth = spec.auth
     this.acl = toAcl(effectiveZkAcl(spec.acl, spec.auth !== undefined), spec.auth)
     this.options = options
-    this.pool = new MemberPool(spec.hosts)
+    this.pool = new MemberPool(spec.hosts.map((h) => `${h.host}:${h.port}`))
   }
 
   get isClosed(): boolean {
@@ -98,26 +99,23 @@ export class ZkClient {
   }
 
   /**
-   * Runs one request, retrying transient failures (connection loss, fail-over) within requestTimeoutMs.
-   * `pinned` keeps a request on the session that holds its ephemeral znode or its watchers.
+   * Runs one request under the core's deadline and retry policy (connection loss, fail-over). `pinned` keeps a
+   * request on the session that holds its ephemeral znode or its watchers; it is not retried once that session ended.
    */
   async run<T>(what: string, fn: (session: Session) => Promise<T>, pinned?: Session): Promise<T> {
     const {requestTimeoutMs, retry} = this.options
-    const deadline = Date.now() + requestTimeoutMs
-    for (let attempt = 0; ; attempt++) {
-      const session = pinned ?? (await this.live())
+    // an ensemble that cannot be reached was reported by live() within connectTimeoutMs: that is not retried
+    const first = pinned ?? (await this.live())
+    // closing the client closes its session, so a pinned request stops with either
+    const signal = pinned ? pinned.ended : this.shutdown.signal
+    return withPolicy({backend: BACKEND, what, deadlineMs: requestTimeoutMs, retry, signal}, async (attempt) => {
+      const session = attempt === 0 ? first : (pinned ?? (await this.live()))
       try {
-        return await within(fn(session), deadline - Date.now(), () =>
-          zkError(`${what}: no answer within ${formatDuration(requestTimeoutMs)}`, true),
-        )
+        return await fn(session)
       } catch (error) {
-        const failure = toBackendError(error, what, this.auth)
-        const wait = backoffDelay(retry, attempt)
-        const retryable = isTransient(failure) && !this.closed && !(pinned?.dead ?? false)
-        if (!retryable || attempt >= retry.attempts || Date.now() + wait >= deadline) throw failure
-        await sleep(wait, this.shutdown.signal)
+        throw toBackendError(error, what, this.auth)
       }
-    }
+    })
   }
 
   /** A record's TTL is the session timeout; it can change only while the session serves nothing else. */
@@ -155,7 +153,7 @@ export class ZkClient {
   private async open(): Promise<Session> {
     const {connectTimeoutMs} = this.options
     const deadline = Date.now() + connectTimeoutMs
-    const order = await this.pool.order(connectTimeoutMs)
+    const order = await probeMembers(this.pool, connectTimeoutMs)
     if (this.closed) throw closedError()
     if (order.failure !== undefined) throw unavailable(this.hosts, order.failure)
     const session = new Session({
@@ -182,7 +180,7 @@ export class ZkClient {
 
     session.onChange = (change) => this.onSessionChange(session, change)
     this.session = session
-    this.pool.remember(session.member)
+    this.pool.answered(session.member)
     if (session.timeoutMs !== this.sessionTimeoutMs) {
       this.warnOnce(
         'negotiated',
@@ -225,7 +223,7 @@ export class ZkClient {
 
       case 'connected': {
         clearTimeout(this.lostTimer)
-        this.pool.remember(session.member)
+        this.pool.answered(session.member)
         this.log(`${BACKEND}: reconnected to member ${session.member}`)
         this.emit({
           type: 'reconnected',

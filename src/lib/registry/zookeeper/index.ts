@@ -8,6 +8,7 @@ import {
   type OwnedRecord,
   type ReadResult,
 } from '../core/driver.js'
+import {foreignRecords} from '../core/foreign.js'
 import type {BackendOptions} from '../options.js'
 import {describeBackend} from '../spec.js'
 import type {ClusterInfo, ServiceSummary} from '../types.js'
@@ -119,9 +120,11 @@ class ZooKeeperDriver implements Driver {
         names.map(async (name): Promise<ServiceSummary> => {
           // the core skips a name it cannot use with one warning; its znodes are not read
           if (this.layout.checkService(name)) return {name, instances: 0, passing: 0}
-          const instances = (await this.layout.readService(s, name)).flatMap(({record}) =>
-            isSkipped(record) ? [] : [record.instance],
-          )
+          const records = (await this.layout.readService(s, name)).map((n) => n.record)
+          // the core sees summaries only: the records it cannot read are reported here, under its rule
+          const instances = foreignRecords(this.options.log)
+            .select(records)
+            .map((r) => r.instance)
           return {name, instances: instances.length, passing: instances.filter((i) => i.health === 'passing').length}
         }),
       )

@@ -1,8 +1,7 @@
-import {errorMessage} from '../../errors.js'
 import {isRecord} from '../../guards.js'
+import {decodeFields, parseJson, type RecordFields, skipped} from '../core/codec.js'
 import type {Owner, ReadResult} from '../core/driver.js'
-import {HEALTH_VALUES, type Health, type InstanceSource, type ServiceInstance} from '../types.js'
-import {defaultInstanceId, isInstanceSource, toInstance} from '../validate.js'
+import type {ServiceInstance} from '../types.js'
 
 /** Meta key that names the container-side port, written as registrator's PrivatePort. */
 export const PRIVATE_PORT_META = 'private_port'
@@ -48,93 +47,37 @@ export function encodePayload(instance: ServiceInstance, owner: Owner): Buffer {
 }
 
 /**
- * Reads svc's payload or registrator's (Name, IP, PublicPort, Tags, Attrs, ContainerID), or the reason it is
- * skipped. The znode's name `<address>:<port>` fills in what the payload lacks; a registrator payload has no
- * owner, so it reads as foreign.
+ * Reads svc's payload or registrator's (Name, IP, PublicPort, Tags, Attrs, ContainerID) through the core's codec,
+ * or the reason it is skipped. The znode's name `<address>:<port>` fills in what the payload lacks; a registrator
+ * payload has no owner, so it reads as foreign.
  */
 export function decodeZnode(service: string, node: string, key: string, data: Buffer | undefined): ReadResult {
-  const skip = (reason: string): ReadResult => ({skipped: true, key, reason})
-  let raw: unknown
-  try {
-    raw = JSON.parse(data?.toString('utf8') ?? '')
-  } catch {
-    return skip('its payload is not JSON')
-  }
+  const parsed = parseJson(data?.toString('utf8') ?? '', {key})
+  if ('skipped' in parsed) return parsed
+  if (!isRecord(parsed.value)) return skipped(key, 'it is not a JSON object')
+  return decodeFields(fieldsOf(parsed.value, service, node), {key, service})
+}
 
-  if (!isRecord(raw)) return skip('its payload is not a JSON object')
+/** The layout's names for the codec's fields: svc's own first, then registrator's, then the znode's name. */
+function fieldsOf(raw: Record<string, unknown>, service: string, node: string): RecordFields {
   const colon = node.lastIndexOf(':')
-  const nodePort = /^\d+$/.test(node.slice(colon + 1)) ? Number(node.slice(colon + 1)) : undefined
-  const address = text(raw.address) ?? text(raw.IP) ?? (colon > 0 ? node.slice(0, colon) : undefined)
-  const port = portOf(raw.port) ?? portOf(raw.PublicPort) ?? portOf(nodePort)
-  if (!address || port === undefined) return skip('its payload is JSON without an address and port')
-  const health = raw.health ?? 'unknown'
-  if (!HEALTH_VALUES.includes(health as Health))
-    return skip(`its health ${shown(raw.health)} is not one of ${HEALTH_VALUES.join(', ')}`)
-  try {
-    const instance = toInstance({
-      service,
-      id: text(raw.id) ?? text(raw.ID) ?? defaultInstanceId(service, address, port),
-      address,
-      port,
-      tags: strings(raw.tags) ?? strings(raw.Tags) ?? [],
-      meta: stringRecord(raw.meta) ?? stringRecord(raw.Attrs) ?? {},
-      health: health as Health,
-      source: sourceOf(raw.source) ?? containerSource(text(raw.ContainerID)),
-    })
-    const owner = ownerOf(raw.owner)
-    return owner ? {instance, owner} : {instance}
-  } catch (error) {
-    return skip(errorMessage(error))
-  }
-}
-
-/** A parsed JSON value for a message; String() would throw on an object such as {"toString": []}. */
-function shown(value: unknown): string {
-  return JSON.stringify(value) ?? 'undefined'
-}
-
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined
-}
-
-function portOf(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65_535 ? value : undefined
-}
-
-function strings(value: unknown): string[] | undefined {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined
-}
-
-/** Registrator's Attrs may hold numbers and booleans (SERVICE_* labels); svc's meta holds strings. */
-function stringRecord(value: unknown): Record<string, string> | undefined {
-  if (!isRecord(value)) return undefined
-  const record: Record<string, string> = {}
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') record[k] = String(v)
-  }
-
-  return record
-}
-
-function sourceOf(value: unknown): InstanceSource | undefined {
-  if (isInstanceSource(value)) return value
-  if (!isRecord(value) || typeof value.containerId !== 'string') return undefined
+  const nodePort = node.slice(colon + 1)
+  const containerId = typeof raw.ContainerID === 'string' && raw.ContainerID !== '' ? raw.ContainerID : undefined
   return {
-    containerId: value.containerId,
-    containerName: text(value.containerName) ?? '',
-    image: text(value.image) ?? '',
-    host: text(value.host) ?? '',
+    service,
+    id: raw.id ?? undefined,
+    address: given(raw.address) ?? given(raw.IP) ?? (colon > 0 ? node.slice(0, colon) : undefined),
+    port: given(raw.port) ?? given(raw.PublicPort) ?? (/^\d{1,5}$/.test(nodePort) ? Number(nodePort) : undefined),
+    // Go writes registrator's nil Tags and Attrs as null
+    tags: given(raw.tags) ?? given(raw.Tags),
+    meta: given(raw.meta) ?? given(raw.Attrs),
+    health: raw.health,
+    source: raw.source ?? (containerId ? {containerId, containerName: '', image: '', host: ''} : undefined),
+    owner: raw.owner,
   }
 }
 
-function containerSource(containerId: string | undefined): InstanceSource | undefined {
-  return containerId ? {containerId, containerName: '', image: '', host: ''} : undefined
-}
-
-function ownerOf(value: unknown): Owner | undefined {
-  if (!isRecord(value)) return undefined
-  const {host, pid, nonce} = value
-  if (typeof host !== 'string' || typeof nonce !== 'string' || typeof pid !== 'number' || !Number.isInteger(pid))
-    return undefined
-  return {host, pid, nonce}
+/** A field that is there: null and the empty string count as absent. */
+function given(value: unknown): unknown {
+  return value === null || value === '' ? undefined : value
 }

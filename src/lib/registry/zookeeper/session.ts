@@ -62,6 +62,7 @@ export class Session {
   /** When the current member last sent anything. */
   lastRead = 0
   private readonly log: (message: string) => void
+  private readonly end = new AbortController()
   private readonly inflight = new Set<(error: unknown) => void>()
   private watchdog?: NodeJS.Timeout
   private socket?: Socket
@@ -82,6 +83,11 @@ export class Session {
 
   get dead(): boolean {
     return this.expired || this.closed
+  }
+
+  /** Aborted when the session has expired or was closed. */
+  get ended(): AbortSignal {
+    return this.end.signal
   }
 
   get id(): Buffer {
@@ -129,6 +135,7 @@ export class Session {
     this.closed = true
     this.connected = false
     clearInterval(this.watchdog)
+    this.end.abort()
     this.abandon(closedError())
     const cm = internals(this.client)
     if (wasConnected) await this.closeGracefully()
@@ -227,6 +234,7 @@ export class Session {
         this.expired = true
         this.connected = false
         clearInterval(this.watchdog)
+        this.end.abort()
         this.abandon(expiredError(this.idHex))
         this.onChange?.('expired')
         break
