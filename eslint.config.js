@@ -37,6 +37,32 @@ export default [
     },
   },
   {
+    // one concept per file, and functions a reader can hold in their head (issue 13)
+    files: ['src/**/*.ts', 'src/**/*.tsx'],
+    rules: {
+      'max-lines': ['error', {max: 500, skipBlankLines: true, skipComments: true}],
+      complexity: ['error', {max: 20}],
+    },
+  },
+  {
+    // files that broke these rules when they came in; each entry goes when its file is split or ported
+    files: [
+      'src/lib/chaos/kill-instance.ts',
+      'src/lib/cluster/index.ts',
+      'src/lib/demo/runner.ts',
+      'src/lib/docker/agent.ts',
+      'src/lib/docker/mapping.ts',
+      'src/lib/proxy/headers.ts',
+      'src/lib/proxy/server.ts',
+      'src/lib/registry/consul.ts',
+      'src/lib/registry/etcd.ts',
+      'src/lib/registry/spec.ts',
+      'src/lib/registry/zookeeper.ts',
+      'src/lib/ui/components/WatchApp.tsx',
+    ],
+    rules: {'max-lines': 'off', complexity: 'off'},
+  },
+  {
     files: ['**/*.cjs'],
     languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', process: 'readonly'}},
     rules: {'@typescript-eslint/no-require-imports': 'off'},

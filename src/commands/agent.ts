@@ -49,7 +49,7 @@ die, stop and destroy deregister; so does a kill event with SIGKILL, at once; a 
     ttl: durationFlag({description: 'liveness bound of each registration (heartbeat, lease, session, TTL check)'}),
     'ttl-refresh': durationFlag({
       description:
-        'how often liveness is refreshed (local heartbeat, Consul TTL check, etcd lease keep-alive); default a third of the TTL, must be below it; ZooKeeper sessions are pinged by the client',
+        'how often liveness is refreshed (local heartbeat, Consul TTL check, etcd lease keep-alive); default a third of the TTL, must be below it; refused on ZooKeeper, whose client pings its session by itself',
     }),
     'retry-attempts': Flags.integer({
       description: 'retries of the backend connection at start-up; -1 = forever [default: 0]',

@@ -40,7 +40,7 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
     'check-timeout': durationFlag({description: 'check timeout', default: 5000}),
     ttl: durationFlag({
       description:
-        'how long the instance outlives its last heartbeat [default: local 15s, etcd 10s, zk 10s, consul 10s]',
+        'how long the instance outlives its last heartbeat, at least 1s [default: local 15s, etcd 10s, zk 10s, consul 10s]',
     }),
     'dry-run': Flags.boolean({description: 'validate and print the instance, but do not register it'}),
   }

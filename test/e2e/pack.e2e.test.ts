@@ -1,5 +1,5 @@
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -132,6 +132,35 @@ describe('npm pack, then npm install -g of the tarball, gives a working svc', ()
     expect(resolved.code, resolved.stderr).toBe(0)
     expect(JSON.parse(resolved.stdout)).toMatchObject([{service: 'packed', port: 9090, health: 'passing'}])
     expect((await svc(['resolve', 'packed', '--pick', '--backend', registry])).stdout).toBe('127.0.0.1:9090\n')
+  })
+
+  it('serves the documented library entry (openRegistry, the types, runProxy) to an importing program', async () => {
+    const app = path.join(root, 'app')
+    mkdirSync(path.join(app, 'node_modules'), {recursive: true})
+    const pkg = path.join(prefix, 'lib', 'node_modules', 'svc-discovery')
+    symlinkSync(pkg, path.join(app, 'node_modules', 'svc-discovery'))
+    expect(files).toContain('dist/lib/index.d.ts')
+    expect(existsSync(path.join(pkg, 'dist', 'lib', 'index.d.ts'))).toBe(true)
+    const program = path.join(app, 'use.mjs')
+    writeFileSync(
+      program,
+      [
+        "import {openRegistry, runProxy, HEALTH_VALUES} from 'svc-discovery'",
+        `const registry = await openRegistry(${JSON.stringify(`local://${path.join(root, 'lib-reg')}`)})`,
+        "const handle = await registry.register({service: 'lib', address: '127.0.0.1', port: 7070})",
+        "const [found] = await registry.listInstances('lib')",
+        'await handle.close()',
+        'await registry.close()',
+        'console.log(JSON.stringify({port: found.port, runProxy: typeof runProxy, health: HEALTH_VALUES}))',
+      ].join('\n'),
+    )
+    const used = await run(process.execPath, [program], {cwd: app})
+    expect(used.code, used.stderr).toBe(0)
+    expect(JSON.parse(used.stdout)).toEqual({
+      port: 7070,
+      runProxy: 'function',
+      health: ['passing', 'warning', 'critical', 'unknown'],
+    })
   })
 
   it('colours help only when colour is wanted, and never under NO_COLOR', async () => {

@@ -3,7 +3,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import type {ClusterKind} from '../../src/lib/cluster/types.js'
-import {testCluster} from './clusters.js'
+import {hasTestCluster, testCluster} from './clusters.js'
 
 export interface TestBackend {
   name: 'local' | ClusterKind
@@ -19,10 +19,12 @@ const unique = (): string => `t${Date.now().toString(36)}${Math.random().toStrin
 
 /**
  * The four backends (or those named), each with a namespace of its own so test files do not see each other's
- * instances. Only the clusters named are looked up.
+ * instances. Only the clusters named are looked up; by default, those this run started (SVC_TEST_CLUSTERS).
  */
 export function testBackends(
-  names: ReadonlyArray<TestBackend['name']> = ['local', 'zk', 'etcd', 'consul'],
+  names: ReadonlyArray<TestBackend['name']> = (['local', 'zk', 'etcd', 'consul'] as const).filter(
+    (name) => name === 'local' || hasTestCluster(name),
+  ),
 ): TestBackend[] {
   const base = unique()
   const make: Record<TestBackend['name'], () => TestBackend> = {

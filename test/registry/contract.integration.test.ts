@@ -1,11 +1,59 @@
+import type {ChildProcess} from 'node:child_process'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {clusterStatus, startMember, stopMember} from '../../src/lib/cluster/index.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
 import type {Registry, ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 import {testBackends, uniqueService} from '../helpers/backends.js'
-import {eventually, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
+import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {testCluster, withClusterLock} from '../helpers/clusters.js'
+import {plantRecord} from '../helpers/plant.js'
+
+/** The lifecycle tests' TTL, and the refresh period svc derives from it (a third). */
+const TTL_MS = 3000
+const REFRESH_MS = TTL_MS / 3
+
+/** A `svc register` process, its stderr kept for counting the lifecycle's lines. */
+interface Registrar {
+  child: ChildProcess
+  stderr(): string
+  count(pattern: RegExp): number
+}
+
+async function startRegistrar(uri: string, service: string, port: number): Promise<Registrar> {
+  const args = ['register', service, '--port', String(port), '--address', '127.0.0.1', '--ttl', `${TTL_MS}ms`]
+  const child = spawnCli([...args, '-b', uri])
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  await waitForOutput(child, /^registered /, 30_000)
+  return {
+    child,
+    stderr: () => stderr,
+    count: (pattern) => stderr.split('\n').filter((line) => pattern.test(line)).length,
+  }
+}
+
+async function stopRegistrar(registrar: Registrar): Promise<void> {
+  registrar.child.kill('SIGCONT')
+  registrar.child.kill('SIGTERM')
+  await waitForExit(registrar.child, 20_000).catch(() => registrar.child.kill('SIGKILL'))
+}
+
+/** Listed and passing: on Consul a lapsed TTL shows as critical, elsewhere the record goes. */
+async function present(registry: Registry, service: string, port: number): Promise<boolean> {
+  return (await registry.listInstances(service)).some((i) => i.port === port && i.health === 'passing')
+}
+
+/** The lost/restored pair of one loss episode: each once, and nothing more after another refresh. */
+async function expectOneEpisode(registrar: Registrar): Promise<void> {
+  await eventually(async () => registrar.count(/registration restored/) > 0, REFRESH_MS + 1000)
+  await sleep(REFRESH_MS * 2)
+  expect(registrar.count(/registration lost/), registrar.stderr()).toBe(1)
+  expect(registrar.count(/registration restored/), registrar.stderr()).toBe(1)
+}
 
 // One suite, run unchanged against every backend.
 describe.each(testBackends())('registry contract: $name', (backend) => {
@@ -53,11 +101,11 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
     const service = uniqueService('api')
     const handle = await registry.register({service, id: 'api-1', address: '127.0.0.1', port: 9001})
     await registry.register({service, id: 'api-2', address: '127.0.0.1', port: 9002})
-    expect(await registry.deregister(service, 'api-1')).toBe(true)
-    expect(await registry.deregister(service, 'api-1')).toBe(false)
+    expect((await registry.deregister(service, 'api-1')).removed).toBe(true)
+    expect((await registry.deregister(service, 'api-1')).removed).toBe(false)
     const left = await registry.listInstances(service)
     expect(left.map((i) => i.id)).toEqual(['api-2'])
-    expect(await registry.deregister(service, 'api-2')).toBe(true)
+    expect((await registry.deregister(service, 'api-2')).removed).toBe(true)
     expect(await registry.listInstances(service)).toEqual([])
     await handle.close({deregister: false})
   })
@@ -160,6 +208,112 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
     // ZooKeeper ends sessions on tick boundaries and Consul runs TTL checks a little late: a small allowance.
     expect(Date.now() - killedAt).toBeLessThan(ttlMs + 3000)
     if (backend.name === 'consul') await registry.deregister(service, `${service}:127.0.0.1:7301`)
+  })
+
+  it('presence: after a pause of twice the TTL the owner restores its instance within a refresh + 1 s, with one lost and one restored line', async () => {
+    const service = uniqueService('paused')
+    const registrar = await startRegistrar(backend.uri, service, 7501)
+    try {
+      expect(await present(registry, service, 7501)).toBe(true)
+      registrar.child.kill('SIGSTOP')
+      const stoppedAt = Date.now()
+      await eventually(async () => !(await present(registry, service, 7501)), 2 * TTL_MS + 1000)
+      await sleep(Math.max(0, stoppedAt + 2 * TTL_MS - Date.now()))
+      registrar.child.kill('SIGCONT')
+      const resumedAt = Date.now()
+      await eventually(() => present(registry, service, 7501), REFRESH_MS + 1000, 25)
+      expect(Date.now() - resumedAt).toBeLessThan(REFRESH_MS + 1000)
+      await expectOneEpisode(registrar)
+    } finally {
+      await stopRegistrar(registrar)
+    }
+  })
+
+  it('removal by others: svc deregister from another process warns who restores it, and the owner does within a refresh + 1 s', async () => {
+    const service = uniqueService('removed')
+    const registrar = await startRegistrar(backend.uri, service, 7502)
+    try {
+      const id = `${service}:127.0.0.1:7502`
+      const removal = await runCli(['deregister', service, id, '-b', backend.uri], {timeoutMs: 30_000})
+      expect(removal.code, removal.stderr).toBe(0)
+      expect(removal.stderr).toContain(`pid ${registrar.child.pid} on host`)
+      expect(removal.stderr).toMatch(/will register it again: stop that process to remove it for good/)
+      await eventually(() => present(registry, service, 7502), REFRESH_MS + 1000, 25)
+      await expectOneEpisode(registrar)
+    } finally {
+      await stopRegistrar(registrar)
+    }
+  })
+
+  it('removal: an instance without a live owner is removed for good, without a warning', async () => {
+    const service = uniqueService('orphan')
+    const id = `${service}:127.0.0.1:7503`
+    await plantRecord(backend.uri, {service, id, address: '127.0.0.1', port: 7503})
+    await eventually(async () => (await registry.listInstances(service)).length === 1, 5000)
+    const removal = await runCli(['deregister', service, id, '-b', backend.uri], {timeoutMs: 30_000})
+    expect(removal.code, removal.stderr).toBe(0)
+    expect(removal.stderr).toBe('')
+    await sleep(REFRESH_MS + 1000)
+    expect(await registry.listInstances(service)).toEqual([])
+  })
+
+  it('uniqueness: a second owner of the same id is refused, naming the first, and the first keeps it', async () => {
+    const service = uniqueService('dup')
+    const first = await startRegistrar(backend.uri, service, 7504)
+    try {
+      const args = ['register', service, '--port', '7504', '--address', '127.0.0.1', '-b', backend.uri]
+      const second = await runCli(args, {timeoutMs: 30_000})
+      expect(second.code).toBe(1)
+      expect(second.stdout).toBe('')
+      expect(second.stderr).toContain(`is already registered by pid ${first.child.pid} on host`)
+      expect(second.stderr.trim().split('\n')).toHaveLength(1)
+      await sleep(REFRESH_MS)
+      expect(await present(registry, service, 7504)).toBe(true)
+      expect(first.count(/registration lost/)).toBe(0)
+    } finally {
+      await stopRegistrar(first)
+    }
+  })
+
+  it('close: every method of a closed handle throws the same error', async () => {
+    const service = uniqueService('closed')
+    const handle = await registry.register({service, address: '127.0.0.1', port: 7505})
+    await handle.close()
+    const errors = await Promise.all(
+      [() => handle.setHealth('critical'), () => handle.update({tags: ['late']}), () => handle.close()].map(
+        async (call) =>
+          call().then(
+            () => undefined,
+            (error: unknown) => error,
+          ),
+      ),
+    )
+    for (const error of errors) expect(error).toBeInstanceOf(Error)
+    const messages = new Set(errors.map((e) => (e as Error).message))
+    expect([...messages]).toEqual([`the registration of ${service} ${service}:127.0.0.1:7505 is closed`])
+    expect(await registry.listInstances(service)).toEqual([])
+  })
+
+  it('codec: a record without health, written by another tool, decodes to the same instance on every backend', async () => {
+    const service = uniqueService('nohealth')
+    const id = `${service}:127.0.0.1:7506`
+    await plantRecord(backend.uri, {service, id, address: '127.0.0.1', port: 7506})
+    const expected: ServiceInstance = {
+      service,
+      id,
+      address: '127.0.0.1',
+      port: 7506,
+      tags: [],
+      meta: {},
+      health: 'unknown',
+    }
+    const listed = await eventually(async () => {
+      const list = await registry.listInstances(service)
+      return list.length > 0 ? list : undefined
+    }, 5000)
+    expect(listed).toEqual([expected])
+    const removal = await registry.deregister(service, id)
+    expect(removal).toEqual({removed: true})
   })
 
   if (backend.cluster) {

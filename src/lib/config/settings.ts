@@ -1,4 +1,5 @@
 import {NotFoundError, UserError} from '../errors.js'
+import {redactUri} from '../registry/spec.js'
 import type {SvcConfig} from './file.js'
 
 /** The key that picks the profile used when none is named. */
@@ -33,8 +34,9 @@ export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key)
 }
 
-/** The value to print for a key in listings: secrets hidden. */
+/** The value to print for a key in listings: secrets hidden, and a backend URI's password too (`user:***@`). */
 export function displayValue(key: string, value: string): string {
+  if (key === 'backend') return redactUri(value)
   return isSecretKey(key) && value !== '' ? '***' : value
 }
 

@@ -14,7 +14,7 @@ export interface BackendOptions {
   log: (message: string) => void
 }
 
-export const DEFAULT_BACKEND_OPTIONS: BackendOptions = {
+const DEFAULT_BACKEND_OPTIONS: BackendOptions = {
   connectTimeoutMs: 5000,
   requestTimeoutMs: 8000,
   retry: {attempts: 3, initialDelayMs: 100, maxDelayMs: 2000},

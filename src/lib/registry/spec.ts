@@ -208,7 +208,7 @@ function definedFile(name: keyof TlsFiles, file: string | undefined): TlsFiles {
  * `user:password`, percent-decoded when it comes from a URI. Error messages name `where`, never the text: it
  * holds a password.
  */
-export function parseCredentials(text: string, where: string, percentEncoded = true): Credentials {
+function parseCredentials(text: string, where: string, percentEncoded = true): Credentials {
   const colon = text.indexOf(':')
   const decode = (part: string): string => {
     if (!percentEncoded) return part

@@ -53,7 +53,7 @@ export function parsePort(text: string | number): number {
   return port
 }
 
-export function validateMetaKey(key: string): string {
+function validateMetaKey(key: string): string {
   // assigning __proto__ on a plain object sets its prototype instead of a key: the value would vanish
   if (key === '__proto__') throw new UserError('invalid meta key "__proto__"', 'it is reserved: choose another key')
   if (!META_KEY.test(key)) {

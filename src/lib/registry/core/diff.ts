@@ -12,7 +12,7 @@ export function toSnapshot(instances: Iterable<ServiceInstance>): Snapshot {
   return snapshot
 }
 
-export function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
+function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
   return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b))
 }
 

@@ -1,3 +1,4 @@
+import {formatDuration} from '../../duration.js'
 import {errorMessage, UserError} from '../../errors.js'
 import type {
   Health,
@@ -53,6 +54,8 @@ export class Registration implements RegistrationHandle {
   private binding: Binding
   private closedError?: RegistrationClosedError
   private lost = false
+  /** When liveness was last re-asserted: a longer gap than the TTL is a loss whatever the backend says now. */
+  private aliveAt = Date.now()
   private failures = 0
   private timer?: NodeJS.Timeout
   private checking?: Promise<void>
@@ -137,6 +140,13 @@ export class Registration implements RegistrationHandle {
     if (this.closedError) return
     clearTimeout(this.timer)
     const {service, id} = this.record.instance
+    const gap = Date.now() - this.aliveAt
+    if (gap > this.record.ttlMs) {
+      // a pause longer than the TTL (SIGSTOP, a frozen VM, a suspended laptop): clients saw the instance gone
+      const ttl = formatDuration(this.record.ttlMs)
+      this.report('lost', `no refresh for ${formatDuration(gap)}, longer than the TTL of ${ttl}`)
+    }
+
     try {
       const liveness = await this.binding.refresh()
       const found: Presence =
@@ -151,10 +161,11 @@ export class Registration implements RegistrationHandle {
         await this.recreate()
         this.report('restored', `re-created ${service} ${id} on ${this.driver.description}`)
       } else {
-        this.report('restored', `${service} ${id} is present again on ${this.driver.description}`)
+        this.report('restored', `${service} ${id} is present on ${this.driver.description}`)
       }
 
       this.failures = 0
+      this.aliveAt = Date.now()
       this.schedule(this.record.refreshMs)
     } catch (error) {
       if (this.closedError) return

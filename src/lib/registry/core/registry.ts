@@ -18,12 +18,12 @@ import {sortInstances} from './diff.js'
 import {type Driver, type DriverLimits, isSkipped, type OwnedRecord} from './driver.js'
 import {type ForeignRecords, foreignRecords} from './foreign.js'
 import {currentOwner, describeOwner, ownerAlive, sameOwner} from './owner.js'
-import {refreshPeriod} from './policy.js'
+import {refreshPeriod, withPolicy} from './policy.js'
 import {Registration} from './registration.js'
 import {snapshotWatch} from './watch.js'
 
 /** No backend is asked to keep a record alive for less than this. */
-export const MIN_TTL_MS = 1000
+const MIN_TTL_MS = 1000
 /** The lowest refresh period the lifecycle runs at. */
 const MIN_REFRESH_MS = 100
 
@@ -78,7 +78,7 @@ export class CoreRegistry implements Registry {
   async deregister(service: string, id: string): Promise<Removal> {
     validateServiceName(service)
     validateInstanceId(id)
-    const found = await this.driver.read(service, id)
+    const found = await this.reading(`reading ${service} ${id}`, () => this.driver.read(service, id))
     const removed = await this.driver.remove(service, id)
     const owner = found && !isSkipped(found) ? found.owner : undefined
     if (!owner) return {removed}
@@ -86,12 +86,13 @@ export class CoreRegistry implements Registry {
   }
 
   async listServices(): Promise<ServiceSummary[]> {
-    return this.foreign.serviceNames(await this.driver.listServices())
+    return this.foreign.serviceNames(await this.reading('listing services', () => this.driver.listServices()))
   }
 
   async listInstances(service: string): Promise<ServiceInstance[]> {
     validateServiceName(service)
-    const records = this.foreign.select(await this.driver.listRecords(service))
+    const listed = await this.reading(`listing ${service}`, () => this.driver.listRecords(service))
+    const records = this.foreign.select(listed)
     return sortInstances(records.map((r) => r.instance).filter((i) => i.service === service))
   }
 
@@ -101,7 +102,7 @@ export class CoreRegistry implements Registry {
   }
 
   cluster(): Promise<ClusterInfo> {
-    return this.driver.cluster()
+    return this.reading('describing the cluster', () => this.driver.cluster())
   }
 
   async close(): Promise<void> {
@@ -109,10 +110,16 @@ export class CoreRegistry implements Registry {
     await this.driver.close()
   }
 
+  /** A read under the one policy: the request deadline, transient errors retried with capped jittered backoff. */
+  private reading<T>(what: string, read: () => Promise<T>): Promise<T> {
+    const {requestTimeoutMs, retry} = this.options
+    return withPolicy({backend: this.kind, what, deadlineMs: requestTimeoutMs, retry}, read)
+  }
+
   /** Uniqueness: an id held by a different live owner, or by another tool, is refused; a dead owner's is taken over. */
   private async claim(instance: ServiceInstance): Promise<void> {
     const {service, id} = instance
-    const found = await this.driver.read(service, id)
+    const found = await this.reading(`reading ${service} ${id}`, () => this.driver.read(service, id))
     if (found === undefined) return
     const fix = `choose another --id, or remove it with: svc deregister ${service} ${id}`
     if (isSkipped(found)) {
@@ -131,7 +138,7 @@ export class CoreRegistry implements Registry {
 }
 
 /** The TTL asked for, or a refusal naming the backend's floor (never below 1 s). */
-export function checkTtl(ttlMs: number, limits: DriverLimits, kind: string): number {
+function checkTtl(ttlMs: number, limits: DriverLimits, kind: string): number {
   const floor = Math.max(MIN_TTL_MS, limits.minTtlMs)
   if (ttlMs < floor) {
     throw new UserError(
@@ -144,7 +151,7 @@ export function checkTtl(ttlMs: number, limits: DriverLimits, kind: string): num
 }
 
 /** The refresh period asked for, refused where the backend has no use for it or where it is not below the TTL. */
-export function checkRefresh(
+function checkRefresh(
   refreshMs: number | undefined,
   ttlMs: number,
   limits: DriverLimits,

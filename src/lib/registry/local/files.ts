@@ -23,7 +23,7 @@ export function instanceFileName(id: string): string {
 }
 
 /** What an instance file holds as text, with its mtime (the owner's last heartbeat), or why it is not readable. */
-export type FileRead = {content: string; mtimeMs: number} | {skip: string} | undefined
+type FileRead = {content: string; mtimeMs: number} | {skip: string} | undefined
 
 /**
  * Writes a file atomically: readers see the old or the new content, never a partial one. The temporary file is

@@ -14,7 +14,7 @@ import {instanceFileName, readInstanceFile, writeAtomic} from './files.js'
 import {decodeFile, encodeFile, type FileRecord} from './record.js'
 import {watchDirectory, type WatchRead} from './watch.js'
 
-export const LOCAL_DEFAULT_TTL_MS = 15_000
+const LOCAL_DEFAULT_TTL_MS = 15_000
 
 type LocalSpec = Extract<BackendSpec, {kind: 'local'}>
 
@@ -48,13 +48,11 @@ export class LocalDriver implements Driver {
   }
 
   async write(record: OwnedRecord): Promise<Binding> {
-    const file = await this.put(record)
-    return new HeartbeatBinding(file, record.ttlMs)
+    return new HeartbeatBinding(await this.put(record))
   }
 
-  async rewrite(record: OwnedRecord, binding: Binding): Promise<void> {
+  async rewrite(record: OwnedRecord): Promise<void> {
     await this.put(record)
-    if (binding instanceof HeartbeatBinding) binding.beat()
   }
 
   async read(service: string, id: string): Promise<ReadResult | undefined> {
