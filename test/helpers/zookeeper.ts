@@ -18,7 +18,8 @@ export async function rawZkClient(
   const client = zookeeper.createClient(hosts, {sessionTimeout: 10_000, ...options})
   if (auth) client.addAuthInfo('digest', Buffer.from(`${auth.user}:${auth.password}`))
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 10_000)
+    // a member may be stopped by another test meanwhile: the library tries it for a third of the session timeout
+    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 20_000)
     client.once('connected', () => {
       clearTimeout(timer)
       resolve()

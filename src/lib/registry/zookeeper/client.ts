@@ -170,7 +170,7 @@ export class ZkClient {
       await session.close()
       if (this.closed) throw closedError()
       if (error instanceof Error && error.message === 'AUTH_FAILED') throw authFailed(`connect to ${this.hosts}`, error)
-      throw unavailable(this.hosts, `no answer after ${formatDuration(connectTimeoutMs)}`, error)
+      throw unavailable(this.hosts, `no answer after ${formatDuration(connectTimeoutMs)}`, {cause: error, silent: true})
     }
 
     if (this.closed) {

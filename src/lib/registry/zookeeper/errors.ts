@@ -101,6 +101,18 @@ export function expiredError(idHex: string): BackendError {
   return zkError(`session 0x${idHex} expired`, true)
 }
 
-export function unavailable(hosts: string, detail: string, cause?: unknown): BackendUnavailableError {
-  return new BackendUnavailableError(BACKEND, hosts, detail, cause)
+/** No member answered within the connect timeout: that wait is spent, so the request is not tried again. */
+class SilentEnsembleError extends BackendUnavailableError {
+  override readonly transient = false
+}
+
+/** The ensemble cannot be reached; `silent` when the whole connect timeout passed without an answer. */
+export function unavailable(
+  hosts: string,
+  detail: string,
+  opts: {cause?: unknown; silent?: boolean} = {},
+): BackendError {
+  return opts.silent
+    ? new SilentEnsembleError(BACKEND, hosts, detail, opts.cause)
+    : new BackendUnavailableError(BACKEND, hosts, detail, opts.cause)
 }
