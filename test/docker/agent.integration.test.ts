@@ -308,7 +308,7 @@ describe.each(testBackends())('svc agent on $name', (backend) => {
           const list = await ownRegistry.listInstances(service)
           return list.length === 1 ? list : undefined
         }, WAIT_MS)
-        expect(await ownRegistry.deregister(service, instance!.id)).toBe(true)
+        expect((await ownRegistry.deregister(service, instance!.id)).removed).toBe(true)
         await eventually(async () => (await ownRegistry.listInstances(service)).length === 1, WAIT_MS)
         expect(events.some((e) => e.type === 'resync')).toBe(true)
         expect(endpoints(await ownRegistry.listInstances(service))).toEqual([await endpointOf(c)])

@@ -61,11 +61,13 @@ describe('svc register / resolve / deregister on the local backend', () => {
 
     const removed = await svc('deregister', 'web', 'web-b')
     expect(removed).toMatchObject({code: 0, stdout: 'deregistered web web-b\n'})
+    // its owner lives: the warning names it, and stopping it is what removes the instance for good
+    expect(removed.stderr).toContain(`pid ${b.pid} on host`)
+    b.kill('SIGTERM')
+    await waitForExit(b)
     const again = await svc('deregister', 'web', 'web-b')
     expectOneLineError(again, /no instance "web-b" of service "web"/)
     expect(again.code).toBe(1)
-    b.kill('SIGTERM')
-    await waitForExit(b)
 
     a.kill('SIGINT')
     expect(await waitForExit(a)).toBe(0)

@@ -1,3 +1,6 @@
+import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
 import {PassThrough} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -15,7 +18,9 @@ import type {
   Removal,
   ServiceInstance,
 } from '../../src/lib/registry/types.js'
+import {withDefaults} from '../../src/lib/registry/options.js'
 import {toInstance} from '../../src/lib/registry/validate.js'
+import {localRegistry} from '../helpers/local.js'
 
 const OPTIONS: AgentOptions = {
   hostname: 'host1',
@@ -355,5 +360,41 @@ describe('Agent', () => {
     controller.abort()
     await running
     expect(ids(registry)).toEqual([])
+  })
+})
+
+describe('Agent --cleanup over a registry holding foreign records', () => {
+  it('skips what svc cannot read with one warning across resyncs, and removes none of it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'svc-agent-foreign-'))
+    const logs: string[] = []
+    const registry = localRegistry({kind: 'local', dir}, withDefaults({log: (m) => logs.push(m)}))
+    const ours = await registry.register({service: 'web', address: '127.0.0.1', port: 1})
+    const junk = path.join(dir, 'web', 'junk.json')
+    writeFileSync(junk, 'not json')
+    mkdirSync(path.join(dir, 'has space'))
+    const docker = new FakeDocker()
+    const agent = new Agent({
+      registry,
+      docker: docker as unknown as Dockerode,
+      options: {...OPTIONS, cleanup: true, resyncMs: 20},
+    })
+    const events: AgentEvent[] = []
+    agent.on((e) => events.push(e))
+    const controller = new AbortController()
+    controllers.push(controller)
+    const running = agent.start(controller.signal)
+    try {
+      await until(() => events.filter((e) => e.type === 'resync').length >= 3)
+      expect(events.filter((e) => e.type === 'error')).toEqual([])
+      expect(logs.filter((l) => l.includes('junk.json'))).toHaveLength(1)
+      expect(logs.filter((l) => l.includes('has space'))).toHaveLength(1)
+      expect(existsSync(junk)).toBe(true)
+      expect((await registry.listInstances('web')).map((i) => i.id)).toEqual([ours.instance.id])
+    } finally {
+      controller.abort()
+      await running
+      await registry.close()
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 })
