@@ -57,7 +57,6 @@ export default [
       'src/lib/registry/consul.ts',
       'src/lib/registry/etcd.ts',
       'src/lib/registry/spec.ts',
-      'src/lib/registry/zookeeper.ts',
       'src/lib/ui/components/WatchApp.tsx',
     ],
     rules: {'max-lines': 'off', complexity: 'off'},
