@@ -8,7 +8,7 @@ import type {RegistrationState, Registry, WatchEvent} from '../../src/lib/regist
 import {eventually, runCli} from '../helpers/cli.js'
 import {hasTestCluster, testCluster, withClusterLock} from '../helpers/clusters.js'
 import {hostPort, TcpProxy} from '../helpers/tcp-proxy.js'
-import {exists, openZk, ownerOf, rawZkClient} from '../helpers/zookeeper.js'
+import {exists, getData, openZk, ownerOf, rawZkClient} from '../helpers/zookeeper.js'
 
 // Keeping registrations and watches through fail-over, partitions, session expiry, a stopped member and a lost
 // leader; and how fast svc gives up on members that cannot answer.
@@ -124,7 +124,12 @@ describe(`ZooKeeper fail-over (${uri})`, () => {
       await eventually(
         async () => watch.events.some((e) => e.type === 'changed' && e.instance.health === 'critical'),
         5000,
-      )
+      ).catch(async (error: unknown) => {
+        const znode = await getData(raw, path).catch(String)
+        throw new Error(
+          `${String(error)}; znode ${String(znode)}; logs: ${logs.join(' | ')}; events: ${JSON.stringify(watch.events)}`,
+        )
+      })
       await registry.register({service: 'expiring', id: 'e2', address: '127.0.0.1', port: 7201})
       await eventually(async () => watch.events.some((e) => e.type === 'added' && e.instance.id === 'e2'), 5000)
       expect((await registry.listInstances('expiring')).map((i) => i.id)).toEqual(['e1', 'e2'])

@@ -73,7 +73,13 @@ describe(`ZooKeeper registry (${uri})`, () => {
       source,
     })
     const path = `${base}/web/127.0.0.1:8080`
-    const payload = JSON.parse((await getData(raw, path)).toString('utf8')) as Record<string, unknown>
+    // another client may read from a member a moment behind the one the registry wrote through
+    const read = (until: (payload: Record<string, unknown>) => boolean = () => true) =>
+      eventually(async () => {
+        const payload = JSON.parse((await getData(raw, path)).toString('utf8')) as Record<string, unknown>
+        return until(payload) && payload
+      }, 3000)
+    const payload = await read()
     expect(payload).toEqual({
       Name: 'web',
       IP: '127.0.0.1',
@@ -95,11 +101,11 @@ describe(`ZooKeeper registry (${uri})`, () => {
     expect(await ownerOf(raw, path)).toBe(session().id.toString('hex'))
 
     await handle.setHealth('critical')
-    expect(JSON.parse((await getData(raw, path)).toString('utf8'))).toMatchObject({health: 'critical', IP: '127.0.0.1'})
+    expect(await read((p) => p.health === 'critical')).toMatchObject({health: 'critical', IP: '127.0.0.1'})
     await handle.close()
-    expect(await exists(raw, path)).toBe(false)
+    await eventually(async () => !(await exists(raw, path)), 3000)
     // like registrator, the service's znode goes with its last instance
-    expect(await exists(raw, `${base}/web`)).toBe(false)
+    await eventually(async () => !(await exists(raw, `${base}/web`)), 3000)
   })
 
   it('reads what registrator wrote as foreign records, and skips a znode that is not JSON with one warning', async () => {

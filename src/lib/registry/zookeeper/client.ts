@@ -240,7 +240,7 @@ export class ZkClient {
     }
   }
 
-  /** The session is over: say so, and open a new one for the watches (registrations come back through the core). */
+  /** The session is over: say so, and open a new one for the watches. */
   private ended(session: Session, detail: string): void {
     if (session !== this.session || this.closed) return
     clearTimeout(this.lostTimer)
@@ -249,6 +249,8 @@ export class ZkClient {
     session.close().catch(() => {})
     this.emit({type: 'session-lost', detail})
     for (const follower of this.followers) follower.expired(detail)
+    // records come back through the core's writes, which open the next session themselves
+    if (this.followers.size === 0) return
     this.reopening ??= this.reopen().finally(() => {
       this.reopening = undefined
     })
