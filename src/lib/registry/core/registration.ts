@@ -126,13 +126,16 @@ export class Registration implements RegistrationHandle {
       return this.checking
     }
 
-    this.checking = this.serial(() => this.presence()).finally(() => {
-      this.checking = undefined
-      if (this.again) {
-        this.again = false
-        this.check().catch(() => {})
-      }
-    })
+    this.checking = this.serial(() => this.presence())
+      // only a throwing onStateChange gets here: presence() handles the backend's errors itself
+      .catch((error: unknown) => this.settings.log(`registration check failed: ${errorMessage(error)}`))
+      .finally(() => {
+        this.checking = undefined
+        if (this.again) {
+          this.again = false
+          this.check()
+        }
+      })
     return this.checking
   }
 
