@@ -7,7 +7,7 @@ import {MemberPool, withPolicy} from '../core/policy.js'
 import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {type BackendSpec, type Credentials, formatHosts} from '../spec.js'
 import {effectiveZkAcl} from '../zk-acl.js'
-import {authFailed, BACKEND, closedError, toBackendError, unavailable} from './errors.js'
+import {authFailed, BACKEND, closedError, toBackendError, unavailable, zkError} from './errors.js'
 import {probeMembers} from './members.js'
 import {toAcl} from './security.js'
 import {Session, type SessionChange} from './session.js'
@@ -246,7 +246,7 @@ export class ZkClient {
     clearTimeout(this.lostTimer)
     this.session = undefined
     this.log(`${BACKEND}: ${detail}; opening a new session`)
-    session.close().catch(() => {})
+    session.close(zkError(`${detail}: the request is tried again on a new session`, true)).catch(() => {})
     this.emit({type: 'session-lost', detail})
     for (const follower of this.followers) follower.expired(detail)
     // records come back through the core's writes, which open the next session themselves

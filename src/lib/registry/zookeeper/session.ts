@@ -63,6 +63,7 @@ export class Session {
   lastRead = 0
   private readonly log: (message: string) => void
   private readonly end = new AbortController()
+  private closeReason = closedError()
   private readonly inflight = new Set<(error: unknown) => void>()
   private watchdog?: NodeJS.Timeout
   private socket?: Socket
@@ -128,15 +129,20 @@ export class Session {
     })
   }
 
-  /** Closes the session (its ephemeral znodes go with it) and releases the socket and timers, even when no member answers. */
-  async close(): Promise<void> {
+  /**
+   * Closes the session (its ephemeral znodes go with it) and releases the socket and timers, even when no member
+   * answers. `reason` is what its requests fail with from now on: a session given up as ended fails them as a
+   * transient error, so that they are retried on the next session.
+   */
+  async close(reason: BackendError = closedError()): Promise<void> {
     if (this.closed) return
     const wasConnected = this.connected && !this.expired
     this.closed = true
+    this.closeReason = reason
     this.connected = false
     clearInterval(this.watchdog)
     this.end.abort()
-    this.abandon(closedError())
+    this.abandon(reason)
     const cm = internals(this.client)
     if (wasConnected) await this.closeGracefully()
     if (!cm) {
@@ -157,7 +163,7 @@ export class Session {
 
   /** Wraps one callback request; it fails at once when the session has ended, and when the session ends under it. */
   call<T>(invoke: (done: Done<T>) => void): Promise<T> {
-    if (this.closed) return Promise.reject(closedError())
+    if (this.closed) return Promise.reject(this.closeReason)
     if (this.expired) return Promise.reject(expiredError(this.idHex))
     return new Promise<T>((resolve, reject) => {
       this.inflight.add(reject)
