@@ -55,7 +55,6 @@ export default [
       'src/lib/proxy/headers.ts',
       'src/lib/proxy/server.ts',
       'src/lib/registry/spec.ts',
-      'src/lib/registry/zookeeper.ts',
       'src/lib/ui/components/WatchApp.tsx',
     ],
     rules: {'max-lines': 'off', complexity: 'off'},

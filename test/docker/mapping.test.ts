@@ -13,7 +13,7 @@ import {
 } from '../../src/lib/docker/mapping.js'
 import type {AgentOptions, PlannedService} from '../../src/lib/docker/types.js'
 import {toInstance} from '../../src/lib/registry/validate.js'
-import {PRIVATE_PORT_META} from '../../src/lib/registry/zookeeper.js'
+import {PRIVATE_PORT_META} from '../../src/lib/registry/zookeeper/index.js'
 
 const HOST = '127.0.0.1'
 const IMAGE_ID = 'sha256:' + 'ab12'.repeat(16)

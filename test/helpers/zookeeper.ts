@@ -1,6 +1,10 @@
 import zookeeper, {type ACL, type Client} from 'node-zookeeper-client'
 
+import {registryOver} from '../../src/lib/registry/index.js'
+import {type BackendOptions, withDefaults} from '../../src/lib/registry/options.js'
 import type {Credentials} from '../../src/lib/registry/spec.js'
+import type {Registry} from '../../src/lib/registry/types.js'
+import {createDriver, type ZkSpec} from '../../src/lib/registry/zookeeper/index.js'
 
 /**
  * A plain node-zookeeper-client connected to `hosts` (h:p,h:p), to look at and write znodes the way other tools
@@ -14,7 +18,8 @@ export async function rawZkClient(
   const client = zookeeper.createClient(hosts, {sessionTimeout: 10_000, ...options})
   if (auth) client.addAuthInfo('digest', Buffer.from(`${auth.user}:${auth.password}`))
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 10_000)
+    // a member may be stopped by another test meanwhile: the library tries it for a third of the session timeout
+    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 20_000)
     client.once('connected', () => {
       clearTimeout(timer)
       resolve()
@@ -47,3 +52,22 @@ export const create = (
   data: string,
   mode = zookeeper.CreateMode.PERSISTENT,
 ): Promise<string> => zk((cb) => c.create(path, Buffer.from(data), mode, (e, p) => cb(e, p)))
+
+/** A registry on the ZooKeeper driver, as openRegistry makes it, with its diagnostics collected. */
+export function openZk(
+  spec: ZkSpec,
+  options: Partial<BackendOptions> = {},
+): {registry: Registry; logs: string[]; session: () => {id: Buffer; password: Buffer}} {
+  const logs: string[] = []
+  const opts = withDefaults({log: (m) => logs.push(m), ...options})
+  const driver = createDriver(spec, opts)
+  const registry = registryOver(driver, opts)
+  return {registry, logs, session: () => sessionOf(driver)}
+}
+
+/** The driver's current session, to steal it the way ZooKeeper's own tests expire one. */
+function sessionOf(driver: unknown): {id: Buffer; password: Buffer} {
+  const session = (driver as {client: {current?: {client: Client}}}).client.current
+  if (!session) throw new Error('no session yet')
+  return {id: session.client.getSessionId(), password: session.client.getSessionPassword()}
+}

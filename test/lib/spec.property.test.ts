@@ -8,7 +8,7 @@ import {ForeignRecords} from '../../src/lib/registry/core/foreign.js'
 import {decodeRecord} from '../../src/lib/registry/etcd/records.js'
 import {parseBackend, specFromFlags} from '../../src/lib/registry/spec.js'
 import type {ServiceInstance} from '../../src/lib/registry/types.js'
-import {decodePayload} from '../../src/lib/registry/zookeeper.js'
+import {decodeZnode} from '../../src/lib/registry/zookeeper/index.js'
 import {thrown} from '../helpers/thrown.js'
 
 const schemes = fc.constantFrom('zk', 'zookeeper', 'etcd', 'etcds', 'consul', 'local', 'mysql', 'ZK', 'e tcd', '')
@@ -117,11 +117,11 @@ describe('payload decoders, for any bytes or JSON', () => {
     nearInstance.map((s) => Buffer.from(s)),
   )
 
-  it('ZooKeeper: a znode payload decodes to a usable instance or to nothing, never a throw', () => {
+  it('ZooKeeper: a znode payload decodes to a usable instance or to the reason it is skipped, never a throw', () => {
     fc.assert(
       fc.property(payload, fc.string({maxLength: 30}), (data, node) => {
-        const instance = decodePayload('web', node, data)
-        return instance === undefined || isValidInstance(instance)
+        const result = decodeZnode('web', node, `/services/web/${node}`, data)
+        return 'skipped' in result ? result.reason !== '' : isValidInstance(result.instance)
       }),
       {numRuns: 2000},
     )

@@ -8,15 +8,14 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {zookeeperClasspath} from '../../src/lib/cluster/binaries.js'
 import {allocatePorts} from '../../src/lib/cluster/ports.js'
-import {tcpCommand} from '../../src/lib/cluster/probe.js'
+import {tcpCommand} from '../../src/lib/net.js'
 import {ZK_MAIN_CLASS, zookeeperConfig, zookeeperJvmArgs} from '../../src/lib/cluster/zookeeper.js'
-import {withDefaults} from '../../src/lib/registry/options.js'
 import {type Credentials, specFromFlags} from '../../src/lib/registry/spec.js'
-import type {RegistrationState, WatchEvent} from '../../src/lib/registry/types.js'
-import {digestId, ZooKeeperRegistry} from '../../src/lib/registry/zookeeper.js'
+import type {RegistrationState, Registry, WatchEvent} from '../../src/lib/registry/types.js'
+import {digestId} from '../../src/lib/registry/zookeeper/index.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {TcpProxy} from '../helpers/tcp-proxy.js'
-import {create, exists, getAcl, getData, ownerOf, rawZkClient, remove, zk} from '../helpers/zookeeper.js'
+import {create, exists, getAcl, getData, openZk, ownerOf, rawZkClient, remove, zk} from '../helpers/zookeeper.js'
 
 // A standalone ZooKeeper of this file's own (the shared test clusters have no ACLs): digest auth, the ACLs svc gives
 // its znodes, what a client without the password may do, and foreign payloads.
@@ -27,14 +26,10 @@ const base = '/secure'
 let dir = ''
 let server: ChildProcess | undefined
 let address = ''
-const opened: ZooKeeperRegistry[] = []
+const opened: Registry[] = []
 const clients: Client[] = []
 
-function open(opts: {auth?: Credentials; acl?: string; connect?: string} = {}): {
-  registry: ZooKeeperRegistry
-  logs: string[]
-} {
-  const logs: string[] = []
+function open(opts: {auth?: Credentials; acl?: string; connect?: string} = {}): ReturnType<typeof openZk> {
   const spec = specFromFlags(
     {
       backend: `zk://${opts.connect ?? address}${base}`,
@@ -44,9 +39,9 @@ function open(opts: {auth?: Credentials; acl?: string; connect?: string} = {}): 
     {},
   )
   if (spec.kind !== 'zk') throw new Error('not a zk spec')
-  const registry = new ZooKeeperRegistry(spec, withDefaults({log: (m) => logs.push(m)}))
-  opened.push(registry)
-  return {registry, logs}
+  const zk = openZk(spec)
+  opened.push(zk.registry)
+  return zk
 }
 
 /** A plain node-zookeeper-client, as another tool (or an attacker without the password) would use. */
@@ -197,7 +192,7 @@ describe('ZooKeeper with digest auth and ACLs', () => {
     ])
     const spec = specFromFlags({backend: `zk://${address}/locked/services`, 'zk-auth': 'alice:s3cret/p@ss'}, {})
     if (spec.kind !== 'zk') throw new Error('not a zk spec')
-    const registry = new ZooKeeperRegistry(spec, withDefaults({}))
+    const {registry} = openZk(spec)
     opened.push(registry)
     await registry.register({service: 'inside', id: 'i1', address: '127.0.0.1', port: 8301})
     expect(aclText(await getAcl(await rawClient(ALICE), '/locked/services/inside'))).toEqual(aliceAcl)
@@ -207,7 +202,7 @@ describe('ZooKeeper with digest auth and ACLs', () => {
   it('authenticates every session: after a reconnection and after the session expired', async () => {
     const proxy = await new TcpProxy(address).start()
     try {
-      const {registry} = open({auth: ALICE, connect: proxy.address})
+      const {registry, session} = open({auth: ALICE, connect: proxy.address})
       const states: RegistrationState[] = []
       await registry.register(
         {service: 'resilient', id: 'r1', address: '127.0.0.1', port: 8201},
@@ -215,7 +210,7 @@ describe('ZooKeeper with digest auth and ACLs', () => {
       )
       const nodePath = `${base}/resilient/127.0.0.1:8201`
       const watcher = await rawClient(ALICE)
-      const session = (registry as unknown as {session?: {client: Client}}).session!.client
+      const stolen = session()
 
       // same session, new connection: the library sends the credentials again
       proxy.cut()
@@ -226,20 +221,20 @@ describe('ZooKeeper with digest auth and ACLs', () => {
       // a new session after expiry re-creates the znode with the ACL, and may still remove it
       proxy.cut()
       const thief = await rawClient(undefined, {
-        sessionId: session.getSessionId(),
-        sessionPassword: session.getSessionPassword(),
+        sessionId: stolen.id,
+        sessionPassword: stolen.password,
       })
       await new Promise<void>((resolve) => {
         thief.once('disconnected', resolve)
         thief.close()
       })
       await eventually(async () => !(await exists(watcher, nodePath)), 5000)
-      const oldOwner = session.getSessionId().toString('hex')
+      const oldOwner = stolen.id.toString('hex')
       proxy.heal()
       await eventually(async () => states.includes('restored') && exists(watcher, nodePath), 15_000)
       expect(await ownerOf(watcher, nodePath)).not.toBe(oldOwner)
       expect(aclText(await getAcl(watcher, nodePath))).toEqual(aliceAcl)
-      expect(await registry.deregister('resilient', 'r1')).toBe(true)
+      expect((await registry.deregister('resilient', 'r1')).removed).toBe(true)
       expect(await exists(watcher, nodePath)).toBe(false)
     } finally {
       await proxy.stop()
@@ -256,9 +251,9 @@ describe('ZooKeeper with digest auth and ACLs', () => {
     expect((await registry.listServices()).find((s) => s.name === 'web')).toMatchObject({instances: 1})
     const warnings = logs.filter((l) => /skipping/.test(l))
     expect(warnings).toHaveLength(2)
-    expect(warnings.filter((w) => /skipping \/secure\/web\/junk: its payload is not JSON/.test(w))).toHaveLength(1)
+    expect(warnings.filter((w) => /skipping \/secure\/web\/junk: it is not JSON/.test(w))).toHaveLength(1)
     expect(
-      warnings.filter((w) => /skipping \/secure\/web\/10\.0\.0\.1:x: its payload is JSON without an address/.test(w)),
+      warnings.filter((w) => /skipping \/secure\/web\/10\.0\.0\.1:x: its port is not a number/.test(w)),
     ).toHaveLength(1)
 
     // a watch skips them too, with a warning of its own registry
@@ -342,6 +337,6 @@ describe('svc with ZooKeeper credentials', () => {
     const result = await runCli(['resolve', 'web', '--json', '-b', `zk://${address}${base}`])
     expect(result.code).toBe(0)
     expect((JSON.parse(result.stdout) as Array<{id: string}>).map((i) => i.id)).toEqual(['w1'])
-    expect(result.stderr.match(/skipping \/secure\/web\/junk: its payload is not JSON/g)).toHaveLength(1)
+    expect(result.stderr.match(/skipping \/secure\/web\/junk: it is not JSON/g)).toHaveLength(1)
   })
 })

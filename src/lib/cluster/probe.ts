@@ -1,24 +1,6 @@
 import http from 'node:http'
-import net from 'node:net'
 
-/** Sends `command` (a ZooKeeper four-letter word) and resolves with everything the server wrote before closing. */
-export function tcpCommand(host: string, port: number, command: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    const socket = net.connect({host, port})
-    socket.setTimeout(timeoutMs, () => {
-      socket.destroy(new Error(`no answer to ${command} from ${host}:${port} within ${timeoutMs} ms`))
-    })
-    socket.once('connect', () => {
-      socket.end(command)
-    })
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
-    socket.once('error', reject)
-    socket.once('close', (hadError) => {
-      if (!hadError) resolve(Buffer.concat(chunks).toString('utf8'))
-    })
-  })
-}
+export {tcpCommand} from '../net.js'
 
 export interface HttpAnswer {
   status: number

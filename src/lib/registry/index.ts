@@ -27,7 +27,7 @@ export async function openRegistry(
     }
 
     case 'zk': {
-      return fromLegacy(new (await import('./zookeeper.js')).ZooKeeperRegistry(resolved, opts), opts)
+      return registryOver((await import('./zookeeper/index.js')).createDriver(resolved, opts), opts)
     }
 
     case 'consul': {
