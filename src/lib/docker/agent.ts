@@ -114,12 +114,12 @@ export class Agent {
       else signal.addEventListener('abort', () => resolve('aborted'), {once: true})
     })
     try {
-      subscription = await this.subscribeAndSync('initial')
+      subscription = await this.subscribeAndSync()
       this.setDocker('connected', 'following container events')
       if (this.options.resyncMs !== undefined) {
         resync = setInterval(() => {
           if (this.dockerState === 'connected' && !this.syncing) {
-            this.sync('resync').catch((error: unknown) => this.emit({type: 'error', message: errorMessage(error)}))
+            this.sync().catch((error: unknown) => this.emit({type: 'error', message: errorMessage(error)}))
           }
         }, this.options.resyncMs)
       }
@@ -159,7 +159,7 @@ export class Agent {
   }
 
   /** Subscribes to events first, then lists: nothing that happens in between is missed; events wait for the sync. */
-  private async subscribeAndSync(reason: 'initial' | 'reconnect'): Promise<EventSubscription> {
+  private async subscribeAndSync(): Promise<EventSubscription> {
     this.buffered = []
     let subscription: EventSubscription | undefined
     try {
@@ -168,7 +168,7 @@ export class Agent {
         (event) => this.onDockerEvent(event),
         DOCKER_REQUEST_MS,
       )
-      await this.sync(reason)
+      await this.sync()
     } catch (error) {
       subscription?.close()
       throw error
@@ -186,7 +186,7 @@ export class Agent {
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
         await within(this.docker.ping(), DOCKER_REQUEST_MS, 'docker ping')
-        const subscription = await this.subscribeAndSync('reconnect')
+        const subscription = await this.subscribeAndSync()
         this.setDocker('connected', `reconnected after ${attempt} attempt${attempt === 1 ? '' : 's'}`)
         return subscription
       } catch (error) {
@@ -206,7 +206,7 @@ export class Agent {
   }
 
   /** Lists the running containers and reconciles each, and each container the agent tracks; then --cleanup. */
-  private async sync(reason: 'initial' | 'reconnect' | 'resync'): Promise<void> {
+  private async sync(): Promise<void> {
     this.syncing = true
     const began = Date.now()
     const before = {...this.counts}
@@ -215,7 +215,6 @@ export class Agent {
       const running = new Set(list.map((c) => c.Id))
       const ids = new Set([...running, ...this.tracked.keys()])
       await Promise.all([...ids].map((id) => this.enqueue(id, () => this.reconcile(id))))
-      if (reason !== 'initial') await this.restoreMissing()
       if (this.options.cleanup) await this.cleanup(running)
     } finally {
       this.syncing = false
@@ -463,33 +462,6 @@ export class Agent {
     if (!tracked) return
     tracked.dockerHealth = status
     for (const reg of tracked.regs.values()) await this.publish(tracked, reg)
-  }
-
-  /** Registers again what the registry lost while the agent still holds it (removed by hand, or by a restart). */
-  private async restoreMissing(): Promise<void> {
-    const byService = new Map<string, Array<{tracked: Tracked; reg: Registration}>>()
-    for (const tracked of this.tracked.values()) {
-      for (const reg of tracked.regs.values()) {
-        const list = byService.get(reg.planned.input.service) ?? []
-        list.push({tracked, reg})
-        byService.set(reg.planned.input.service, list)
-      }
-    }
-
-    for (const [service, entries] of byService) {
-      const present = new Set((await this.registry.listInstances(service)).map((i) => i.id))
-      for (const {reg, tracked} of entries) {
-        if (present.has(reg.planned.input.id)) continue
-        await this.enqueue(tracked.id, async () => {
-          if (reg.closed) return
-          reg.closed = true
-          reg.stopChecks?.()
-          tracked.regs.delete(reg.planned.input.id)
-          await reg.handle.close({deregister: false}).catch(() => {})
-          await this.open(tracked, reg.planned)
-        })
-      }
-    }
   }
 
   /** --cleanup: removes instances this host registered whose container no longer runs, on every backend. */

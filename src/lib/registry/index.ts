@@ -1,6 +1,5 @@
 import {CoreRegistry} from './core/registry.js'
 import type {Driver} from './core/driver.js'
-import {fromLegacy} from './legacy.js'
 import {type BackendOptions, withDefaults} from './options.js'
 import {type BackendSpec, parseBackend} from './spec.js'
 import type {Registry} from './types.js'
