@@ -9,6 +9,7 @@ import {hashKeyOf, type HashKey} from './hash-key.js'
 import {downstreamHeaders, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, type PassiveHealthOptions, RetryBudget, type RetryBudgetOptions} from './health.js'
 import {
+  consumeSocket,
   createParser,
   kOnBody,
   kOnExecute,
@@ -19,9 +20,8 @@ import {
   methods,
   type NativeParser,
   type ParseError,
+  releaseSocket,
   setFlowing,
-  setReading,
-  socketHandle,
   touchSocket,
 } from './http-parser.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
@@ -235,12 +235,8 @@ class ClientConnection {
     this.parser = parser
     // the fallback when the handle cannot be consumed; it also keeps the stream flowing, so 'end' is emitted
     socket.on('data', this.onData)
-    const handle = socketHandle(socket)
-    if (handle !== undefined) {
-      parser[kOnExecute] = onRequestExecute
-      parser.consume(handle)
-      this.consumed = true
-    }
+    parser[kOnExecute] = onRequestExecute
+    this.consumed = consumeSocket(parser, socket)
 
     socket.on('end', () => {
       // as node:http does: a client that ends its side abandons what it has not had answered yet
@@ -297,8 +293,7 @@ class ClientConnection {
     this.socket.off('data', this.onData)
     if (!this.consumed) return
     this.consumed = false
-    this.parser.unconsume()
-    setReading(this.socket, true)
+    releaseSocket(this.parser, this.socket)
   }
 
   private parseError(error: ParseError): void {

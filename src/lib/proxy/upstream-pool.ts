@@ -1,6 +1,7 @@
 import {connect, type Socket} from 'node:net'
 
 import {
+  consumeSocket,
   createParser,
   kOnBody,
   kOnExecute,
@@ -10,7 +11,6 @@ import {
   type NativeParser,
   type ParseError,
   setFlowing,
-  socketHandle,
   touchSocket,
 } from './http-parser.js'
 import type {UpstreamPool} from './routes.js'
@@ -185,12 +185,8 @@ export class UpstreamConnection {
     this.parser = parser
     socket.on('connect', () => {
       this.connected = true
-      const handle = socketHandle(socket)
-      if (handle !== undefined) {
-        parser[kOnExecute] = onExecute
-        parser.consume(handle)
-        this.consumed = true
-      }
+      parser[kOnExecute] = onExecute
+      this.consumed = consumeSocket(parser, socket)
 
       socket.setTimeout(opts.timeoutMs)
       const c = this.client
