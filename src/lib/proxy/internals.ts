@@ -6,7 +6,7 @@
  * the proxy fall back to its engine on public APIs instead of failing.
  */
 import {createRequire} from 'node:module'
-import {createServer, connect, type Socket} from 'node:net'
+import {connect, createServer, type Server, type Socket} from 'node:net'
 
 import {
   kOnBody,
@@ -92,7 +92,8 @@ export function releaseSocket(parser: NativeParser, socket: object): void {
   setReading(socket, true)
 }
 
-const CHECK_TIMEOUT_MS = 2000
+// generous: the check runs while the proxy starts, on machines that may be busy
+const CHECK_TIMEOUT_MS = 10_000
 
 let checked: Promise<string | undefined> | undefined
 
@@ -147,20 +148,9 @@ async function checkConsume(request: string): Promise<string | undefined> {
   const server = createServer()
   const sockets: Socket[] = []
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => resolve())
-    })
-    const address = server.address()
-    if (address === null || typeof address === 'string') return 'no loopback address to check sockets on'
-    const accepted = new Promise<Socket>((resolve) => {
-      server.once('connection', resolve)
-    })
-    const client = connect(address.port, '127.0.0.1')
-    sockets.push(client)
-    client.on('error', () => {})
-    const socket = await withTimeout(accepted, 'no loopback connection')
-    sockets.push(socket)
+    const socket = await loopbackPair(server, sockets).catch(() => undefined)
+    // a machine that gives no loopback connection says nothing about Node's internals: the parses above passed
+    if (socket === undefined) return undefined
     const handle = socketHandle(socket)
     if (handle === undefined || typeof handle.readStart !== 'function' || typeof handle.readStop !== 'function')
       return 'a socket has no _handle with readStart/readStop'
@@ -181,7 +171,7 @@ async function checkConsume(request: string): Promise<string | undefined> {
     if (!consumeSocket(parser, socket)) return 'a socket has no _handle to consume'
     setReading(socket, false)
     setReading(socket, true)
-    client.write(request)
+    sockets[0]?.write(request)
     const problem = await withTimeout(parsed, 'a consumed socket delivered no read to the parser')
     releaseSocket(parser, socket)
     return problem
@@ -189,6 +179,25 @@ async function checkConsume(request: string): Promise<string | undefined> {
     for (const socket of sockets) socket.destroy()
     server.close()
   }
+}
+
+/** The server side of a new loopback connection; `sockets` gets the client side, then the server side. */
+async function loopbackPair(server: Server, sockets: Socket[]): Promise<Socket> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no loopback address')
+  const accepted = new Promise<Socket>((resolve) => {
+    server.once('connection', resolve)
+  })
+  const client = connect(address.port, '127.0.0.1')
+  sockets.push(client)
+  client.on('error', () => {})
+  const socket = await withTimeout(accepted, 'no loopback connection')
+  sockets.push(socket)
+  return socket
 }
 
 async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
