@@ -79,4 +79,5 @@ echo "test: results by Node line" >&2
 for version in $(printf '%s\n' "${!results[@]}" | sort -V); do
   printf '  %-10s %s\n' "$version" "${results[$version]}" >&2
 done
+echo "test: $((SECONDS / 60)) min $((SECONDS % 60)) s in all" >&2
 exit "$overall"
