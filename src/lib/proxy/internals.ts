@@ -185,7 +185,8 @@ async function checkConsume(request: string): Promise<string | undefined> {
 async function loopbackPair(server: Server, sockets: Socket[]): Promise<Socket> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
+    // exclusive: in a node:cluster worker (svc proxy --workers) the port must not be shared with the other workers
+    server.listen({port: 0, host: '127.0.0.1', exclusive: true}, () => resolve())
   })
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('no loopback address')
