@@ -1,7 +1,8 @@
 # The svc image: `npm install` (builds dist/ and the oclif manifest) first, then `docker build -t svc .`
 # Runs the agent by default: docker run -v /var/run/docker.sock:/var/run/docker.sock svc -b zk://zk1:2181
-# BASE may be any image with node >= 20 and npm (the tests build on an imported one: nothing is pulled there).
-ARG BASE=node:20-slim
+# BASE: Node 24 (LTS until 2028-04); any image with Node 22, 24 or 26 and npm works (the tests build on an
+# imported one: nothing is pulled there).
+ARG BASE=node:24-slim
 
 FROM ${BASE} AS build
 WORKDIR /app

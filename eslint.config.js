@@ -2,7 +2,7 @@ import oclif from 'eslint-config-oclif'
 import prettier from 'eslint-config-prettier'
 
 export default [
-  {ignores: ['dist/', 'node_modules/', '.backends/', '.test-run/', 'coverage/']},
+  {ignores: ['dist/', 'node_modules/', '.backends/', '.test-run/', 'coverage/', '.node-cache/']},
   ...oclif,
   prettier,
   {

@@ -1,28 +1,89 @@
 #!/usr/bin/env bash
-# Start-up cost of the CLI: median wall time of `svc resolve X --backend local` beside `node -e 0`.
-# Goal: at most 3x. Run after `npm run build`.
+# Start-up cost of the CLI, per Node line: median wall time (and CPU time, user + system, which a busy machine
+# disturbs less) of `svc resolve X --backend local`, `svc --version` and `node -e 0`, beside `etcdctl get` on a
+# real etcd (one member on 127.0.0.1). Goals: `svc resolve` at most 60 ms on Node 24 and 100 ms on Node 20.
+# Lines: the machine's node and those of NODE_LINES (default "22 24 26") fetched in .node-cache/ (`npm test`
+# fetches them). Knobs: RUNS (21). Run after `npm run build`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs="${RUNS:-21}"
-home="$(mktemp -d)"
-trap 'rm -rf "$home"' EXIT
+work="$(mktemp -d)"
+etcd_pid=""
+cleanup() {
+  [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+[ -f oclif.manifest.json ] || { echo "bench: run npm run build first" >&2; exit 1; }
 
-median_ms() {
-  local times=() start end
+# prints "<wall ms> <cpu ms>", the medians of $runs runs of the command
+medians() {
+  local walls=() cpus=() start end cpu
   for _ in $(seq "$runs"); do
     start=$(date +%s%N)
-    "$@" >/dev/null 2>&1 || true
+    # `svc resolve X` finds no X and exits 1: the status does not matter here, the time does
+    cpu=$( (/usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null || true) | tail -1 | awk '{printf "%.0f", ($1 + $2) * 1000}')
     end=$(date +%s%N)
-    times+=($(((end - start) / 1000)))
+    walls+=($(((end - start) / 1000)))
+    cpus+=("$cpu")
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'
+  local wall cpu_median
+  wall=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+  cpu_median=$(printf '%s\n' "${cpus[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$wall $cpu_median"
 }
 
-[ -f oclif.manifest.json ] || { echo "run npm run build first" >&2; exit 1; }
-node_ms=$(median_ms node -e 0)
-svc_ms=$(SVC_HOME="$home" median_ms node bin/run.js resolve X --backend local)
-help_ms=$(SVC_HOME="$home" median_ms node bin/run.js --version)
-ratio=$(awk -v a="$svc_ms" -v b="$node_ms" 'BEGIN {printf "%.2f", a / b}')
-printf 'runs: %s (medians)\n' "$runs"
-printf '%-40s %8s ms\n' 'node -e 0' "$node_ms" 'svc --version' "$help_ms" 'svc resolve X --backend local' "$svc_ms"
-printf 'ratio svc resolve / node: %sx (goal <= 3x)\n' "$ratio"
+free_port() {
+  node -e "const s=require('node:net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+row() { printf '  %-34s %8s ms wall %6s ms cpu%s\n' "$1" "$2" "$3" "${4:-}"; }
+
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+  client=$(free_port)
+  peer=$(free_port)
+  etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$client" \
+    --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "bench=http://127.0.0.1:$peer" \
+    >"$work/etcd.log" 2>&1 &
+  etcd_pid=$!
+  for _ in $(seq 100); do
+    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$client" put X 1 >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  read -r etcd_wall etcd_cpu < <(ETCDCTL_API=3 medians etcdctl --endpoints "127.0.0.1:$client" get X)
+  echo "peer: etcdctl get X on a real etcd ($(etcd --version | head -1)), runs: $runs (medians)"
+  row 'etcdctl get X' "$etcd_wall" "$etcd_cpu"
+else
+  etcd_wall=""
+  echo "bench: etcd or etcdctl missing (scripts/install-backends.sh installs them): no peer figure" >&2
+fi
+
+nodes=(node)
+for line in ${NODE_LINES-22 24 26}; do
+  bin=".node-cache/$line/node_modules/.bin/node"
+  if [ -x "$bin" ]; then nodes+=("$bin"); else echo "bench: no Node $line in .node-cache/$line (npm test fetches it)" >&2; fi
+done
+
+for node in "${nodes[@]}"; do
+  version=$("$node" --version)
+  read -r node_wall node_cpu < <(medians "$node" -e 0)
+  read -r version_wall version_cpu < <(SVC_HOME="$work/home" medians "$node" bin/run.js --version)
+  read -r resolve_wall resolve_cpu < <(SVC_HOME="$work/home" medians "$node" bin/run.js resolve X --backend local)
+  goal=""
+  case "$version" in
+    v24.*) goal=60 ;;
+    v20.*) goal=100 ;;
+  esac
+  echo "Node $version"
+  row 'node -e 0' "$node_wall" "$node_cpu"
+  row 'svc --version' "$version_wall" "$version_cpu"
+  verdict=""
+  if [ -n "$goal" ]; then
+    verdict=$(awk -v a="$resolve_wall" -v g="$goal" 'BEGIN {printf "  (goal <= %d ms: %s, %.2fx the goal)", g, (a <= g ? "met" : "NOT met"), a / g}')
+  fi
+  row 'svc resolve X --backend local' "$resolve_wall" "$resolve_cpu" "$verdict"
+  ratios=$(awk -v a="$resolve_wall" -v b="$node_wall" 'BEGIN {printf "svc resolve / node -e 0: %.2fx", a / b}')
+  [ -n "$etcd_wall" ] && ratios+=$(awk -v a="$resolve_wall" -v b="$etcd_wall" 'BEGIN {printf "; svc resolve / etcdctl get: %.1fx", a / b}')
+  echo "  $ratios"
+done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # svc proxy throughput and tail latency beside its peers, in one run on 127.0.0.1: wrk against 2 upstreams directly,
 # through nginx (Debian nginx-light, 1 worker, keepalive upstream), through the article's express + http-proxy
-# gateway, and through `svc proxy --workers 1` (local backend). Prints req/s, p99 and the ratios svc/nginx,
-# svc/article and svc p99 / nginx p99 against the goals. Needs `npm run build`, wrk and nginx
+# gateway, and through `svc proxy --workers 1` (local backend) on each engine (llhttp; node-http, the fallback).
+# Prints req/s, p99 and the ratios svc/nginx, svc/article and svc p99 / nginx p99 against the goals. Needs `npm run build`, wrk and nginx
 # (scripts/install-backends.sh installs them). Knobs: SVC_BENCH_DURATION (10s), SVC_BENCH_CONNECTIONS (50),
 # SVC_BENCH_THREADS (1), SVC_BENCH_ROUNDS (3, medians reported), SVC_BENCH_UPSTREAM (raw: canned responses; node:
 # node:http), SVC_BENCH_PIN (1 with 2+ cores: the proxy alone on the last core, wrk and upstreams on the others).

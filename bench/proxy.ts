@@ -3,7 +3,8 @@
  * - direct: wrk against one upstream, no proxy;
  * - nginx: Debian nginx-light as a reverse proxy, 1 worker, keepalive to the upstreams, private prefix, daemon off;
  * - article: the express 4 + http-proxy 1 gateway of the background article (bench/article-gateway.mjs);
- * - svc: `svc proxy --workers 1` on the local backend, the 2 upstreams registered through the library.
+ * - svc: `svc proxy --workers 1` on the local backend, the 2 upstreams registered through the library;
+ * - svc-nh: the same on the node:http engine (SVC_PROXY_ENGINE=node-http), what svc falls back to.
  * Each target gets a warm-up, then wrk for a fixed time with fixed connections; SVC_BENCH_ROUNDS rounds (order
  * rotated each round) and the median of each figure is reported. Goals: svc/nginx >= 0.5, svc/article >= 10,
  * svc p99 <= 2x nginx p99.
@@ -165,7 +166,7 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const [up1, up2, nginxPort, articlePort, svcPort] = await allocatePorts(5)
+  const [up1, up2, nginxPort, articlePort, svcPort, fallbackPort] = await allocatePorts(6)
   const upstream = await start(LOAD_CPUS, process.execPath, [UPSTREAM_SCRIPT, String(up1)], /upstream on/)
   await start(LOAD_CPUS, process.execPath, [UPSTREAM_SCRIPT, String(up2)], /upstream on/)
 
@@ -225,12 +226,22 @@ http {
       /svc proxy listening on/,
     )
     await waitForPort(svcPort!)
+    // the same proxy on the engine it falls back to when Node's internals move (src/lib/proxy/engine.ts)
+    const fallbackProxy = await start(
+      PROXY_CPUS,
+      process.execPath,
+      ['bin/run.js', 'proxy', '--listen', `127.0.0.1:${fallbackPort}`, '--workers', '1', '--backend', backend],
+      /svc proxy listening on/,
+      {SVC_PROXY_ENGINE: 'node-http'},
+    )
+    await waitForPort(fallbackPort!)
 
     const targets: Array<[string, string, number]> = [
       ['direct', `http://127.0.0.1:${up1}/bench/`, upstream.pid!],
       ['nginx', `http://127.0.0.1:${nginxPort}/bench/`, nginxChild.pid!],
       ['article', `http://127.0.0.1:${articlePort}/bench/`, articleChild.pid!],
       ['svc', `http://127.0.0.1:${svcPort}/bench/`, svcProxy.pid!],
+      ['svc-nh', `http://127.0.0.1:${fallbackPort}/bench/`, fallbackProxy.pid!],
     ]
     const results = new Map<string, Result[]>(targets.map(([name]) => [name, []]))
     console.log(
@@ -271,6 +282,7 @@ http {
     }
 
     console.log('  (cpu: user + system time of the target’s own processes per request; direct: the one upstream)')
+    console.log('  (svc: the llhttp engine; svc-nh: the node:http engine, SVC_PROXY_ENGINE=node-http)')
 
     const svc = med('svc')
     const nginx = med('nginx')
@@ -281,6 +293,12 @@ http {
     goal('svc/nginx req/s', svc.rps / nginx.rps, svc.rps / nginx.rps >= 0.5, '>= 0.5')
     goal('svc/article req/s', svc.rps / article.rps, svc.rps / article.rps >= 10, '>= 10')
     goal('svc p99 / nginx p99', svc.p99 / nginx.p99, svc.p99 <= 2 * nginx.p99, '<= 2')
+    const fallback = med('svc-nh')
+    for (const [label, value] of [
+      ['svc-nh/svc req/s', fallback.rps / svc.rps],
+      ['svc-nh/article req/s', fallback.rps / article.rps],
+    ] as const)
+      console.log(`  ${label.padEnd(22)} ${value.toFixed(2).padStart(6)}  (the fallback engine: reported, no goal)`)
     // the same ratios within each round (targets measured minutes apart on a shared machine drift)
     const per = (a: string, b: string, f: (r: Result) => number): string =>
       results

@@ -2,7 +2,15 @@ import type {Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
 import {Exchange} from './exchange.js'
-import {createParser, freeParser, type ParseError, setFlowing, setReading, socketHandle} from './http-parser.js'
+import {
+  consumeSocket,
+  createParser,
+  freeParser,
+  type ParseError,
+  releaseSocket,
+  setFlowing,
+  socketHandle,
+} from './http-parser.js'
 import {errorResponse, REQUEST_TIMEOUT} from './replies.js'
 import {bindRequestParser, type RequestParser} from './request-parser.js'
 import type {ProxyLimits, ProxyServer} from './server.js'
@@ -61,14 +69,11 @@ export class ClientConnection {
     this.trusted = proxy.trustedProxy?.(this.remoteAddress) ?? false
     socket.setNoDelay(true)
     socket.setTimeout(proxy.limits.idleTimeoutMs)
-    const handle = socketHandle(socket)
-    this.parser = bindRequestParser(createParser('request', proxy.limits.maxHeaderBytes), this, handle !== undefined)
+    const consumable = socketHandle(socket) !== undefined
+    this.parser = bindRequestParser(createParser('request', proxy.limits.maxHeaderBytes), this, consumable)
     // the fallback when the handle cannot be consumed; it also keeps the stream flowing, so 'end' is emitted
     socket.on('data', this.onData)
-    if (handle !== undefined) {
-      this.parser.consume(handle)
-      this.consumed = true
-    }
+    if (consumable) this.consumed = consumeSocket(this.parser, socket)
 
     socket.on('end', () => {
       // as node:http does: a client that ends its side abandons what it has not had answered yet
@@ -156,8 +161,7 @@ export class ClientConnection {
     this.socket.off('data', this.onData)
     if (!this.consumed) return
     this.consumed = false
-    this.parser.unconsume()
-    setReading(this.socket, true)
+    releaseSocket(this.parser, this.socket)
   }
 
   private parseError(error: ParseError, buf: Buffer): void {

@@ -4,8 +4,10 @@ import {BackendUnavailableError, errorMessage} from '../errors.js'
 import {type MetricsServer, parseHostPort, serveMetrics} from '../metrics/server.js'
 import type {HostPort} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
-import {type ProxyOptions, ProxyServer} from './server.js'
+import {createProxyServer, type EngineChoice, type ProxyEngine, type ProxyEngineName} from './engine.js'
+import type {ProxyOptions} from './server.js'
 
+export {createProxyServer, PROXY_ENGINE_ENV, type ProxyEngine, type ProxyEngineName} from './engine.js'
 export {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions, ProxyServer} from './server.js'
 
 /** Parses a listen address, HOST:PORT; port 0 asks the system for a free port. */
@@ -20,12 +22,16 @@ export interface RunProxyOptions extends ProxyOptions {
   admin?: {host: string; port: number}
   /** How long to wait for the registry's first snapshot before giving up. */
   startTimeoutMs?: number
-  /** Diagnostics (watch trouble), one line each. */
+  /** Diagnostics (watch trouble, an engine fallback), one line each. */
   log(line: string): void
+  /** How the engine is picked (tests force the internals check's outcome). */
+  engine?: EngineChoice
 }
 
 export interface RunningProxy {
-  proxy: ProxyServer
+  proxy: ProxyEngine
+  /** The engine serving it (see engine.ts). */
+  engine: ProxyEngineName
   /** host:port the proxy listens on. */
   address: string
   /** host:port of the admin listener, when there is one. */
@@ -39,7 +45,7 @@ export interface RunningProxy {
  * serves the admin endpoints when asked. The watch is restarted after a failure; the table keeps serving meanwhile.
  */
 export async function runProxy(registry: Registry, opts: RunProxyOptions): Promise<RunningProxy> {
-  const proxy = new ProxyServer(opts)
+  const {engine, proxy} = await createProxyServer(opts, opts.engine)
   const controller = new AbortController()
   const {signal} = controller
   // settles with the first snapshot (undefined) or the error that ended the watch before one came
@@ -106,6 +112,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
 
     return {
       proxy,
+      engine,
       address,
       adminAddress: admin?.address,
       async stop(drainTimeoutMs) {

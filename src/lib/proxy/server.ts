@@ -12,7 +12,7 @@ import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
 import {CONTINUE, STATUS_LINES} from './replies.js'
-import {normalizeTarget} from './target.js'
+import {type Refusal, resolveTarget} from './resolve-target.js'
 import {splice} from './tunnel.js'
 import {ConnectionPool, DEFAULT_IDLE_MS} from './upstream-pool.js'
 
@@ -25,13 +25,6 @@ const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
 /** Instances an idempotent request may be tried on after its first fails (the instance leaving, a reset). */
 const MAX_RETRIES = 2
-
-/** Why a request target is answered by the proxy itself; `close`: the connection ends after the answer. */
-interface Refusal {
-  status: number
-  error: string
-  close?: boolean
-}
 
 /**
  * The gateway: a net server whose connections are parsed with Node's native HTTP parser; each request goes,
@@ -214,39 +207,8 @@ export class ProxyServer {
     return undefined
   }
 
-  /**
-   * The route for a request target, or why it is refused: the target must be origin-form, within the size limit,
-   * and keep naming the same service once its dot segments are resolved (`/a/../b/` reaches neither).
-   */
   private resolve(url: string, host: string | undefined): RouteMatch<ConnectionPool> | Refusal {
-    if (url.length > this.limits.maxUrlBytes)
-      return {status: 414, error: `request target longer than ${this.limits.maxUrlBytes} bytes`, close: true}
-    if (url.codePointAt(0) !== 47) {
-      return {
-        status: 400,
-        error: 'only origin-form request targets (/<service>/<path>) are served: svc proxy is not an open proxy',
-      }
-    }
-
-    const target = normalizeTarget(url)
-    if (!target.ok) {
-      if (target.problem === 'backslash') return {status: 400, error: 'a backslash in the path is refused'}
-      if (target.problem === 'encoded-slash')
-        return {status: 400, error: 'an encoded slash or backslash (%2f, %5c) in the path is refused'}
-      return {status: 404, error: 'the path climbs above the root with ..'}
-    }
-
-    const hostKey = this.hostRouting ? host : undefined
-    const match = this.table.match(target.url, hostKey)
-    if (match === undefined) return {status: 404, error: 'no service named in the path: use /<service>/<path>'}
-    if (target.url !== url && this.table.match(url, hostKey)?.service !== match.service) {
-      return {
-        status: 404,
-        error: `the path's dot segments lead out of the service it names: send ${target.url} instead`,
-      }
-    }
-
-    return match
+    return resolveTarget(this.table, url, host, {maxUrlBytes: this.limits.maxUrlBytes, hostRouting: this.hostRouting})
   }
 
   /** An attempt failed: retry it elsewhere when that is safe, else answer 502/504 (or cut a started response). */

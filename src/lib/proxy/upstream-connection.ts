@@ -1,6 +1,7 @@
 import {connect, type Socket} from 'node:net'
 
 import {
+  consumeSocket,
   createParser,
   freeParser,
   kOnBody,
@@ -11,9 +12,8 @@ import {
   kOnMessageComplete,
   type NativeParser,
   type ParseError,
+  releaseSocket,
   setFlowing,
-  setReading,
-  socketHandle,
   touchSocket,
 } from './http-parser.js'
 import type {ConnectionPool} from './upstream-pool.js'
@@ -198,12 +198,8 @@ export class UpstreamConnection {
     this.parser = parser
     socket.on('connect', () => {
       this.connected = true
-      const handle = socketHandle(socket)
-      if (handle !== undefined) {
-        parser[kOnExecute] = onExecute
-        parser.consume(handle)
-        this.consumed = true
-      }
+      parser[kOnExecute] = onExecute
+      this.consumed = consumeSocket(parser, socket)
 
       socket.setTimeout(opts.timeoutMs)
       const c = this.client
@@ -282,8 +278,7 @@ export class UpstreamConnection {
     socket.off('data', this.onData)
     if (this.consumed) {
       this.consumed = false
-      this.parser.unconsume()
-      setReading(socket, true)
+      releaseSocket(this.parser, socket)
     }
 
     this.pool.discard(this)

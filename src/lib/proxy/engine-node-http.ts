@@ -1,0 +1,517 @@
+import {
+  type ClientRequest,
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import {type AddressInfo, type Socket} from 'node:net'
+import type {Duplex} from 'node:stream'
+import {performance} from 'node:perf_hooks'
+
+import {listenError} from '../metrics/server.js'
+import {formatHosts} from '../registry/spec.js'
+import {hashKeyOf, type HashKey} from './hash-key.js'
+import {downstreamHeaders, upstreamHeaders} from './headers.js'
+import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
+import {ProxyMetrics} from './metrics.js'
+import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
+import {errorKind, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
+import {
+  AgentPool,
+  BAD_REQUEST,
+  CLIENT_ERRORS,
+  fieldsOf,
+  headerObject,
+  pairsOf,
+  problem,
+  rawReply,
+  writeJson,
+} from './node-http-support.js'
+import {type Refusal, resolveTarget} from './resolve-target.js'
+import {splice} from './tunnel.js'
+
+const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
+
+type Route = ServiceRoute<AgentPool>
+type Target = Upstream<AgentPool>
+
+/** One forwarded request, from routing to its settlement. */
+interface Forward {
+  req: IncomingMessage
+  res: ServerResponse
+  route: Route
+  upstream: Target
+  key: string | undefined
+  path: string
+  headers: string[]
+  hasBody: boolean
+  chunked: boolean
+  started: number
+  up?: ClientRequest
+  retried: boolean
+  resent: boolean
+  settled: boolean
+}
+
+/**
+ * The gateway on public APIs only: a node:http server, and an http.Agent of keep-alive connections per upstream
+ * instance. Slower than the llhttp engine (node builds every header object twice), used when Node's internals do
+ * not behave as that engine expects, or when SVC_PROXY_ENGINE=node-http asks for it.
+ */
+export class NodeHttpProxy {
+  readonly table: RouteTable<AgentPool>
+  readonly metrics: ProxyMetrics
+  readonly server: Server
+  readonly limits: ProxyLimits
+  draining = false
+  private inflight = 0
+  private readonly tunnels = new Set<Duplex>()
+  private readonly budget: RetryBudget
+  private readonly budgetTimer: NodeJS.Timeout
+  private readonly hashKey: HashKey | undefined
+  private readonly hostRouting: boolean
+  private idle: (() => void) | undefined
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.hashKey = opts.strategy === 'hash' ? (opts.hashKey ?? {kind: 'ip'}) : undefined
+    this.hostRouting = opts.hostRouting ?? false
+    this.budget = new RetryBudget(opts.retryBudget ?? DEFAULT_RETRY_BUDGET)
+    this.budgetTimer = setInterval(() => this.budget.tick(), 1000)
+    this.budgetTimer.unref()
+    this.limits = {...PROXY_LIMITS, ...opts.limits}
+    const max = opts.maxConnectionsPerUpstream ?? PROXY_DEFAULTS.maxConnectionsPerUpstream
+    this.table = new RouteTable<AgentPool>({
+      strategy: opts.strategy,
+      routes: opts.routes,
+      hostRouting: opts.hostRouting,
+      health: opts.health,
+      createPool: () => new AgentPool(max),
+      onEject: (route, upstream, ms) => {
+        this.metrics.ejections.inc({service: route.name, instance: upstream.id})
+        opts.log?.(`ejected ${route.name} ${upstream.id} (${upstream.hostPort}) for ${ms} ms after repeated failures`)
+      },
+    })
+    this.metrics = new ProxyMetrics(this.table)
+    const {headersTimeoutMs, idleTimeoutMs, maxHeaderBytes} = this.limits
+    this.server = createServer({
+      maxHeaderSize: maxHeaderBytes,
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: idleTimeoutMs,
+      // HTTP/1.0 clients may send no Host; the upstream gets one either way
+      requireHostHeader: false,
+      connectionsCheckingInterval: Math.max(20, Math.min(1000, Math.floor(headersTimeoutMs / 4))),
+    })
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res))
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head))
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      // as the llhttp engine: a connection that never sent a byte is closed without an answer
+      const silent = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as Socket).bytesRead === 0
+      if (silent || !socket.writable) socket.destroy()
+      else socket.end(CLIENT_ERRORS[error.code ?? ''] ?? BAD_REQUEST)
+    })
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
+      rawReply(socket, 405, {error: 'CONNECT is refused: svc proxy forwards only to registered services'}),
+    )
+  }
+
+  async listen(): Promise<string> {
+    const {server} = this
+    const {host, port} = this.opts
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void =>
+        reject(listenError(error, host, port, 'listen', '--listen'))
+      server.once('error', onError)
+      server.listen(port, host, () => {
+        server.off('error', onError)
+        resolve()
+      })
+    })
+    const bound = server.address() as AddressInfo
+    return formatHosts([{host: bound.address, port: bound.port}])
+  }
+
+  get active(): number {
+    return this.inflight + this.tunnels.size
+  }
+
+  /** As the llhttp engine's: stop accepting, let requests finish up to the deadline, then close everything. */
+  async drain(timeoutMs: number): Promise<number> {
+    this.draining = true
+    clearInterval(this.budgetTimer)
+    const closed = new Promise<void>((resolve) => {
+      if (this.server.listening) this.server.close(() => resolve())
+      else resolve()
+    })
+    this.server.closeIdleConnections()
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs)
+        this.idle = () => {
+          if (this.active > 0) return
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+
+    const cut = this.active
+    this.idle = undefined
+    for (const socket of this.tunnels) socket.destroy()
+    this.server.closeAllConnections()
+    await closed
+    await this.table.close(cut > 0)
+    return cut
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now()
+    const remote = req.socket.remoteAddress ?? ''
+    const trusted = this.opts.trustedProxy?.(remote) ?? false
+    const head = upstreamHeaders(req.rawHeaders, remote, false, trusted)
+    const url = req.url ?? ''
+    const found = this.resolve(url, head.host)
+    if ('status' in found) {
+      this.reply(req, res, found.status, {error: found.error}, undefined, started, found.close)
+      return
+    }
+
+    const {route} = found
+    if (route === undefined) {
+      const error = `unknown service "${found.service}"`
+      this.reply(req, res, 404, {error, service: found.service}, undefined, started)
+      return
+    }
+
+    const key = this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, req.rawHeaders, remote)
+    const upstream = route.balancer.pick(key)
+    if (upstream === undefined) {
+      const body = {
+        error: `no healthy instance of "${route.name}"`,
+        service: route.name,
+        instances: route.upstreams.size,
+      }
+      this.reply(req, res, 503, body, route, started)
+      return
+    }
+
+    const headers = fieldsOf(head.block)
+    if (head.host === undefined) headers.push('host', upstream.hostPort)
+    if (head.hasBody) {
+      // silence in the middle of a body: 408, as the llhttp engine's body timeout
+      req.setTimeout(this.limits.bodyTimeoutMs, () => {
+        if (req.complete) return
+        if (!res.headersSent) res.writeHead(408, {connection: 'close', 'content-length': 0}).end()
+        req.socket.destroy()
+      })
+      req.once('end', () => req.setTimeout(0))
+    }
+
+    const fwd: Forward = {
+      req,
+      res,
+      route,
+      upstream,
+      key,
+      path: found.path,
+      headers,
+      hasBody: head.hasBody,
+      chunked: head.chunked,
+      started,
+      retried: false,
+      resent: false,
+      settled: false,
+    }
+    this.inflight++
+    this.budget.request()
+    res.once('close', () => {
+      // the client left before its response ended
+      if (fwd.settled) return
+      fwd.up?.destroy()
+      this.settle(fwd, 499)
+    })
+    this.send(fwd, upstream)
+  }
+
+  /** Sends the request to `upstream` (counted in its requests in flight until it answers or fails). */
+  private send(fwd: Forward, upstream: Target): void {
+    fwd.upstream = upstream
+    upstream.inflight++
+    upstream.pool.active++
+    const {req, res} = fwd
+    const {address, port} = upstream.instance
+    const up = httpRequest({
+      host: address,
+      port,
+      method: req.method,
+      path: fwd.path,
+      headers: fwd.headers,
+      agent: upstream.pool.agent,
+      setHost: false,
+    })
+    fwd.up = up
+    let finished = false
+    const release = (): void => {
+      if (finished) return
+      finished = true
+      upstream.inflight--
+      upstream.pool.done()
+    }
+
+    up.on('socket', (socket: Socket) => {
+      if (!socket.connecting) return
+      const {connectTimeoutMs} = this.opts
+      const timer = setTimeout(
+        () => up.destroy(problem(`connect timed out after ${connectTimeoutMs} ms`, 'ECONNECTTIMEOUT')),
+        connectTimeoutMs,
+      )
+      socket.once('connect', () => clearTimeout(timer))
+      socket.once('close', () => clearTimeout(timer))
+    })
+    up.setTimeout(this.opts.timeoutMs, () =>
+      up.destroy(problem(`no response for ${this.opts.timeoutMs} ms`, 'ERESPONSETIMEOUT')),
+    )
+    up.on('information', (info) => {
+      if (fwd.settled || req.httpVersionMinor === 0) return
+      if (info.statusCode === 102) res.writeProcessing()
+      else if (info.statusCode === 103) res.writeEarlyHints(headerObject(downstreamHeaders(info.rawHeaders).block))
+    })
+    up.on('response', (ures: IncomingMessage) => {
+      if (fwd.settled) {
+        ures.resume()
+        return
+      }
+
+      const status = ures.statusCode ?? 502
+      const fields = fieldsOf(downstreamHeaders(ures.rawHeaders).block)
+      if (this.draining) fields.push('connection', 'close')
+      res.writeHead(status, ures.statusMessage, fields)
+      ures.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) ures.pause()
+      })
+      res.on('drain', () => ures.resume())
+      ures.once('end', () => {
+        if (ures.rawTrailers.length > 0) res.addTrailers(pairsOf(downstreamHeaders(ures.rawTrailers).block))
+        res.end()
+        release()
+        fwd.route.outcome(upstream, status >= 500)
+        this.settle(fwd, status)
+      })
+      ures.once('close', () => {
+        if (ures.complete) return
+        // the upstream went away in the middle of its body: the client's response is cut too
+        release()
+        fwd.route.outcome(upstream, true)
+        res.destroy()
+        this.settle(fwd, status)
+      })
+    })
+    up.on('error', (error: Error) => {
+      release()
+      if (!fwd.settled) this.failed(fwd, error, up.reusedSocket)
+    })
+    if (!fwd.hasBody) {
+      up.end()
+      return
+    }
+
+    req.on('data', (chunk: Buffer) => {
+      if (!up.write(chunk)) req.pause()
+    })
+    up.on('drain', () => req.resume())
+    req.once('end', () => {
+      if (fwd.chunked && req.rawTrailers.length > 0) up.addTrailers(pairsOf(downstreamHeaders(req.rawTrailers).block))
+      up.end()
+    })
+  }
+
+  /** As the llhttp engine's: resend or retry elsewhere when safe, else 502/504 (or cut a started response). */
+  private failed(fwd: Forward, error: Error, reused: boolean): void {
+    const {route, upstream, req, res} = fwd
+    const kind = errorKind(error)
+    const idempotent = IDEMPOTENT.has(req.method ?? '')
+    if (reused && kind === 'reset' && !fwd.resent && !res.headersSent && !fwd.hasBody && idempotent) {
+      fwd.resent = true
+      this.send(fwd, upstream)
+      return
+    }
+
+    this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind})
+    route.outcome(upstream, true)
+    const mayRetry =
+      kind === 'connect' || kind === 'reset' || (error as NodeJS.ErrnoException).code === 'ECONNECTTIMEOUT'
+    if (!res.headersSent && !fwd.retried && !fwd.hasBody && mayRetry && idempotent && this.budget.tryRetry()) {
+      const other = route.balancer.pickOther(upstream, fwd.key)
+      if (other !== undefined) {
+        fwd.retried = true
+        this.metrics.retries.inc({service: route.name})
+        this.send(fwd, other)
+        return
+      }
+    }
+
+    if (res.headersSent) {
+      res.destroy()
+      this.settle(fwd, res.statusCode)
+      return
+    }
+
+    const status = kind === 'timeout' ? 504 : 502
+    const message = `${status === 504 ? 'upstream timed out' : 'upstream failed'}: ${error.message}`
+    writeJson(res, status, {error: message, service: route.name, instance: upstream.id}, this.draining)
+    this.settle(fwd, status)
+  }
+
+  private settle(fwd: Forward, status: number): void {
+    if (fwd.settled) return
+    fwd.settled = true
+    this.inflight--
+    this.finish(fwd.req, fwd.route, status, fwd.upstream, fwd.started)
+    this.idle?.()
+  }
+
+  private reply(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    body: Record<string, unknown>,
+    route: Route | undefined,
+    started: number,
+    close = false,
+  ): void {
+    writeJson(res, status, body, close || this.draining)
+    // a client waiting for 100 Continue may never send the body it announced
+    if (!req.complete) req.resume()
+    this.finish(req, route, status, undefined, started)
+  }
+
+  /** As the llhttp engine's: a WebSocket handshake spliced as raw sockets to a new upstream connection. */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const started = performance.now()
+    socket.on('error', () => socket.destroy())
+    const remote = req.socket.remoteAddress ?? ''
+    const trusted = this.opts.trustedProxy?.(remote) ?? false
+    const found = this.resolve(req.url ?? '', req.headers.host)
+    const match = 'status' in found ? undefined : found
+    const route = match?.route
+    if (this.draining || match === undefined || route === undefined) {
+      const status = this.draining ? 503 : 404
+      const error = this.draining
+        ? 'svc proxy is shutting down'
+        : match
+          ? `unknown service "${match.service}"`
+          : 'no service named in the path'
+      rawReply(socket, status, {error})
+      this.finish(req, route, status, undefined, started)
+      return
+    }
+
+    const upstream = route.balancer.pick(
+      this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, req.rawHeaders, remote),
+    )
+    if (upstream === undefined) {
+      rawReply(socket, 503, {error: `no healthy instance of "${route.name}"`, service: route.name})
+      this.finish(req, route, 503, undefined, started)
+      return
+    }
+
+    this.tunnel(req, socket as Socket, head, route, upstream, {
+      path: match.path,
+      headers: fieldsOf(upstreamHeaders(req.rawHeaders, remote, true, trusted).block),
+      started,
+    })
+  }
+
+  /**
+   * Asks the upstream to switch protocols and splices the two sockets only once it answers 101; any other answer
+   * is relayed (delimited by closing) and both connections close, so nothing the client sends later goes unrouted.
+   */
+  private tunnel(
+    req: IncomingMessage,
+    socket: Socket,
+    head: Buffer,
+    route: Route,
+    upstream: Target,
+    ask: {path: string; headers: string[]; started: number},
+  ): void {
+    const {address, port} = upstream.instance
+    const up = httpRequest({
+      host: address,
+      port,
+      method: req.method,
+      path: ask.path,
+      headers: ask.headers,
+      agent: false,
+      setHost: false,
+    })
+    this.tunnels.add(socket)
+    upstream.inflight++
+    const end = (status: number): void => {
+      if (!this.tunnels.delete(socket)) return
+      upstream.inflight--
+      this.finish(req, route, status, upstream, ask.started)
+      this.idle?.()
+    }
+
+    up.setTimeout(this.opts.timeoutMs, () =>
+      up.destroy(problem(`no response for ${this.opts.timeoutMs} ms`, 'ERESPONSETIMEOUT')),
+    )
+    up.on('upgrade', (ures: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
+      up.setTimeout(0)
+      route.outcome(upstream, false)
+      const upgrade = ures.headers.upgrade ?? ''
+      socket.write(
+        `HTTP/1.1 101 ${ures.statusMessage ?? 'Switching Protocols'}\r\n${downstreamHeaders(ures.rawHeaders).block}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`,
+        'latin1',
+      )
+      splice(socket, upSocket, head, upHead, this.opts.timeoutMs, () => end(101))
+    })
+    up.on('response', (ures: IncomingMessage) => {
+      route.outcome(upstream, false)
+      const status = ures.statusCode ?? 502
+      const fields = downstreamHeaders(ures.rawHeaders).block.replaceAll(
+        /^(content-length|transfer-encoding):.*\r\n/gim,
+        '',
+      )
+      socket.write(`HTTP/1.1 ${status} ${ures.statusMessage ?? ''}\r\n${fields}connection: close\r\n\r\n`, 'latin1')
+      ures.pipe(socket)
+      ures.on('end', () => end(status))
+      ures.on('error', () => socket.destroy())
+    })
+    up.on('error', (error) => {
+      this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind: errorKind(error)})
+      route.outcome(upstream, true)
+      if (!socket.destroyed)
+        rawReply(socket, 502, {error: `upstream failed: ${error.message}`, service: route.name, instance: upstream.id})
+      end(502)
+    })
+    socket.on('close', () => {
+      up.destroy()
+      end(499)
+    })
+    up.end()
+  }
+
+  private resolve(url: string, host: string | undefined): RouteMatch<AgentPool> | Refusal {
+    return resolveTarget(this.table, url, host, {maxUrlBytes: this.limits.maxUrlBytes, hostRouting: this.hostRouting})
+  }
+
+  private finish(
+    req: IncomingMessage,
+    route: Route | undefined,
+    status: number,
+    upstream: Target | undefined,
+    started: number,
+  ): void {
+    const stats = this.metrics.stats(route)
+    const ms = performance.now() - started
+    stats.request(status, ms / 1000)
+    this.opts.accessLog?.(
+      `${new Date().toISOString()} ${req.socket.remoteAddress || '-'} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${status} ${ms.toFixed(1)}ms ${stats.service} ${upstream?.hostPort ?? '-'}`,
+    )
+  }
+}
+
+/** The header lines of a block as [name, value] pairs (trailers). */

@@ -1,0 +1,84 @@
+// the node:http engine's pieces that need none of its state: its pools, canned answers and header-block codecs
+import {Agent, type ServerResponse, STATUS_CODES} from 'node:http'
+import type {Duplex} from 'node:stream'
+
+import type {UpstreamPool} from './routes.js'
+
+export const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+export const CLIENT_ERRORS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+}
+
+/** One upstream instance's keep-alive connections: an http.Agent; `close` waits for the requests on it. */
+export class AgentPool implements UpstreamPool {
+  readonly agent: Agent
+  active = 0
+  private closing: (() => void) | undefined
+
+  constructor(max: number) {
+    this.agent = new Agent({keepAlive: true, maxSockets: max})
+  }
+
+  done(): void {
+    this.active--
+    if (this.active === 0) this.closing?.()
+  }
+
+  async close(): Promise<void> {
+    if (this.active > 0)
+      await new Promise<void>((resolve) => {
+        this.closing = resolve
+      })
+    this.agent.destroy()
+  }
+
+  async destroy(): Promise<void> {
+    this.agent.destroy()
+  }
+}
+
+/** The header lines of a block (`name: value\r\n` each) as a flat [name, value, ...] list. */
+export function fieldsOf(block: string): string[] {
+  const out: string[] = []
+  for (const line of block.split('\r\n')) {
+    const colon = line.indexOf(': ')
+    if (colon > 0) out.push(line.slice(0, colon), line.slice(colon + 2))
+  }
+
+  return out
+}
+
+export function problem(message: string, code: string): Error {
+  return Object.assign(new Error(message), {code})
+}
+
+export function pairsOf(block: string): Array<[string, string]> {
+  const fields = fieldsOf(block)
+  const out: Array<[string, string]> = []
+  for (let i = 0; i + 1 < fields.length; i += 2) out.push([fields[i]!, fields[i + 1]!])
+  return out
+}
+
+/** The header lines of a block as an object (early hints take no list). */
+export function headerObject(block: string): Record<string, string> {
+  // writeEarlyHints looks for a lower-case `link`
+  return Object.fromEntries(pairsOf(block).map(([name, value]) => [name.toLowerCase(), value]))
+}
+
+/** The proxy's own JSON answer (404, 502, ...). */
+export function writeJson(res: ServerResponse, status: number, body: Record<string, unknown>, close: boolean): void {
+  const text = JSON.stringify(body) + '\n'
+  const fields = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(text))]
+  if (close) fields.push('connection', 'close')
+  res.writeHead(status, STATUS_CODES[status] ?? 'Error', fields)
+  res.end(text)
+}
+
+/** A whole HTTP/1.1 response written to a raw socket (upgrade and CONNECT paths), then the socket is closed. */
+export function rawReply(socket: Duplex, status: number, body: Record<string, unknown>): void {
+  const text = JSON.stringify(body) + '\n'
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  )
+}
