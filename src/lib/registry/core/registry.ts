@@ -36,6 +36,8 @@ export class CoreRegistry implements Registry {
   private readonly options: BackendOptions
   private readonly foreign: ForeignRecords
   private readonly handles = new Set<Registration>()
+  /** Open watch streams, ended by close() so no caller waits on a closed registry. */
+  private readonly watches = new Set<AbortController>()
 
   constructor(driver: Driver, options: BackendOptions) {
     this.driver = driver
@@ -98,7 +100,16 @@ export class CoreRegistry implements Registry {
 
   watch(service?: string, opts: WatchOptions = {}): AsyncIterableIterator<WatchEvent> {
     if (service !== undefined) validateServiceName(service)
-    return snapshotWatch({...opts, foreign: this.foreign}, (sink) => this.driver.watch(service, sink))
+    const own = new AbortController()
+    const signal = opts.signal ? AbortSignal.any([opts.signal, own.signal]) : own.signal
+    this.watches.add(own)
+    return snapshotWatch({...opts, signal, foreign: this.foreign}, (sink) => {
+      const stop = this.driver.watch(service, sink)
+      return () => {
+        this.watches.delete(own)
+        stop()
+      }
+    })
   }
 
   cluster(): Promise<ClusterInfo> {
@@ -106,6 +117,8 @@ export class CoreRegistry implements Registry {
   }
 
   async close(): Promise<void> {
+    for (const watch of this.watches) watch.abort()
+    this.watches.clear()
     await Promise.allSettled([...this.handles].map((h) => h.close()))
     await this.driver.close()
   }
