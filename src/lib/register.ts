@@ -1,6 +1,6 @@
 import {errorMessage} from './errors.js'
 import {type CheckResult, runCheck, scheduleChecks} from './health/check.js'
-import type {CheckSpec, InstanceInput, Registry, ServiceInstance} from './registry/types.js'
+import type {CheckSpec, InstanceInput, Registry, RegistrationState, ServiceInstance} from './registry/types.js'
 
 export interface RegistrationRun {
   registry: Registry
@@ -11,6 +11,8 @@ export interface RegistrationRun {
   signal: AbortSignal
   log: (line: string) => void
   onRegistered?: (instance: ServiceInstance) => void
+  /** The registration was lost, restored, or could not be restored (the log line is written as well). */
+  onStateChange?: (state: RegistrationState, detail: string) => void
 }
 
 /**
@@ -33,6 +35,7 @@ export async function runRegistration(run: RegistrationRun): Promise<ServiceInst
     ttlMs: run.ttlMs,
     onStateChange(state, detail) {
       log(`registration ${state}: ${detail}`)
+      run.onStateChange?.(state, detail)
     },
   })
   run.onRegistered?.(handle.instance)

@@ -1,8 +1,7 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
-import {SvcCommand} from '../../base-command.js'
-import {durationFlag} from '../../flags.js'
+import {durationDefault, durationFlag} from '../../flags.js'
 import {confirmDrill} from '../../lib/chaos/confirm.js'
 import {type KillInstanceReport, planKillInstance, runKillInstance} from '../../lib/chaos/kill-instance.js'
 import {checkLoadUrl} from '../../lib/chaos/load.js'
@@ -11,8 +10,9 @@ import {describeTarget} from '../../lib/chaos/targets.js'
 import {renderTable} from '../../lib/render/table.js'
 import {validateServiceName} from '../../lib/registry/validate.js'
 import {isInteractive} from '../../lib/tty.js'
+import {RegistryCommand} from '../../registry-command.js'
 
-export default class KillInstance extends SvcCommand<typeof KillInstance> {
+export default class KillInstance extends RegistryCommand<typeof KillInstance> {
   static summary = 'Stop containers or processes behind instances of a service and measure how the registry follows.'
   static description = `Picks --count healthy instances of SERVICE at random, maps each to what runs it (the container the agent registered it from, or the local process listening on its port; never anything else, and nothing on another machine), prints them, and after confirmation (or --yes) stops them.
 Measures, through the registry's watch, the time until each no longer resolves (removed, or marked critical). With --proxy URL, GETs the URL at a fixed rate (bounded in count and time) from 1 s before the stop until 1 s after the last instance left, and reports the failed requests.`
@@ -34,7 +34,7 @@ Measures, through the registry's watch, the time until each no longer resolves (
     proxy: Flags.string({description: 'URL to load during the drill (e.g. through svc proxy)'}),
     rate: Flags.integer({description: 'requests per second with --proxy', default: 20, min: 1, max: 500}),
     'max-requests': Flags.integer({description: 'hard cap on requests with --proxy', default: 2000, min: 1}),
-    timeout: durationFlag({description: 'bound on waiting for the instances to leave', default: 90_000}),
+    timeout: durationFlag({description: 'bound on waiting for the instances to leave', ...durationDefault(90_000)}),
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
   }
 

@@ -10,8 +10,6 @@ export default class ClusterDown extends SvcCommand<typeof ClusterDown> {
   static examples = ['<%= config.bin %> cluster down', '<%= config.bin %> cluster down --name zk5']
 
   static enableJsonFlag = true
-  // no registry here: --backend (up only) names the servers to run
-  static baseFlags = {} as typeof SvcCommand.baseFlags
 
   static flags = {
     name: Flags.string({description: 'cluster name [default: the only cluster]'}),

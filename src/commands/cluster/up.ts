@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../../base-command.js'
-import {durationFlag, portFlag} from '../../flags.js'
+import {durationDefault, durationFlag, portFlag} from '../../flags.js'
 import {clusterUp, type ClusterKind, type ClusterView, MEMBER_HEAD, memberRows} from '../../lib/cluster/index.js'
 import {progress} from '../../lib/render/progress.js'
 import {renderTable} from '../../lib/render/table.js'
@@ -18,8 +18,6 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
   ]
 
   static enableJsonFlag = true
-  // no registry here: --backend (up only) names the servers to run
-  static baseFlags = {} as typeof SvcCommand.baseFlags
 
   static flags = {
     backend: Flags.string({
@@ -31,7 +29,7 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
     nodes: Flags.integer({char: 'n', description: 'members (3 or 5 make sense)', default: 3, min: 1, max: 9}),
     name: Flags.string({description: 'cluster name [default: the backend]'}),
     'base-port': portFlag({description: 'consecutive ports from here [default: free ports]'}),
-    timeout: durationFlag({description: 'bound on starting and electing a leader', default: 90_000}),
+    timeout: durationFlag({description: 'bound on starting and electing a leader', ...durationDefault(90_000)}),
   }
 
   async run(): Promise<ClusterView> {
@@ -41,14 +39,10 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
     const shown = progress()
     shown.update(`starting ${flags.nodes} ${kind} members of cluster "${name}"`)
     let view: ClusterView
-    // Ctrl-C while the members start stops them again, instead of leaving them behind
-    const interrupt = new AbortController()
-    const abort = (): void => interrupt.abort()
-    process.once('SIGINT', abort)
-    process.once('SIGTERM', abort)
     try {
       view = await clusterUp({
-        signal: interrupt.signal,
+        // Ctrl-C while the members start stops them again, instead of leaving them behind
+        signal: this.untilSignal(),
         kind,
         nodes: flags.nodes,
         name,
@@ -59,9 +53,6 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
     } catch (error) {
       shown.done()
       throw error
-    } finally {
-      process.off('SIGINT', abort)
-      process.off('SIGTERM', abort)
     }
 
     shown.done(`${kind} cluster "${name}" is up; leader ${view.leader ?? 'unknown'}; manifest ${view.manifest}`)
