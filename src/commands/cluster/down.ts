@@ -2,6 +2,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../../base-command.js'
 import {clusterDown, type ClusterDownResult} from '../../lib/cluster/named.js'
+import {plural} from '../../lib/text.js'
 
 export default class ClusterDown extends SvcCommand<typeof ClusterDown> {
   static summary = 'Stop a local cluster and remove its data.'
@@ -19,7 +20,7 @@ export default class ClusterDown extends SvcCommand<typeof ClusterDown> {
     const result = await clusterDown(this.flags.name)
     if (!this.jsonEnabled())
       this.log(
-        `stopped ${result.kind} cluster "${result.name}" (${result.stopped} running members) and removed ${result.removed}`,
+        `stopped ${result.kind} cluster "${result.name}" (${plural(result.stopped, 'running member')}) and removed ${result.removed}`,
       )
     return result
   }

@@ -2,6 +2,7 @@ import {formatDuration} from '../duration.js'
 import type {KillInstanceReport} from './kill-instance.js'
 import type {KillLeaderReport} from './kill-leader.js'
 import {memberLabel} from './members.js'
+import {plural} from '../text.js'
 
 const ms = (value: number | undefined): string => (value === undefined ? '-' : formatDuration(value))
 
@@ -63,7 +64,7 @@ export function killInstanceRows(report: KillInstanceReport): string[][] {
 
 export function killInstanceSummary(report: KillInstanceReport): string[] {
   const lines = [
-    `service ${report.service} on ${report.uri}: stopped ${report.instances.length} of ${report.before} instances with SIG${report.signal}`,
+    `service ${report.service} on ${report.uri}: stopped ${report.instances.length} of ${plural(report.before, 'instance')} with SIG${report.signal}`,
   ]
   if (report.load) {
     const l = report.load

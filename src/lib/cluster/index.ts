@@ -394,7 +394,7 @@ async function launch(
         manifest.timings = {answeringMs: answeringMs ?? now, leaderMs: leaderMs ?? now, readyMs: now}
         await writeManifest(manifest)
         opts.log?.(
-          `${opts.kind}: ${nodes} members ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
+          `${opts.kind}: ${plural(nodes, 'member')} ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
         )
         return manifest
       }
@@ -614,6 +614,7 @@ export {
   runningMembers,
   unlinkNamedManifest,
 } from './home.js'
+import {plural} from '../text.js'
 export {memberMarker} from './driver.js'
 export {ownsProcess, processState, signalGroup, spawnDetached, sleep} from './process.js'
 export {clusterDown, clusterUp, type ClusterView, MEMBER_HEAD, memberRows, viewCluster} from './named.js'
