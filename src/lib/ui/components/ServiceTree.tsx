@@ -77,7 +77,13 @@ export function ServiceTree({rows, selected, columns, height, lastChange, empty}
     instances.map((i) => address(i)),
     Math.min(40, Math.floor(room * 0.45)),
   )
-  const widths = {id: column(instances.map((i) => i.id), room - addressWidth), address: addressWidth}
+  const widths = {
+    id: column(
+      instances.map((i) => i.id),
+      room - addressWidth,
+    ),
+    address: addressWidth,
+  }
   const shown = height === undefined ? rows : rows.slice(offset.current, offset.current + height)
 
   return (
