@@ -23,10 +23,11 @@ NAME follows one service; no NAME follows all. "tree" opens a live interactive t
 
   static enableJsonFlag = true
   static args = {name: Args.string({description: 'service name, or "tree" for the live tree'})}
+  // a flag with a short form first: oclif's help aligns the others to the first row
   static flags = {
+    service: Flags.string({char: 's', description: 'with "tree": show only this service'}),
     exec: Flags.string({description: 'command to run after changes (through the shell)'}),
     debounce: durationFlag({description: 'quiet time before --exec runs', ...durationDefault(100)}),
-    service: Flags.string({char: 's', description: 'with "tree": show only this service'}),
   }
 
   async run(): Promise<void> {

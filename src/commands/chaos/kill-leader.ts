@@ -25,7 +25,9 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
 
   static enableJsonFlag = true
 
+  // a flag with a short form first: oclif's help aligns the others to the first row
   static flags = {
+    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
     cluster: Flags.string({
       description: 'a cluster started by "svc cluster up" (instead of --backend)',
       exclusive: ['backend'],
@@ -38,7 +40,6 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
       description: 'bound on each wait (new leader, registrations, rejoin)',
       ...durationDefault(60_000),
     }),
-    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
   }
 
   async run(): Promise<KillLeaderReport> {
