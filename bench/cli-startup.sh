@@ -26,3 +26,18 @@ ratio=$(awk -v a="$svc_ms" -v b="$node_ms" 'BEGIN {printf "%.2f", a / b}')
 printf 'runs: %s (medians)\n' "$runs"
 printf '%-40s %8s ms\n' 'node -e 0' "$node_ms" 'svc --version' "$help_ms" 'svc resolve X --backend local' "$svc_ms"
 printf 'ratio svc resolve / node: %sx (goal <= 3x)\n' "$ratio"
+
+# what the resolve path loads: packages required (CommonJS) or imported (ES modules); plugins load only for their
+# commands (help, version, autocomplete) and not-found only on an unknown command on a terminal
+trace="$home/trace"
+: >"$trace.esm"
+SVC_HOME="$home" SVC_TRACE_FILE="$trace" SVC_IMPORT_TRACE_FILE="$trace.esm" node -r ./test/fixtures/trace-requires.cjs --import ./bench/trace-imports.mjs \
+  bin/run.js resolve X --backend local >/dev/null 2>&1 || true
+loaded=$(cat "$trace" "$trace.esm" | sort -u | tr '\n' ' ')
+printf 'packages loaded by svc resolve: %s\n' "$loaded"
+plugins=$(cat "$trace" "$trace.esm" | sort -u | grep -E '^(@oclif/plugin-|prom-client$)' || true)
+if [ -n "$plugins" ]; then
+  printf 'FAIL: the resolve path loads %s\n' "$(echo "$plugins" | tr '\n' ' ')"
+  exit 1
+fi
+printf 'plugins or prom-client on the resolve path: none\n'
