@@ -33,9 +33,9 @@ trace="$home/trace"
 : >"$trace.esm"
 SVC_HOME="$home" SVC_TRACE_FILE="$trace" SVC_IMPORT_TRACE_FILE="$trace.esm" node -r ./test/fixtures/trace-requires.cjs --import ./bench/trace-imports.mjs \
   bin/run.js resolve X --backend local >/dev/null 2>&1 || true
-loaded=$(cat "$trace" "$trace.esm" | sort -u | tr '\n' ' ')
+loaded=$({ cat "$trace"; echo; cat "$trace.esm"; } | grep -v "^$" | sort -u | tr '\n' ' ')
 printf 'packages loaded by svc resolve: %s\n' "$loaded"
-plugins=$(cat "$trace" "$trace.esm" | sort -u | grep -E '^(@oclif/plugin-|prom-client$)' || true)
+plugins=$({ cat "$trace"; echo; cat "$trace.esm"; } | sort -u | grep -E '^(@oclif/plugin-|prom-client$)' || true)
 if [ -n "$plugins" ]; then
   printf 'FAIL: the resolve path loads %s\n' "$(echo "$plugins" | tr '\n' ' ')"
   exit 1

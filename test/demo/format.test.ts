@@ -99,7 +99,16 @@ describe('NDJSON', () => {
         summary: 'one registered',
         data: {pids: [42]},
       },
-      {type: 'step', step: 2, id: 'cleanup', title: 'Clean up', ok: false, ms: 5, commands: [], error: 'a process is left'},
+      {
+        type: 'step',
+        step: 2,
+        id: 'cleanup',
+        title: 'Clean up',
+        ok: false,
+        ms: 5,
+        commands: [],
+        error: 'a process is left',
+      },
       {
         type: 'finished',
         ok: false,
