@@ -1,6 +1,8 @@
+import type {Interfaces} from '@oclif/core'
 import * as Flags from '@oclif/core/flags'
 
 import {durationDefault, durationFlag, portFlag} from '../flags.js'
+import type {RegisterRequest} from '../lib/register-plan.js'
 
 /** `svc register`'s flags. */
 export const registerFlags = {
@@ -25,4 +27,25 @@ export const registerFlags = {
     description: 'how long the instance outlives its last heartbeat [default: local 15s, etcd 10s, zk 10s, consul 10s]',
   }),
   'dry-run': Flags.boolean({description: 'validate and print the instance, but do not register it'}),
+}
+
+/** What the flags ask `svc register` to register. */
+export function registerRequest(
+  service: string,
+  flags: Interfaces.InferredFlags<typeof registerFlags>,
+  local: boolean,
+): RegisterRequest {
+  return {
+    service,
+    port: flags.port,
+    address: flags.address,
+    id: flags.id,
+    tags: flags.tag,
+    meta: flags.meta,
+    checkHttp: flags['check-http'],
+    checkTcp: flags['check-tcp'],
+    checkIntervalMs: flags['check-interval'],
+    checkTimeoutMs: flags['check-timeout'],
+    local,
+  }
 }

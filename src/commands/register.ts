@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 
-import {registerFlags} from '../command-flags/register.js'
-import {streamEvent} from '../lib/events.js'
+import {registerFlags, registerRequest} from '../command-flags/register.js'
 import {planRegistration} from '../lib/register-plan.js'
 import {runRegistration} from '../lib/register.js'
 import type {ServiceInstance} from '../lib/registry/types.js'
@@ -26,42 +25,27 @@ With --check-http or --check-tcp, Consul runs the check natively; on other backe
   async run(): Promise<ServiceInstance | undefined> {
     const {args, flags} = this
     const registry = await this.registry()
-    const {check, instance} = planRegistration({
-      ...flags,
-      service: args.name,
-      tags: flags.tag,
-      checkHttp: flags['check-http'],
-      checkTcp: flags['check-tcp'],
-      checkIntervalMs: flags['check-interval'],
-      checkTimeoutMs: flags['check-timeout'],
-      local: registry.kind === 'local',
-    })
+    const {check, instance} = planRegistration(registerRequest(args.name, flags, registry.kind === 'local'))
     const where = `${instance.address}:${instance.port} on ${registry.description}`
     if (flags['dry-run']) {
       if (!this.jsonEnabled()) this.log(`would register ${instance.service} ${instance.id} at ${where}`)
       return instance
     }
 
-    const json = this.jsonEnabled()
-    const signal = this.untilSignal()
     await runRegistration({
       registry,
       // the health is the backend's or the check's to set, not the validation's default
       input: {...instance, health: undefined},
       check,
       ttlMs: flags.ttl,
-      signal,
+      signal: this.untilSignal(),
       log: (line) => this.warnLine(line),
+      events: this.jsonEnabled() ? (event) => this.jsonLine(event) : undefined,
       onRegistered: (registered) => {
-        if (json) this.jsonLine(streamEvent('registered', {service: registered.service, instance: registered}))
-        else this.log(`registered ${registered.service} ${registered.id} at ${where}`)
+        if (!this.jsonEnabled()) this.log(`registered ${registered.service} ${registered.id} at ${where}`)
         this.warnLine('keeping it alive; Ctrl-C or SIGTERM deregisters it')
       },
-      onStateChange: (state, detail) => {
-        if (json) this.jsonLine(streamEvent(state, {service: instance.service, id: instance.id, detail}))
-      },
     })
-    if (json) this.jsonLine(streamEvent('deregistered', {service: instance.service, id: instance.id}))
     this.warnLine(`deregistered ${instance.service}`)
     return undefined
   }

@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
 import path from 'node:path'
 
-import {parsePickStrategy, PICK_STRATEGIES} from '../lib/balancer/pick.js'
+import {resolveFlags} from '../command-flags/resolve.js'
+import {parsePickStrategy} from '../lib/balancer/pick.js'
 import {UserError} from '../lib/errors.js'
 import {renderInstances, renderServices} from '../lib/render/table.js'
 import {defaultLocalDir} from '../lib/registry/spec.js'
@@ -24,18 +24,7 @@ export default class Resolve extends RegistryCommand<typeof Resolve> {
 
   static enableJsonFlag = true
   static args = {name: Args.string({description: 'service name'})}
-  static flags = {
-    tag: Flags.string({
-      char: 't',
-      description: 'only instances with this tag (repeatable: all must match)',
-      multiple: true,
-    }),
-    all: Flags.boolean({description: 'include unhealthy instances'}),
-    pick: Flags.string({
-      description: `print one address:port [strategy: ${PICK_STRATEGIES.join(', ')}; default random]`,
-      options: [...PICK_STRATEGIES],
-    }),
-  }
+  static flags = resolveFlags
 
   async init(): Promise<void> {
     this.argv = withPickDefault(this.argv)

@@ -1,13 +1,9 @@
-import * as Flags from '@oclif/core/flags'
-
-import {durationDefault, durationFlag} from '../../flags.js'
-import {findCluster} from '../../lib/cluster/home.js'
+import {killLeaderFlags} from '../../command-flags/chaos.js'
 import {confirmDrill} from '../../lib/chaos/confirm.js'
 import {clusterSpec, type KillLeaderReport, planKillLeader, runKillLeader} from '../../lib/chaos/kill-leader.js'
-import {memberLabel} from '../../lib/chaos/members.js'
-import {killLeaderRows} from '../../lib/chaos/report.js'
-import {describeTarget, type DrillSignal} from '../../lib/chaos/targets.js'
-import {renderTable} from '../../lib/render/table.js'
+import {killLeaderPlanLines, renderKillLeader} from '../../lib/chaos/report.js'
+import type {DrillSignal} from '../../lib/chaos/targets.js'
+import {findCluster} from '../../lib/cluster/home.js'
 import {isInteractive} from '../../lib/tty.js'
 import {RegistryCommand} from '../../registry-command.js'
 
@@ -24,43 +20,21 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
   ]
 
   static enableJsonFlag = true
-
-  // a flag with a short form first: oclif's help aligns the others to the first row
-  static flags = {
-    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
-    cluster: Flags.string({
-      description: 'a cluster started by "svc cluster up" (instead of --backend)',
-      exclusive: ['backend'],
-    }),
-    signal: Flags.string({description: 'how to stop the leader', options: ['KILL', 'TERM', 'STOP'], default: 'KILL'}),
-    'restart-after': durationFlag({
-      description: 'bring the member back this long after the fault, and measure its rejoin',
-    }),
-    timeout: durationFlag({
-      description: 'bound on each wait (new leader, registrations, rejoin)',
-      ...durationDefault(60_000),
-    }),
-  }
+  static flags = killLeaderFlags
 
   async run(): Promise<KillLeaderReport> {
     const {flags} = this
     const cluster = flags.cluster === undefined ? undefined : await findCluster(flags.cluster)
-    const spec = clusterSpec(await this.backendSpec(cluster && {backend: cluster.backendUri}))
-    const plan = await planKillLeader(spec)
-    const signal = `SIG${flags.signal}` as DrillSignal
-    this.warnLine(`members: ${plan.before.members.map((m) => `${m.name} ${m.up ? m.role : 'down'}`).join(', ')}`)
-    this.warnLine(
-      `will send SIG${flags.signal} to the leader ${memberLabel(plan.before.leader)}: ${describeTarget(plan.target)}`,
-    )
+    const plan = await planKillLeader(clusterSpec(await this.backendSpec(cluster && {backend: cluster.backendUri})))
+    for (const line of killLeaderPlanLines(plan, flags.signal)) this.warnLine(line)
     await confirmDrill('Stop it?', flags.yes, isInteractive())
     const report = await runKillLeader(plan, {
-      signal,
+      signal: `SIG${flags.signal}` as DrillSignal,
       restartAfterMs: flags['restart-after'],
       timeoutMs: flags.timeout,
       log: (line) => this.warnLine(line),
     })
-    if (!this.jsonEnabled())
-      this.log(await renderTable(['MEASURE', 'VALUE'], killLeaderRows(report), Boolean(process.stdout.isTTY)))
+    if (!this.jsonEnabled()) this.log(await renderKillLeader(report, Boolean(process.stdout.isTTY)))
     if (!report.ok) process.exitCode = 1
     return report
   }
