@@ -77,10 +77,21 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
     return super.finally(error)
   }
 
-  /** Registrator's single-dash long flags (-internal) named in their svc form. */
+  /**
+   * Registrator's single-dash long flags (-internal) named in their svc form; a bad value that came from a flag's
+   * environment variable named as that variable, not as a flag the user never typed.
+   */
   private usageHint(
     error: Error & {flags?: unknown},
   ): (Error & {exitCode?: number; oclif?: {exit?: number}}) | undefined {
+    const failed = /^Parsing --([\w-]+) /.exec(error.message)?.[1]
+    const flag = failed === undefined ? undefined : {...this.ctor.baseFlags, ...this.ctor.flags}[failed]
+    if (flag?.env && !this.typed(failed!, flag.char)) {
+      return Object.assign(new UserError(error.message.replace(`Parsing --${failed} `, `Parsing ${flag.env} `)), {
+        oclif: {exit: 2},
+      })
+    }
+
     if (!Array.isArray(error.flags)) return undefined
     const known = Object.keys({...this.ctor.baseFlags, ...this.ctor.flags})
     for (const given of error.flags) {
@@ -89,5 +100,12 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
     }
 
     return undefined
+  }
+
+  /** Whether the command line itself gives the flag (else oclif took it from the environment). */
+  private typed(name: string, char: string | undefined): boolean {
+    return this.argv.some(
+      (a) => a === `--${name}` || a.startsWith(`--${name}=`) || (char !== undefined && a.startsWith(`-${char}`)),
+    )
   }
 }

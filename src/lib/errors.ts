@@ -90,7 +90,7 @@ export function formatError(error: unknown): string {
     // oclif's parse errors append this to every message; the line must say only the problem and its fix
     .replace(/\s*See more help with --help\s*$/, '')
     .replaceAll(/\s*\n\s*/g, ' ')
-    .replace(/^Parsing (--[\w-]+) (.*)$/, (_, flag: string, rest: string) =>
+    .replace(/^Parsing (--[\w-]+|[A-Z][A-Z0-9_]+) (.*)$/, (_, flag: string, rest: string) =>
       rest.includes(flag) ? rest : `${flag}: ${rest}`,
     )
     .replace(/^The following errors? occurred: /, '')

@@ -183,6 +183,16 @@ const CASES: Array<[string, Case]> = [
     'watch -s without tree',
     {args: ['watch', '-s', 'web'], code: 2, stderr: /--service \(-s\) goes with "tree"/, oneLine: true},
   ],
+  [
+    'a bad SVC_BACKEND is named as the variable',
+    {
+      args: ['resolve'],
+      env: {SVC_BACKEND: 'nope'},
+      code: 2,
+      stderr: /^Error: SVC_BACKEND: unknown backend "nope"/,
+      oneLine: true,
+    },
+  ],
   ['-b ""', {args: ['resolve', '-b', ''], code: 2, stderr: /--backend is empty/, oneLine: true}],
   [
     'nothing registered is a runtime result, exit 1',
