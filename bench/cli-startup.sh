@@ -87,3 +87,18 @@ for node in "${nodes[@]}"; do
   [ -n "$etcd_wall" ] && ratios+=$(awk -v a="$resolve_wall" -v b="$etcd_wall" 'BEGIN {printf "; svc resolve / etcdctl get: %.1fx", a / b}')
   echo "  $ratios"
 done
+
+# what the resolve path loads: packages required (CommonJS) or imported (ES modules); plugins load only for their
+# commands (help, version, autocomplete) and not-found only on an unknown command on a terminal
+trace="$work/trace"
+: >"$trace.esm"
+SVC_HOME="$work/home" SVC_TRACE_FILE="$trace" SVC_IMPORT_TRACE_FILE="$trace.esm" node -r ./test/fixtures/trace-requires.cjs \
+  --import ./bench/trace-imports.mjs bin/run.js resolve X --backend local >/dev/null 2>&1 || true
+loaded=$({ cat "$trace"; echo; cat "$trace.esm"; } | grep -v "^$" | sort -u | tr '\n' ' ')
+printf 'packages loaded by svc resolve: %s\n' "$loaded"
+plugins=$({ cat "$trace"; echo; cat "$trace.esm"; } | sort -u | grep -E '^(@oclif/plugin-|prom-client$)' || true)
+if [ -n "$plugins" ]; then
+  printf 'FAIL: the resolve path loads %s\n' "$(echo "$plugins" | tr '\n' ' ')"
+  exit 1
+fi
+printf 'plugins or prom-client on the resolve path: none\n'

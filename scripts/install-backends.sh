@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests use: ZooKeeper, etcd, Consul 1.8.7, Docker, busybox-static; and wrk and
-# nginx-light for bench/proxy.sh (nginx is never left running as a system service: the bench runs its own); zsh for
-# the completion test, docker-compose to validate examples/, and promtool (Debian's prometheus package) to check the
-# agent's and the proxy's /metrics.
+# nginx-light for bench/proxy.sh (nginx is never left running as a system service: the bench runs its own); zsh and
+# fish for the completion test, docker-compose to validate examples/, and promtool (Debian's prometheus package) to
+# check the agent's and the proxy's /metrics.
 # Idempotent; needs root and apt-get. Consul is unpacked into .backends/consul (not installed system-wide).
 set -euo pipefail
 
@@ -38,6 +38,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v wrk >/dev/null || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v promtool >/dev/null || missing+=(prometheus)
 

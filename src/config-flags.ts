@@ -10,7 +10,7 @@ import {
   loadConfig,
   validateKey,
 } from './lib/config/index.js'
-import {UserError} from './lib/errors.js'
+import {formatError, UserError} from './lib/errors.js'
 import {backendFlags} from './flags.js'
 
 /** The backend flags' names that `svc config` stores (every backend flag but --profile itself). */
@@ -34,26 +34,47 @@ export async function parseConfigValue(key: string, raw: string, command: Comman
   return flag.parse(raw, context, flag)
 }
 
+/** Which config values a command used, and how to name them in its errors. */
+export interface ConfigSource {
+  /** `backend in profile "prod" of FILE`, or undefined when the key did not come from the config. */
+  origin(key: string): string | undefined
+  /** The error with the config values it may stem from named, so that it does not blame a flag never given. */
+  blame(error: unknown): unknown
+}
+
 /** The parsed backend flags with the svc config's values where flag and environment left a key unset. */
-export async function withConfig<F extends {profile?: string}>(flags: F, command: Command): Promise<F> {
+export async function withConfig<F extends {profile?: string}>(
+  flags: F,
+  command: Command,
+): Promise<{source: ConfigSource; values: F}> {
   const file = configPath()
   const config = loadConfig(file)
   const profile = activeProfile(config, flags.profile)
   const values = configuredValues(config, flags, profile)
+  const inProfile = (key: string): boolean => profile !== undefined && config.profiles[profile]?.[key] !== undefined
+  const where = (key: string): string =>
+    `${key} in ${inProfile(key) ? `profile "${profile}"` : 'the shared settings'} of ${file}`
   const out: Record<string, unknown> = {...flags}
   for (const [key, raw] of Object.entries(values)) {
     try {
       out[key] = await parseConfigValue(key, raw, command)
     } catch (error) {
-      const where = profile === undefined ? 'defaults' : `profile "${profile}"`
       throw new UserError(
-        `invalid ${key} in the ${where} of ${file}: ${(error as Error).message}`,
-        `fix it with: svc config set ${key} VALUE${profile === undefined ? '' : ` --profile ${profile}`}`,
+        `invalid ${where(key)}: ${formatError(error)}`,
+        `fix it with: svc config set ${key} VALUE${inProfile(key) ? ` --profile ${profile}` : ''}`,
       )
     }
   }
 
-  return out as F
+  const used = Object.keys(values)
+  const source: ConfigSource = {
+    origin: (key) => (used.includes(key) ? where(key) : undefined),
+    blame(error) {
+      if (!(error instanceof UserError) || used.length === 0) return error
+      return new UserError(`${error.message} (from the config: ${used.map((k) => where(k)).join('; ')})`, error.hint)
+    },
+  }
+  return {source, values: out as F}
 }
 
 /** The base backend flags, hidden: `svc config` edits settings rather than using them. */

@@ -1,7 +1,8 @@
 import * as Flags from '@oclif/core/flags'
 
-import {parseDuration} from './lib/duration.js'
-import {formatError} from './lib/errors.js'
+import {durationText, parseDuration} from './lib/duration.js'
+import {formatError, UserError} from './lib/errors.js'
+import {parseBackend} from './lib/registry/spec.js'
 import {parsePort} from './lib/registry/validate.js'
 import {ZK_ACL_HELP} from './lib/registry/zk-acl.js'
 
@@ -11,7 +12,8 @@ function validated<T>(fn: (input: string) => T): (input: string) => Promise<T> {
     try {
       return fn(input)
     } catch (error) {
-      throw new Error(formatError(error))
+      // a UserError: `svc config set` runs these parsers outside oclif's parse, and must exit 2 as well
+      throw new UserError(formatError(error))
     }
   }
 }
@@ -24,6 +26,7 @@ export const backendFlags = {
       'zk://user:password@hosts and etcd://user:password@hosts carry credentials (percent-encoded), etcds:// is etcd over TLS',
     env: 'SVC_BACKEND',
     helpGroup: 'BACKEND',
+    parse: validated(checkBackend),
   }),
   token: Flags.string({
     description: 'Consul ACL token (else CONSUL_HTTP_TOKEN_FILE names a file that holds it)',
@@ -63,8 +66,25 @@ export const backendFlags = {
 
 export const portFlag = Flags.custom<number>({parse: validated((input) => parsePort(input))})
 
+/** Every duration flag: 500ms, 10s, 1m or 1h; a bare number is refused (see parseDuration). */
 export const durationFlag = Flags.custom<number>({
+  helpValue: '<duration>',
   parse: validated((input) => parseDuration(input)),
 })
+
+/** A duration flag's default, shown in --help as the text that parses back to it (5s, not 5000). */
+export function durationDefault(ms: number): {default: number; defaultHelp: () => Promise<string>} {
+  return {default: ms, defaultHelp: async () => durationText(ms)}
+}
+
+/** The backend value's syntax (the environment's addresses are read later, where the spec is built). */
+function checkBackend(input: string): string {
+  if (input.trim() === '') {
+    throw new UserError('--backend is empty', 'name a backend: local, zk, consul, etcd, or a URI such as zk://h:2181')
+  }
+
+  parseBackend(input, {})
+  return input
+}
 
 export {validated}

@@ -1,12 +1,12 @@
 import * as Args from '@oclif/core/args'
 
-import {SvcCommand} from '../base-command.js'
 import {NotFoundError} from '../lib/errors.js'
 import {removalNotice} from '../lib/registry/removal.js'
 import type {Removal} from '../lib/registry/types.js'
 import {validateInstanceId, validateServiceName} from '../lib/registry/validate.js'
+import {RegistryCommand} from '../registry-command.js'
 
-export default class Deregister extends SvcCommand<typeof Deregister> {
+export default class Deregister extends RegistryCommand<typeof Deregister> {
   static summary = 'Remove one instance from the registry.'
   static examples = [
     '<%= config.bin %> deregister web web:127.0.0.1:8080',

@@ -54,6 +54,9 @@ export class BackendError extends Error {
   }
 }
 
+/** Where a backend address comes from when nothing more precise is known; a command replaces it with the origin. */
+export const DEFAULT_BACKEND_ORIGIN = '--backend (or SVC_BACKEND)'
+
 /** No member of the backend answered in time. */
 export class BackendUnavailableError extends BackendError {
   override name = 'BackendUnavailableError'
@@ -61,10 +64,22 @@ export class BackendUnavailableError extends BackendError {
   constructor(backend: string, addresses: string, detail: string, cause?: unknown) {
     super(backend, `cannot reach ${backend} at ${addresses} (${detail})`, {
       cause,
-      hint: 'check that the servers run and that --backend (or SVC_BACKEND) names their client addresses',
+      hint: `check that the servers run and that ${DEFAULT_BACKEND_ORIGIN} names their client addresses`,
       transient: true,
     })
   }
+}
+
+/** The error with its hint naming `origin` (where the backend address came from) instead of the generic flag. */
+export function withBackendOrigin(error: unknown, origin: string): unknown {
+  if (!(error instanceof BackendError) || !error.hint?.includes(DEFAULT_BACKEND_ORIGIN)) return error
+  const named = new BackendError(error.backend, error.message, {
+    cause: error,
+    hint: error.hint.replace(DEFAULT_BACKEND_ORIGIN, origin),
+    transient: error.transient,
+  })
+  named.name = error.name
+  return named
 }
 
 /** One line for the user: the message, then the fix when there is one. */
@@ -72,8 +87,13 @@ export function formatError(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const hint = 'hint' in error && typeof error.hint === 'string' ? error.hint : undefined
   const message = error.message
+    // oclif's parse errors append this to every message; the line must say only the problem and its fix
+    .replace(/\s*See more help with --help\s*$/, '')
     .replaceAll(/\s*\n\s*/g, ' ')
-    .replace(/^Parsing (--[\w-]+) /, '$1: ')
+    .replace(/^Parsing (--[\w-]+|[A-Z][A-Z0-9_]+) (.*)$/, (_, flag: string, rest: string) =>
+      rest.includes(flag) ? rest : `${flag}: ${rest}`,
+    )
+    .replace(/^The following errors? occurred: /, '')
     .trim()
   return hint ? `${message}: ${hint}` : message
 }

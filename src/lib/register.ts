@@ -1,5 +1,6 @@
 import {errorMessage} from './errors.js'
 import {type CheckResult, runCheck, scheduleChecks} from './health/check.js'
+import {type StreamEvent, streamEvent} from './events.js'
 import type {CheckSpec, InstanceInput, Registry, ServiceInstance} from './registry/types.js'
 
 export interface RegistrationRun {
@@ -11,6 +12,8 @@ export interface RegistrationRun {
   signal: AbortSignal
   log: (line: string) => void
   onRegistered?: (instance: ServiceInstance) => void
+  /** The NDJSON events of the run (registered, lost, restored, error, deregistered), for --json. */
+  events?: (event: StreamEvent) => void
 }
 
 /**
@@ -33,8 +36,10 @@ export async function runRegistration(run: RegistrationRun): Promise<ServiceInst
     ttlMs: run.ttlMs,
     onStateChange(state, detail) {
       log(`registration ${state}: ${detail}`)
+      run.events?.(streamEvent(state, {service: run.input.service, id: run.input.id, detail}))
     },
   })
+  run.events?.(streamEvent('registered', {service: handle.instance.service, instance: handle.instance}))
   run.onRegistered?.(handle.instance)
 
   const stopChecks =
@@ -56,5 +61,6 @@ export async function runRegistration(run: RegistrationRun): Promise<ServiceInst
   })
   stopChecks?.()
   await handle.close()
+  run.events?.(streamEvent('deregistered', {service: handle.instance.service, id: handle.instance.id}))
   return handle.instance
 }

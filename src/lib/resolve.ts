@@ -1,4 +1,5 @@
-import {NotFoundError} from './errors.js'
+import {type PickStrategy, pickInstance, PICK_STRATEGIES} from './balancer/pick.js'
+import {NotFoundError, quote, UserError} from './errors.js'
 import type {Health, Registry, ServiceInstance, ServiceSummary} from './registry/types.js'
 import {validateServiceName} from './registry/validate.js'
 
@@ -43,4 +44,60 @@ export async function resolveInstances(
 
 export function listServices(registry: Registry): Promise<ServiceSummary[]> {
   return registry.listServices().then((list) => list.sort((a, b) => a.name.localeCompare(b.name)))
+}
+
+/** `address:port` as a client dials it: an IPv6 address in brackets. */
+export function dialTarget(instance: ServiceInstance): string {
+  return `${instance.address.includes(':') ? `[${instance.address}]` : instance.address}:${instance.port}`
+}
+
+/** The instance `--pick` answers with; round-robin keeps its place in svc's state directory. */
+export async function pickOne(
+  instances: readonly ServiceInstance[],
+  strategy: PickStrategy,
+  stateDir: string,
+): Promise<ServiceInstance> {
+  const picked = await pickInstance(instances, strategy, stateDir)
+  if (!picked) throw new NotFoundError('no instance to pick from', 'drop --pick to see what is registered')
+  return picked
+}
+
+// flags of `svc resolve` that take no value: what follows them may be the service name
+const SWITCHES = new Set(['--all', '--help', '--json', '-h'])
+
+/**
+ * `--pick` takes an optional strategy: a bare `--pick` means random. A word after it that is no strategy is the
+ * service name when none came before, else a mistyped strategy, refused with the list.
+ */
+export function withPickDefault(argv: readonly string[]): string[] {
+  const out: string[] = []
+  let named = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const previous = argv[i - 1]
+    if (!arg.startsWith('-') && (previous === undefined || !takesValue(previous))) named = true
+    out.push(arg)
+    if (arg !== '--pick') continue
+    const next = argv[i + 1]
+    if (next !== undefined && (PICK_STRATEGIES as readonly string[]).includes(next)) {
+      out.push(next)
+      i++
+      continue
+    }
+
+    if (next !== undefined && !next.startsWith('-') && named) {
+      throw new UserError(
+        `unknown --pick strategy ${quote(next)}`,
+        `use one of: ${PICK_STRATEGIES.join(', ')} (a bare --pick is random)`,
+      )
+    }
+
+    out.push('random')
+  }
+
+  return out
+}
+
+function takesValue(arg: string): boolean {
+  return arg.startsWith('-') && !arg.includes('=') && !SWITCHES.has(arg) && arg !== '--pick'
 }

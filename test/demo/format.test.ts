@@ -56,7 +56,7 @@ describe('plain text', () => {
     expect(text).toBe(
       [
         'svc demo: 2 steps on a temporary local registry, /tmp/svc-demo-x',
-        'The svc commands shown work on it (while it exists) with: export SVC_BACKEND=local:///tmp/svc-demo-x',
+        'Each step shows the svc command that does the same; the registry is removed at the end, so try them on your own registry.',
         '',
         '[1/2] Start',
         '    What it shows.',
@@ -84,8 +84,12 @@ describe('NDJSON', () => {
   it('prints one record per step with its commands and facts, then the outcome', () => {
     const render = jsonRenderer()
     const lines = RUN.map((e) => render(e)).filter((t) => t !== undefined)
-    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+    // every svc stream's schema: ts (ISO 8601) and type first
+    for (const record of records) expect(Object.keys(record).slice(0, 2)).toEqual(['ts', 'type'])
+    expect(records.map(({ts, ...rest}) => (typeof ts === 'string' ? rest : {ts}))).toEqual([
       {
+        type: 'step',
         step: 1,
         id: 'register',
         title: 'Start',
@@ -95,9 +99,18 @@ describe('NDJSON', () => {
         summary: 'one registered',
         data: {pids: [42]},
       },
-      {step: 2, id: 'cleanup', title: 'Clean up', ok: false, ms: 5, commands: [], error: 'a process is left'},
       {
-        finished: true,
+        type: 'step',
+        step: 2,
+        id: 'cleanup',
+        title: 'Clean up',
+        ok: false,
+        ms: 5,
+        commands: [],
+        error: 'a process is left',
+      },
+      {
+        type: 'finished',
         ok: false,
         ms: 1300,
         dir: '/tmp/svc-demo-x',

@@ -45,7 +45,7 @@ async function bashComplete(...words: string[]): Promise<string[]> {
   return [...new Set(out.split('\n').filter((w) => w !== ''))].sort()
 }
 
-describe('shell completion (@oclif/plugin-autocomplete plus service names)', () => {
+describe('shell completion (@oclif/plugin-autocomplete plus service names, and fish)', () => {
   let registered: ReturnType<typeof spawnCli> | undefined
 
   beforeAll(async () => {
@@ -86,20 +86,51 @@ describe('shell completion (@oclif/plugin-autocomplete plus service names)', () 
     expect(await bashComplete('svc', 'deregister', 'web-frontend', 'x')).toEqual([])
   })
 
-  it('adds the service names to the zsh function in place of file names', async () => {
+  it('wraps the zsh function of the plugin, without editing it, to complete service names', async () => {
     const script = readFileSync(zshScript, 'utf8')
-    expect(script).toMatch(/^#compdef svc\n# svc: service-name completion\n_svc_service_names\(\) \{/)
-    expect(script.match(/"1: :_svc_service_names( tree)?" "\*: :_files"/g)).toHaveLength(4)
+    // the plugin's own text stays as it wrote it; the wrapper takes over its last line, the call of _svc
+    expect(script).toMatch(/^#compdef svc\n/)
+    expect(script).toContain('"*: :_files"')
+    expect(script).toMatch(/\n_svc_with_services "\$@"\ncompdef _svc_with_services svc\n$/)
     await shell('zsh', ['-n', zshScript])
-    // the helper alone, with compadd replaced by a printer (a full zsh completion needs a terminal)
-    const names = await shell('zsh', [
-      '-c',
-      // eslint-disable-next-line no-template-curly-in-string -- a zsh script
-      'eval "$(sed \'$d\' "$1")"; compadd() { shift; local n; for n; do print -l -- "${(@P)n}"; done }; words=(resolve ""); CURRENT=2; _svc_service_names tree',
-      'complete',
-      zshScript,
-    ])
-    expect(names.split('\n').filter((n) => n !== '')).toEqual(['tree', 'web-frontend'])
+    // the wrapper alone, the plugin's last two lines cut off and compadd replaced by a printer (a full zsh
+    // completion needs a terminal)
+    const complete = (...words: string[]): Promise<string> =>
+      shell('zsh', [
+        '-c',
+        // eslint-disable-next-line no-template-curly-in-string -- a zsh script
+        'f="$1"; shift; eval "$(sed \'$d\' "$f" | sed \'$d\')"; compadd() { shift; local n; for n; do print -l -- "${(@P)n}"; done }; _svc() { print plugin }; words=(svc "$@"); CURRENT=$#words; _svc_with_services',
+        'complete',
+        zshScript,
+        ...words,
+      ])
+    const lines = async (...words: string[]): Promise<string[]> =>
+      (await complete(...words)).split('\n').filter((n) => n !== '')
+    expect(await lines('watch', '')).toEqual(['tree', 'web-frontend'])
+    expect(await lines('chaos', 'kill-instance', '')).toEqual(['web-frontend'])
+    expect(await lines('resolve', '-b', `local://${path.join(root, 'home', 'registry')}`, '')).toEqual(['web-frontend'])
+    expect(await lines('resolve', '--pi')).toEqual(['plugin'])
+    expect(await lines('resolve', 'web-frontend', '')).toEqual(['plugin'])
+  })
+
+  it('completes commands, flags and service names in fish', async () => {
+    const result = await runCli(['autocomplete', 'fish'], {env})
+    expect(result.code).toBe(0)
+    const script = path.join(root, 'svc.fish')
+    writeFileSync(script, result.stdout)
+    const fish = async (line: string): Promise<string[]> =>
+      (await shell('fish', ['-c', `source ${script}; complete -C "${line}"`]))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => l.split('\t')[0]!)
+        .sort()
+    expect(await fish('svc res')).toEqual(['resolve'])
+    expect(await fish('svc chaos kill-i')).toEqual(['kill-instance'])
+    expect(await fish('svc resolve --pi')).toEqual(['--pick'])
+    expect(await fish('svc resolve --pick ')).toEqual(['first', 'random', 'round-robin'])
+    expect(await fish('svc resolve ')).toEqual(['web-frontend'])
+    expect(await fish('svc watch ')).toEqual(['tree', 'web-frontend'])
+    expect(await fish('svc resolve web-frontend ')).toEqual([])
   })
 
   it('prints nothing, quickly, when the registry does not answer', async () => {

@@ -124,7 +124,7 @@ describe('svc demo without a terminal', () => {
     const records = result.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as StepRecord & {finished?: boolean})
+      .map((l) => JSON.parse(l) as Omit<StepRecord, 'type'> & {type: 'finished' | 'step'})
     expect(records.map((r) => r.id ?? 'end')).toEqual(['register', 'resolve', 'proxy', 'stop-one', 'cleanup', 'end'])
     expect(records.every((r) => r.ok)).toBe(true)
     const [register, resolve, proxy, stopOne, cleanup] = records.map((r) => r.data ?? {})
@@ -142,7 +142,9 @@ describe('svc demo without a terminal', () => {
     expect(cleanup!.pids).toEqual(instances.map((i) => i.pid))
     for (const {pid} of instances) expect(alive(pid)).toBe(false)
     expect(existsSync(cleanup!.dir as string)).toBe(false)
-    expect(records.at(-1)).toMatchObject({finished: true, ok: true})
+    expect(records.at(-1)).toMatchObject({type: 'finished', ok: true})
+    // the schema of every svc stream: ts and type first
+    for (const record of records) expect(Object.keys(record).slice(0, 2)).toEqual(['ts', 'type'])
     expect(listing(home)).toEqual(before)
   })
 

@@ -171,7 +171,7 @@ describe('npm pack, then npm install -g of the tarball, gives a working svc', ()
     const error = await svc(['resolve', '--backend', 'nope'], {NO_COLOR: '1'})
     expect(error.code).toBe(2)
     expect(error.stderr).toBe(
-      'Error: unknown backend "nope": use local, zk, consul or etcd, or a URI such as zk://127.0.0.1:2181/services\n',
+      'Error: --backend: unknown backend "nope": use local, zk, consul or etcd, or a URI such as zk://127.0.0.1:2181/services\n',
     )
     expect((await svc(['resolve', '--backend', registry], {NO_COLOR: '1'})).stdout).not.toMatch(ANSI)
   })

@@ -10,11 +10,18 @@ const dir = mkdtempSync(path.join(tmpdir(), 'svc-startup-'))
 
 function packagesLoaded(args: string[]): string[] {
   const traceFile = path.join(dir, `trace-${args.join('-').replaceAll(/\W/g, '_')}`)
-  spawnSync(process.execPath, ['-r', path.join(ROOT, 'test/fixtures/trace-requires.cjs'), BIN, ...args], {
-    env: {...process.env, SVC_HOME: dir, SVC_TRACE_FILE: traceFile},
+  const tracers = [
+    '-r',
+    path.join(ROOT, 'test/fixtures/trace-requires.cjs'),
+    '--import',
+    path.join(ROOT, 'bench/trace-imports.mjs'),
+  ]
+  spawnSync(process.execPath, [...tracers, BIN, ...args], {
+    env: {...process.env, SVC_HOME: dir, SVC_TRACE_FILE: traceFile, SVC_IMPORT_TRACE_FILE: `${traceFile}.esm`},
     timeout: 20_000,
   })
-  return readFileSync(traceFile, 'utf8').split('\n')
+  const esm = readFileSync(`${traceFile}.esm`, {encoding: 'utf8', flag: 'a+'})
+  return [...new Set([...esm.split('\n'), ...readFileSync(traceFile, 'utf8').split('\n')])]
 }
 
 describe('start-up stays light', () => {
@@ -33,6 +40,13 @@ describe('start-up stays light', () => {
     ]) {
       expect(loaded).not.toContain(heavy)
     }
+
+    // plugins load for their own commands only (and not-found for an unknown command on a terminal)
+    expect(loaded.filter((p) => p.startsWith('@oclif/plugin-') || p === 'fastest-levenshtein')).toEqual([])
+  })
+
+  it('sees a plugin where one is used, so the check above can fail', () => {
+    expect(packagesLoaded(['version'])).toContain('@oclif/plugin-version')
   })
 
   it('loads only the client of the backend in use', () => {

@@ -5,7 +5,7 @@ import {describe, expect, it} from 'vitest'
 
 import {pickInstance, pickWeightedRandom} from '../../src/lib/balancer/pick.js'
 import type {ServiceInstance} from '../../src/lib/registry/types.js'
-import {withPickDefault} from '../../src/commands/resolve.js'
+import {withPickDefault} from '../../src/lib/resolve.js'
 
 const inst = (port: number, weight?: string): ServiceInstance => ({
   service: 'web',

@@ -22,11 +22,14 @@ describe('parseBackend', () => {
         {host: '10.0.0.2', port: 2379},
       ],
       prefix: '/services',
+      // the addresses came from the variable: errors name it
+      origin: 'ETCDCTL_ENDPOINTS',
     })
     expect(parseBackend('consul', {CONSUL_HTTP_ADDR: 'http://c1:8501', CONSUL_HTTP_TOKEN: 's3cret'})).toEqual({
       kind: 'consul',
       hosts: [{host: 'c1', port: 8501}],
       token: 's3cret',
+      origin: 'CONSUL_HTTP_ADDR',
     })
   })
 

@@ -41,10 +41,13 @@ describe('input validation', () => {
 
   it('parses durations', () => {
     expect(parseDuration('500ms')).toBe(500)
-    expect(parseDuration('10')).toBe(10_000)
+    expect(parseDuration('10s')).toBe(10_000)
     expect(parseDuration('1.5s')).toBe(1500)
     expect(parseDuration('2m')).toBe(120_000)
-    for (const bad of ['0', 'soon', '-1s', '10 s'])
+    // a bare number has no unit: refused, never guessed
+    expect(() => parseDuration('10')).toThrow(/invalid duration "10" \(no unit\)/)
+    expect(() => parseDuration('10')).toThrow(expect.objectContaining({hint: 'write it as 10ms, 10s, or with m or h'}))
+    for (const bad of ['0', 'soon', '-1s', '10 s', '0ms'])
       expect(() => parseDuration(bad)).toThrow(/invalid duration|greater than zero/)
   })
 

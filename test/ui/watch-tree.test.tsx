@@ -426,7 +426,20 @@ describe('WatchApp', () => {
     const registry = new FakeRegistry([instance('s'.repeat(80), 'i'.repeat(70), 1, 'passing', ['t'.repeat(50)])])
     const app = await mountApp(registry, {width: 60})
     for (const line of app.lines()) expect(line.length).toBeLessThanOrEqual(60)
-    expect(app.text()).toMatch(/i+… +10\.0\.0\.5:1 +passing +t+…$/m)
+    expect(app.text()).toMatch(/i+…i+ +10\.0\.0\.5:1 +passing +t+…$/m)
+  })
+
+  it('keeps the health whole and different ids apart on a narrow terminal', async () => {
+    const long = 'web:some-long-host-name.in-a-long-domain.example.internal:80'
+    const registry = new FakeRegistry([
+      instance('web', `${long}81`, 8081, 'critical'),
+      instance('web', `${long}82`, 8082, 'critical'),
+    ])
+    const app = await mountApp(registry, {width: 60})
+    const rows = app.lines().filter((l) => l.includes('critical') && !l.includes('instances'))
+    expect(rows).toHaveLength(2)
+    expect(rows[0]).not.toBe(rows[1])
+    expect(rows[0]).toMatch(/81 .*critical/)
   })
 
   it('says what is missing: a service without instances, before the first snapshot', async () => {

@@ -1,7 +1,7 @@
-import {SvcCommand} from '../../base-command.js'
 import {completionServiceNames} from '../../lib/completion/services.js'
+import {RegistryCommand} from '../../registry-command.js'
 
-export default class AutocompleteServices extends SvcCommand<typeof AutocompleteServices> {
+export default class AutocompleteServices extends RegistryCommand<typeof AutocompleteServices> {
   static summary = 'Print the registered service names, one a line, for shell completion (silent when slow).'
   static hidden = true
 

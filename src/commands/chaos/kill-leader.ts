@@ -1,18 +1,13 @@
-import * as Flags from '@oclif/core/flags'
-
-import {SvcCommand} from '../../base-command.js'
-import {durationFlag} from '../../flags.js'
-import {findCluster} from '../../lib/cluster/home.js'
+import {killLeaderFlags} from '../../command-flags/chaos.js'
 import {confirmDrill} from '../../lib/chaos/confirm.js'
 import {clusterSpec, type KillLeaderReport, planKillLeader, runKillLeader} from '../../lib/chaos/kill-leader.js'
-import {memberLabel} from '../../lib/chaos/members.js'
-import {killLeaderRows} from '../../lib/chaos/report.js'
-import {describeTarget, type DrillSignal} from '../../lib/chaos/targets.js'
-import {renderTable} from '../../lib/render/table.js'
-import {specFromFlags} from '../../lib/registry/spec.js'
+import {killLeaderPlanLines, renderKillLeader} from '../../lib/chaos/report.js'
+import type {DrillSignal} from '../../lib/chaos/targets.js'
+import {findCluster} from '../../lib/cluster/home.js'
 import {isInteractive} from '../../lib/tty.js'
+import {RegistryCommand} from '../../registry-command.js'
 
-export default class KillLeader extends SvcCommand<typeof KillLeader> {
+export default class KillLeader extends RegistryCommand<typeof KillLeader> {
   static summary = "Kill the registry cluster's leader and measure the recovery."
   static description = `Finds the members and the leader through the backend itself (ZooKeeper srvr, etcd maintenance status, Consul status and agent endpoints), maps the leader to what runs it (a "svc cluster" member, a Docker container publishing its port, or the local process listening on it), prints it, and after confirmation (or --yes) stops it.
 Measures: time until a majority agrees on a new leader, the longest gap between acknowledged writes of a probe writing one key every 50 ms straight to the backend, acknowledged writes missing afterwards (must be 0), and whether every registered instance still resolves. --restart-after brings the member back and measures its rejoin.
@@ -25,40 +20,21 @@ Name every member in --backend. Exit status 1 when the drill finds a problem.`
   ]
 
   static enableJsonFlag = true
-
-  static flags = {
-    cluster: Flags.string({
-      description: 'a cluster started by "svc cluster up" (instead of --backend)',
-      exclusive: ['backend'],
-    }),
-    signal: Flags.string({description: 'how to stop the leader', options: ['KILL', 'TERM', 'STOP'], default: 'KILL'}),
-    'restart-after': durationFlag({
-      description: 'bring the member back this long after the fault, and measure its rejoin',
-    }),
-    timeout: durationFlag({description: 'bound on each wait (new leader, registrations, rejoin)', default: 60_000}),
-    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
-  }
+  static flags = killLeaderFlags
 
   async run(): Promise<KillLeaderReport> {
     const {flags} = this
-    const settings = await this.backendSettings()
-    const uri = flags.cluster === undefined ? settings.backend : (await findCluster(flags.cluster)).backendUri
-    const spec = clusterSpec(specFromFlags({...settings, backend: uri}))
-    const plan = await planKillLeader(spec)
-    const signal = `SIG${flags.signal}` as DrillSignal
-    this.warnLine(`members: ${plan.before.members.map((m) => `${m.name} ${m.up ? m.role : 'down'}`).join(', ')}`)
-    this.warnLine(
-      `will send SIG${flags.signal} to the leader ${memberLabel(plan.before.leader)}: ${describeTarget(plan.target)}`,
-    )
+    const cluster = flags.cluster === undefined ? undefined : await findCluster(flags.cluster)
+    const plan = await planKillLeader(clusterSpec(await this.backendSpec(cluster && {backend: cluster.backendUri})))
+    for (const line of killLeaderPlanLines(plan, flags.signal)) this.warnLine(line)
     await confirmDrill('Stop it?', flags.yes, isInteractive())
     const report = await runKillLeader(plan, {
-      signal,
+      signal: `SIG${flags.signal}` as DrillSignal,
       restartAfterMs: flags['restart-after'],
       timeoutMs: flags.timeout,
       log: (line) => this.warnLine(line),
     })
-    if (!this.jsonEnabled())
-      this.log(await renderTable(['MEASURE', 'VALUE'], killLeaderRows(report), Boolean(process.stdout.isTTY)))
+    if (!this.jsonEnabled()) this.log(await renderKillLeader(report, Boolean(process.stdout.isTTY)))
     if (!report.ok) process.exitCode = 1
     return report
   }

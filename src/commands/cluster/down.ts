@@ -2,6 +2,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {SvcCommand} from '../../base-command.js'
 import {clusterDown, type ClusterDownResult} from '../../lib/cluster/named.js'
+import {plural} from '../../lib/text.js'
 
 export default class ClusterDown extends SvcCommand<typeof ClusterDown> {
   static summary = 'Stop a local cluster and remove its data.'
@@ -10,8 +11,6 @@ export default class ClusterDown extends SvcCommand<typeof ClusterDown> {
   static examples = ['<%= config.bin %> cluster down', '<%= config.bin %> cluster down --name zk5']
 
   static enableJsonFlag = true
-  // no registry here: --backend (up only) names the servers to run
-  static baseFlags = {} as typeof SvcCommand.baseFlags
 
   static flags = {
     name: Flags.string({description: 'cluster name [default: the only cluster]'}),
@@ -21,7 +20,7 @@ export default class ClusterDown extends SvcCommand<typeof ClusterDown> {
     const result = await clusterDown(this.flags.name)
     if (!this.jsonEnabled())
       this.log(
-        `stopped ${result.kind} cluster "${result.name}" (${result.stopped} running members) and removed ${result.removed}`,
+        `stopped ${result.kind} cluster "${result.name}" (${plural(result.stopped, 'running member')}) and removed ${result.removed}`,
       )
     return result
   }

@@ -11,8 +11,6 @@ export default class ClusterStatus extends SvcCommand<typeof ClusterStatus> {
   static examples = ['<%= config.bin %> cluster status', '<%= config.bin %> cluster status --name zk5 --json']
 
   static enableJsonFlag = true
-  // no registry here: --backend (up only) names the servers to run
-  static baseFlags = {} as typeof SvcCommand.baseFlags
 
   static flags = {
     name: Flags.string({description: 'cluster name [default: the only cluster]'}),

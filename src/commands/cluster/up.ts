@@ -1,10 +1,7 @@
-import * as Flags from '@oclif/core/flags'
-
 import {SvcCommand} from '../../base-command.js'
-import {durationFlag, portFlag} from '../../flags.js'
-import {clusterUp, type ClusterKind, type ClusterView, MEMBER_HEAD, memberRows} from '../../lib/cluster/index.js'
-import {progress} from '../../lib/render/progress.js'
-import {renderTable} from '../../lib/render/table.js'
+import {clusterUpFlags} from '../../command-flags/cluster.js'
+import type {ClusterKind, ClusterView} from '../../lib/cluster/index.js'
+import {renderClusterUp, startCluster} from '../../lib/cluster/up-view.js'
 
 export default class ClusterUp extends SvcCommand<typeof ClusterUp> {
   static summary = 'Start a local cluster of real ZooKeeper, etcd or Consul servers on 127.0.0.1.'
@@ -18,59 +15,21 @@ Prints the members and the --backend URI to use. Stop it with: svc cluster down 
   ]
 
   static enableJsonFlag = true
-  // no registry here: --backend (up only) names the servers to run
-  static baseFlags = {} as typeof SvcCommand.baseFlags
 
-  static flags = {
-    backend: Flags.string({
-      char: 'b',
-      description: 'which servers to run',
-      options: ['zk', 'etcd', 'consul'],
-      required: true,
-    }),
-    nodes: Flags.integer({char: 'n', description: 'members (3 or 5 make sense)', default: 3, min: 1, max: 9}),
-    name: Flags.string({description: 'cluster name [default: the backend]'}),
-    'base-port': portFlag({description: 'consecutive ports from here [default: free ports]'}),
-    timeout: durationFlag({description: 'bound on starting and electing a leader', default: 90_000}),
-  }
+  static flags = clusterUpFlags
 
   async run(): Promise<ClusterView> {
     const {flags} = this
-    const kind = flags.backend as ClusterKind
-    const name = flags.name ?? kind
-    const shown = progress()
-    shown.update(`starting ${flags.nodes} ${kind} members of cluster "${name}"`)
-    let view: ClusterView
-    // Ctrl-C while the members start stops them again, instead of leaving them behind
-    const interrupt = new AbortController()
-    const abort = (): void => interrupt.abort()
-    process.once('SIGINT', abort)
-    process.once('SIGTERM', abort)
-    try {
-      view = await clusterUp({
-        signal: interrupt.signal,
-        kind,
-        nodes: flags.nodes,
-        name,
-        basePort: flags['base-port'],
-        timeoutMs: flags.timeout,
-        log: (message) => shown.update(message),
-      })
-    } catch (error) {
-      shown.done()
-      throw error
-    } finally {
-      process.off('SIGINT', abort)
-      process.off('SIGTERM', abort)
-    }
-
-    shown.done(`${kind} cluster "${name}" is up; leader ${view.leader ?? 'unknown'}; manifest ${view.manifest}`)
-    if (!this.jsonEnabled()) {
-      this.log(await renderTable(MEMBER_HEAD, memberRows(view), Boolean(process.stdout.isTTY)))
-      this.log(`\nbackend: ${view.backendUri}`)
-      this.log(`use it:  export SVC_BACKEND=${view.backendUri}`)
-    }
-
+    const view = await startCluster({
+      kind: flags.backend as ClusterKind,
+      nodes: flags.nodes,
+      name: flags.name,
+      basePort: flags['base-port'],
+      timeoutMs: flags.timeout,
+      // Ctrl-C while the members start stops them again, instead of leaving them behind
+      signal: this.untilSignal(),
+    })
+    if (!this.jsonEnabled()) this.log(await renderClusterUp(view, Boolean(process.stdout.isTTY)))
     return view
   }
 }

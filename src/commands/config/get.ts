@@ -1,5 +1,5 @@
 import {SvcCommand} from '../../base-command.js'
-import {configKey, configKeyArg, editProfileFlag, hiddenBackendFlags} from '../../config-flags.js'
+import {configKey, configKeyArg, editProfileFlag} from '../../config-flags.js'
 import {getValue, loadConfig} from '../../lib/config/index.js'
 
 export default class ConfigGet extends SvcCommand<typeof ConfigGet> {
@@ -7,7 +7,6 @@ export default class ConfigGet extends SvcCommand<typeof ConfigGet> {
   static examples = ['<%= config.bin %> config get backend', '<%= config.bin %> config get backend --profile prod']
 
   static enableJsonFlag = true
-  static baseFlags = hiddenBackendFlags
   static flags = {profile: editProfileFlag}
   static args = {
     key: configKeyArg,

@@ -1,5 +1,4 @@
 import {SvcCommand} from '../../base-command.js'
-import {hiddenBackendFlags} from '../../config-flags.js'
 import {type ConfigRow, configPath, listRows, loadConfig} from '../../lib/config/index.js'
 import {renderTable} from '../../lib/render/table.js'
 
@@ -8,7 +7,6 @@ export default class ConfigList extends SvcCommand<typeof ConfigList> {
   static examples = ['<%= config.bin %> config list', '<%= config.bin %> config list --json']
 
   static enableJsonFlag = true
-  static baseFlags = hiddenBackendFlags
 
   async run(): Promise<{file: string; settings: ConfigRow[]}> {
     const file = configPath()

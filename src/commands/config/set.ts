@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 
 import {SvcCommand} from '../../base-command.js'
-import {configKey, configKeyArg, editProfileFlag, hiddenBackendFlags, parseConfigValue} from '../../config-flags.js'
+import {configKey, configKeyArg, editProfileFlag, parseConfigValue} from '../../config-flags.js'
 import {configPath, DEFAULT_PROFILE_KEY, loadConfig, saveConfig, setValue} from '../../lib/config/index.js'
 
 export default class ConfigSet extends SvcCommand<typeof ConfigSet> {
@@ -16,7 +16,6 @@ Precedence: a flag beats its environment variable, which beats the profile (--pr
     '<%= config.bin %> config set default-profile prod',
   ]
 
-  static baseFlags = hiddenBackendFlags
   static flags = {profile: editProfileFlag}
   static args = {
     key: configKeyArg,

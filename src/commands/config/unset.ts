@@ -1,5 +1,5 @@
 import {SvcCommand} from '../../base-command.js'
-import {configKey, configKeyArg, editProfileFlag, hiddenBackendFlags} from '../../config-flags.js'
+import {configKey, configKeyArg, editProfileFlag} from '../../config-flags.js'
 import {configPath, loadConfig, saveConfig, unsetValue} from '../../lib/config/index.js'
 
 export default class ConfigUnset extends SvcCommand<typeof ConfigUnset> {
@@ -9,7 +9,6 @@ export default class ConfigUnset extends SvcCommand<typeof ConfigUnset> {
     '<%= config.bin %> config unset default-profile',
   ]
 
-  static baseFlags = hiddenBackendFlags
   static flags = {profile: editProfileFlag}
   static args = {
     key: configKeyArg,

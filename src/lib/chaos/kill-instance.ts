@@ -1,3 +1,4 @@
+import {formatDuration} from '../duration.js'
 import {errorMessage, NotFoundError, UserError} from '../errors.js'
 import {sleep} from '../cluster/process.js'
 import type {Registry, ServiceInstance} from '../registry/types.js'
@@ -11,6 +12,9 @@ import {
   type Target,
   type TargetSummary,
 } from './targets.js'
+import {plural} from '../text.js'
+
+const PROGRESS_EVERY_MS = 5000
 
 export interface InstancePlan {
   instance: ServiceInstance
@@ -215,8 +219,21 @@ export async function runKillInstance(
       }
     }
 
-    const deadline = Date.now() + opts.timeoutMs
-    while (goneAt.size < wanted.size && Date.now() < deadline) await sleep(50)
+    const started = Date.now()
+    const deadline = started + opts.timeoutMs
+    let shown = started
+    while (goneAt.size < wanted.size && Date.now() < deadline) {
+      await sleep(50)
+      // a long wait must not look like a hang
+      if (Date.now() - shown >= PROGRESS_EVERY_MS && goneAt.size < wanted.size) {
+        shown = Date.now()
+        const left = wanted.size - goneAt.size
+        log(
+          `waiting for ${plural(left, 'instance')} to leave the registry (${formatDuration(shown - started)} of ${formatDuration(opts.timeoutMs)})`,
+        )
+      }
+    }
+
     if (load) await sleep(1000)
   } finally {
     controller.abort()
@@ -230,7 +247,10 @@ export async function runKillInstance(
     if (gone && stopped !== undefined) {
       entry.goneMs = Math.max(0, gone.at - stopped)
       entry.how = gone.how
-    } else if (!entry.error) problems.push(`${entry.id} still resolves after ${opts.timeoutMs} ms`)
+    } else if (!entry.error)
+      problems.push(
+        `${entry.id} still resolves after ${formatDuration(opts.timeoutMs)}: nothing told the registry it is gone; give it a health check (svc register --check-tcp, SERVICE_CHECK_TCP for the agent) or a shorter --ttl`,
+      )
   }
 
   report.ok = problems.length === 0

@@ -24,6 +24,7 @@ import {
   type TargetSummary,
 } from './targets.js'
 import {openProbeStore, retrying, summarizeWrites, WriteProbe, type WriteSummary} from './writes.js'
+import {plural} from '../text.js'
 
 export const PROBE_INTERVAL_MS = 50
 /** How often the drill asks every member for its role while it waits for a new leader or a rejoin. */
@@ -226,7 +227,7 @@ export async function runKillLeader(plan: KillLeaderPlan, opts: KillLeaderOption
   try {
     const registered = await snapshotRegistrations(registry)
     log(
-      `${registered.size} registered instances before the drill; probe writes to ${store.where} every ${PROBE_INTERVAL_MS} ms`,
+      `${plural(registered.size, 'registered instance')} before the drill; probe writes to ${store.where} every ${PROBE_INTERVAL_MS} ms`,
     )
     probe.start()
     await sleep(WARM_UP_MS)

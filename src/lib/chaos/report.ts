@@ -1,7 +1,10 @@
 import {formatDuration} from '../duration.js'
-import type {KillInstanceReport} from './kill-instance.js'
-import type {KillLeaderReport} from './kill-leader.js'
+import type {KillInstancePlan, KillInstanceReport} from './kill-instance.js'
+import type {KillLeaderPlan, KillLeaderReport} from './kill-leader.js'
+import {describeTarget} from './targets.js'
 import {memberLabel} from './members.js'
+import {plural} from '../text.js'
+import {renderTable} from '../render/table.js'
 
 const ms = (value: number | undefined): string => (value === undefined ? '-' : formatDuration(value))
 
@@ -63,7 +66,7 @@ export function killInstanceRows(report: KillInstanceReport): string[][] {
 
 export function killInstanceSummary(report: KillInstanceReport): string[] {
   const lines = [
-    `service ${report.service} on ${report.uri}: stopped ${report.instances.length} of ${report.before} instances with SIG${report.signal}`,
+    `service ${report.service} on ${report.uri}: stopped ${report.instances.length} of ${plural(report.before, 'instance')} with SIG${report.signal}`,
   ]
   if (report.load) {
     const l = report.load
@@ -79,4 +82,30 @@ export function killInstanceSummary(report: KillInstanceReport): string[] {
   for (const problem of report.problems) lines.push(`PROBLEM: ${problem}`)
   lines.push(`result: ${report.ok ? 'ok' : 'FAILED'}`)
   return lines
+}
+
+/** The kill-instance report for people: the table, then the summary lines. */
+export async function renderKillInstance(report: KillInstanceReport, tty: boolean): Promise<string> {
+  const table = await renderTable(['INSTANCE', 'ADDRESS', 'STOPPED', 'LEFT AFTER'], killInstanceRows(report), tty)
+  return [table, ...killInstanceSummary(report)].join('\n')
+}
+
+/** The kill-leader report for people: one measure a row. */
+export function renderKillLeader(report: KillLeaderReport, tty: boolean): Promise<string> {
+  return renderTable(['MEASURE', 'VALUE'], killLeaderRows(report), tty)
+}
+
+/** What a kill-instance drill is about to stop, one line a victim, for stderr before the confirmation. */
+export function killInstancePlanLines(plan: KillInstancePlan): string[] {
+  return plan.victims.map(
+    (v) => `will stop ${describeTarget(v.target)}, behind ${v.instance.id} (${v.instance.address}:${v.instance.port})`,
+  )
+}
+
+/** The members and the leader a kill-leader drill is about to stop, for stderr before the confirmation. */
+export function killLeaderPlanLines(plan: KillLeaderPlan, signal: string): string[] {
+  return [
+    `members: ${plan.before.members.map((m) => `${m.name} ${m.up ? m.role : 'down'}`).join(', ')}`,
+    `will send SIG${signal} to the leader ${memberLabel(plan.before.leader)}: ${describeTarget(plan.target)}`,
+  ]
 }

@@ -4,6 +4,7 @@ import {mkdir, readdir, rm, rmdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {ExternalError, UserError} from '../errors.js'
+import {plural} from '../text.js'
 import {findBinary} from './binaries.js'
 import {type Driver, type MemberLayout, type MemberPlan, memberDir, memberMarker} from './driver.js'
 import {memberProcesses} from './live.js'
@@ -180,7 +181,7 @@ async function launch(
         manifest.timings = {answeringMs: answeringMs ?? now, leaderMs: leaderMs ?? now, readyMs: now}
         await writeManifest(manifest)
         opts.log?.(
-          `${opts.kind}: ${opts.nodes} members ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
+          `${opts.kind}: ${plural(opts.nodes, 'member')} ready in ${seconds(now)} (answering ${seconds(answeringMs ?? now)}, leader ${seconds(leaderMs ?? now)})`,
         )
         return manifest
       }

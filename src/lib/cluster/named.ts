@@ -15,6 +15,7 @@ import {memberProcesses} from './live.js'
 import {readManifest} from './manifest.js'
 import {clusterStatus} from './observe.js'
 import type {ClusterKind, ClusterManifest, MemberStatus} from './types.js'
+import {plural} from '../text.js'
 
 /** A cluster as `svc cluster` shows it: the manifest, where it is published, and each member's state now. */
 export interface ClusterView {
@@ -69,7 +70,7 @@ export async function clusterUp(opts: ClusterUpOptions): Promise<ClusterView> {
     const running = runningMembers(existing)
     throw new UserError(
       running > 0
-        ? `cluster "${opts.name}" is already running (${existing.kind}, ${running} of ${existing.members.length} members up, ${existing.backendUri})`
+        ? `cluster "${opts.name}" is already running (${existing.kind}, ${running} of ${plural(existing.members.length, 'member')} up, ${existing.backendUri})`
         : `cluster "${opts.name}" exists but is stopped (${existing.kind}, data in ${existing.dir})`,
       `stop and remove it with: svc cluster down --name ${opts.name}, or choose another --name`,
     )

@@ -23,14 +23,17 @@ function skipValueBranches(flags: readonly ValueFlag[]): string {
 }
 
 /**
- * Adds service-name completion to the bash script of @oclif/plugin-autocomplete: a wrapper that answers the
- * first argument of resolve/watch/deregister/chaos kill-instance from `svc autocomplete services` (passing on
- * --backend/-b/--profile/--token), and hands every other position to the plugin's function.
+ * Adds service-name completion to the bash script of @oclif/plugin-autocomplete, appended and independent of the
+ * script's content: a wrapper answers the first argument of resolve/watch/deregister/chaos kill-instance from
+ * `svc autocomplete services` (passing on --backend/-b/--profile/--token), and hands every other position to the
+ * function the plugin registered for the binary, whatever its name (read back with `complete -p`).
  */
 export function patchBashScript(script: string, bin: string, valueFlags: readonly ValueFlag[]): string {
   if (script.includes(MARKER)) return script
   return `${script}
 ${MARKER}
+_${bin}_plugin_complete="$(complete -p ${bin} 2>/dev/null | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p')"
+
 _${bin}_service_names()
 {
   local i word args=()
@@ -70,38 +73,27 @@ ${skipValueBranches(valueFlags)}
         ;;
     esac
   fi
-  _${bin}_autocomplete
+  [[ -n "$_${bin}_plugin_complete" ]] && "$_${bin}_plugin_complete" "$@"
 }
 
-complete -F _${bin}_complete ${bin}
+# only when the plugin registered one: never hide its completion behind an unknown setup
+[[ -n "$_${bin}_plugin_complete" && "$_${bin}_plugin_complete" != _${bin}_complete ]] && complete -o default -F _${bin}_complete ${bin}
 `
 }
 
 /**
- * Adds service-name completion to the zsh script of @oclif/plugin-autocomplete: the first argument of
- * resolve/watch/deregister/kill-instance completes from `svc autocomplete services` instead of file names.
+ * Adds service-name completion to the zsh script of @oclif/plugin-autocomplete without editing what the plugin
+ * wrote: a #compdef file ends by calling its function (`_svc`, zsh's autoload convention); that last call becomes a
+ * wrapper that answers the first argument of resolve/watch/deregister/chaos kill-instance with service names and
+ * hands everything else to the plugin's function. A script without that call is left as it is.
  */
 export function patchZshScript(script: string, bin: string): string {
   if (script.includes(MARKER)) return script
-  const lines = script.split('\n')
-  let pending = false
-  let label = ''
-  const out = lines.map((line) => {
-    const found = /^\s*"?([\w-]+)"?\)\s*$/.exec(line)?.[1]
-    if (found !== undefined) {
-      label = found
-      pending = ['deregister', 'kill-instance', 'resolve', 'watch'].includes(found)
-    }
-
-    if (pending && line.includes('"*: :_files"')) {
-      pending = false
-      const extra = label === 'watch' ? ' tree' : ''
-      return line.replace('"*: :_files"', `"1: :_${bin}_service_names${extra}" "*: :_files"`)
-    }
-
-    return line
-  })
-  const helper = `${MARKER}
+  const lines = script.replace(/\n+$/, '').split('\n')
+  if (lines.at(-1)?.trim() !== `_${bin}`) return script
+  lines.pop()
+  return `${lines.join('\n')}
+${MARKER}
 _${bin}_service_names() {
   local -a names args extra
   local i
@@ -115,8 +107,27 @@ _${bin}_service_names() {
   names=(\${(f)"$(${bin} autocomplete services "\${args[@]}" 2>/dev/null)"})
   compadd -a extra names
 }
+
+_${bin}_with_services() {
+  local -a plain
+  local i
+  for ((i = 2; i < CURRENT; i++)); do
+    case "\${words[i]}" in
+      -b|--backend|--profile|--token|-t|--tag|-n|--count|-s|--service) ((i++)) ;;
+      -*) ;;
+      *) plain+=("\${words[i]}") ;;
+    esac
+  done
+  if [[ "\${words[CURRENT]}" != -* ]]; then
+    case "\${(j: :)plain}" in
+      resolve|deregister|chaos\\ kill-instance) _${bin}_service_names; return ;;
+      watch) _${bin}_service_names tree; return ;;
+    esac
+  fi
+  _${bin} "$@"
+}
+
+_${bin}_with_services "$@"
+compdef _${bin}_with_services ${bin}
 `
-  const first = out.findIndex((line) => line.startsWith('#compdef'))
-  out.splice(first + 1, 0, helper)
-  return out.join('\n')
 }

@@ -89,35 +89,42 @@ function toJson(config: SvcConfig): Record<string, unknown> {
   }
 }
 
-/** The config from parsed JSON, or a description of what is wrong with it. */
+const TOP_KEYS = new Set(['default-profile', 'defaults', 'profiles'])
+
+/** The config from parsed JSON, or a description of what is wrong with it, naming the profile and the key. */
 function fromJson(raw: unknown): string | SvcConfig {
   if (!isRecord(raw)) return 'expected a JSON object'
   const config = emptyConfig()
+  const stray = Object.keys(raw).find((key) => !TOP_KEYS.has(key))
+  if (stray !== undefined) {
+    return `unknown key "${stray}" at the top level (settings go under "defaults", or "profiles" -> NAME)`
+  }
+
   const defaultProfile = raw['default-profile']
   if (defaultProfile !== undefined) {
     if (typeof defaultProfile !== 'string') return '"default-profile" must be a string'
     config.defaultProfile = defaultProfile
   }
 
-  const defaults = stringRecord(raw.defaults ?? {})
-  if (!defaults) return '"defaults" must be an object of strings'
+  const defaults = stringRecord(raw.defaults ?? {}, 'the shared settings ("defaults")')
+  if (typeof defaults === 'string') return defaults
   config.defaults = defaults
   const profiles = raw.profiles ?? {}
   if (!isRecord(profiles)) return '"profiles" must be an object'
   for (const [name, settings] of Object.entries(profiles)) {
-    const record = stringRecord(settings)
-    if (!record) return `profile "${name}" must be an object of strings`
+    const record = stringRecord(settings, `profile "${name}"`)
+    if (typeof record === 'string') return record
     config.profiles[name] = record
   }
 
   return config
 }
 
-function stringRecord(value: unknown): Record<string, string> | undefined {
-  if (!isRecord(value)) return undefined
+function stringRecord(value: unknown, where: string): Record<string, string> | string {
+  if (!isRecord(value)) return `${where} must be an object of strings`
   const out: Record<string, string> = {}
   for (const [key, v] of Object.entries(value)) {
-    if (typeof v !== 'string') return undefined
+    if (typeof v !== 'string') return `${key} in ${where} must be a string, not ${JSON.stringify(v)}`
     out[key] = v
   }
 

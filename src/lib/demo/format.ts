@@ -1,3 +1,4 @@
+import {streamEvent} from '../events.js'
 import {formatDuration} from '../duration.js'
 import type {DemoEvent, StepId} from './types.js'
 
@@ -54,7 +55,8 @@ export function plainRenderer(width = 100): (event: DemoEvent) => string | undef
         total = event.steps.length
         return [
           `svc demo: ${total} steps on a temporary local registry, ${event.dir}`,
-          `The svc commands shown work on it (while it exists) with: export SVC_BACKEND=${event.backend}`,
+          // read from a pipe or a log, the registry is already gone: point at the commands, not at it
+          'Each step shows the svc command that does the same; the registry is removed at the end, so try them on your own registry.',
         ].join('\n')
       }
 
@@ -95,8 +97,10 @@ export function plainRenderer(width = 100): (event: DemoEvent) => string | undef
   }
 }
 
-/** One JSON record per finished step (and one at the end), for --json. */
+/** One JSON record per finished step (and one at the end), for --json, in the schema of every svc stream. */
 export interface StepRecord {
+  ts: string
+  type: 'step'
   step: number
   id: StepId
   title: string
@@ -134,6 +138,8 @@ export function jsonRenderer(): (event: DemoEvent) => string | undefined {
       case 'done':
       case 'failed': {
         const record: StepRecord = {
+          ts: new Date().toISOString(),
+          type: 'step',
           step: event.index + 1,
           id: event.id,
           title,
@@ -147,7 +153,7 @@ export function jsonRenderer(): (event: DemoEvent) => string | undefined {
 
       case 'finished': {
         return JSON.stringify({
-          finished: true,
+          ...streamEvent('finished'),
           ok: event.ok,
           ms: event.ms,
           dir,

@@ -1,5 +1,6 @@
 import {stripVTControlCharacters} from 'node:util'
 
+import {type StreamEvent, streamEvent} from '../events.js'
 import type {AgentEvent} from './types.js'
 
 /** One human line for an agent event, without the time: the non-TTY log and the live view's event log. */
@@ -43,6 +44,12 @@ export function formatAgentEvent(e: AgentEvent): string {
       return `error${where}: ${message}`
     }
   }
+}
+
+/** The event in the NDJSON schema of every svc stream: its time as ISO 8601, like watch's and register's. */
+export function agentStreamEvent(e: AgentEvent): StreamEvent {
+  const {ts, ...fields} = e
+  return streamEvent(e.type, fields, new Date(ts))
 }
 
 /** A log line for stderr: ISO time, then the event. */

@@ -25,11 +25,15 @@ export interface Credentials {
   password: string
 }
 
-export type BackendSpec =
+export type BackendSpec = {
+  /** Where the address came from (--backend, SVC_BACKEND, CONSUL_HTTP_ADDR, a profile), for the hints of errors. */
+  origin?: string
+} & (
   | {kind: 'local'; dir: string}
   | {kind: 'zk'; hosts: HostPort[]; base: string; auth?: Credentials; acl?: ZkAclSpec}
   | {kind: 'consul'; hosts: HostPort[]; token?: string; https?: boolean; tls?: TlsFiles}
   | {kind: 'etcd'; hosts: HostPort[]; prefix: string; auth?: Credentials; tls?: TlsFiles}
+)
 
 const SCHEMES: Record<string, BackendKind> = {
   local: 'local',
@@ -49,7 +53,8 @@ export type Env = Record<string, string | undefined>
 
 /** svc's state directory: $SVC_HOME, else ${XDG_STATE_HOME:-~/.local/state}/svc. */
 export function svcHome(env: Env = process.env): string {
-  if (env.SVC_HOME) return env.SVC_HOME
+  // resolved: processes started in other directories must find the same registry, and messages show where it is
+  if (env.SVC_HOME) return path.resolve(env.SVC_HOME)
   const state = env.XDG_STATE_HOME || path.join(homedir(), '.local', 'state')
   return path.join(state, 'svc')
 }
@@ -97,7 +102,10 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
     pathPart = slash === -1 ? '' : rest.slice(slash)
   }
 
+  let origin: {origin: string} | undefined
   if (hostsPart === '') {
+    const variable = hostsVariable(kind, env)
+    if (variable !== undefined) origin = {origin: variable}
     hostsPart = defaultHosts(kind, env)
     // ETCDCTL_ENDPOINTS=https://... means TLS, as it does for etcdctl
     tls ||= kind === 'etcd' && /^\s*https:\/\//i.test(hostsPart)
@@ -106,12 +114,12 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
   const hosts = parseHosts(hostsPart, DEFAULT_PORTS[kind], shown)
   switch (kind) {
     case 'zk': {
-      const spec: BackendSpec = {kind, hosts, base: normalizeBase(pathPart, '/services', shown)}
+      const spec: BackendSpec = {kind, hosts, base: normalizeBase(pathPart, '/services', shown), ...origin}
       return uriAuth ? {...spec, auth: uriAuth} : spec
     }
 
     case 'etcd': {
-      const spec: BackendSpec = {kind, hosts, prefix: normalizeBase(pathPart, '/services', shown)}
+      const spec: BackendSpec = {kind, hosts, prefix: normalizeBase(pathPart, '/services', shown), ...origin}
       // etcdctl's ETCDCTL_USER fills in only what the URI leaves out
       const auth = uriAuth ?? (env.ETCDCTL_USER ? parseCredentials(env.ETCDCTL_USER, 'ETCDCTL_USER', false) : undefined)
       return {...spec, ...(auth && {auth}), ...(tls && {tls: {}})}
@@ -125,7 +133,10 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
         )
       }
 
-      return consulSpec(hosts, match[1]!.toLowerCase() === 'consul+https' || usesHttps(hostsPart, env), env)
+      return {
+        ...consulSpec(hosts, match[1]!.toLowerCase() === 'consul+https' || usesHttps(hostsPart, env), env),
+        ...origin,
+      }
     }
   }
 }
@@ -141,8 +152,17 @@ export interface BackendFlagValues {
   'zk-acl'?: string
 }
 
-/** The spec the backend flags name: flag, else its environment variable, else what the URI says. */
-export function specFromFlags(flags: BackendFlagValues, env: Env = process.env): BackendSpec {
+/**
+ * The spec the backend flags name: flag, else its environment variable, else what the URI says. `origin` names
+ * where the backend value came from; a variable that supplied the addresses (CONSUL_HTTP_ADDR, ...) wins over it.
+ */
+export function specFromFlags(flags: BackendFlagValues, env: Env = process.env, origin?: string): BackendSpec {
+  const spec = specFromValues(flags, env)
+  const named = spec.origin ?? origin
+  return named === undefined ? spec : {...spec, origin: named}
+}
+
+function specFromValues(flags: BackendFlagValues, env: Env): BackendSpec {
   // Consul's settings are read from its variables by parseBackend: the flags stand in for them
   const consul: Env = {
     CONSUL_HTTP_TOKEN: flags.token,
@@ -288,6 +308,11 @@ function consulToken(env: Env): string | undefined {
   }
 
   return token
+}
+
+function hostsVariable(kind: Exclude<BackendKind, 'local'>, env: Env): string | undefined {
+  const variable = {consul: 'CONSUL_HTTP_ADDR', etcd: 'ETCDCTL_ENDPOINTS', zk: 'ZOOKEEPER_HOSTS'}[kind]
+  return env[variable] ? variable : undefined
 }
 
 function defaultHosts(kind: Exclude<BackendKind, 'local'>, env: Env): string {

@@ -1,12 +1,19 @@
-import type {ServiceInstance} from '../registry/types.js'
+import type {ServiceInstance, ServiceSummary} from '../registry/types.js'
 
 /**
- * Renders rows as a bordered table on a TTY, and as plain aligned columns otherwise so pipes,
- * grep and awk see one record a line.
+ * Renders rows as a bordered table on a TTY that is wide enough, and as plain aligned columns otherwise, so pipes,
+ * grep and awk see one record a line and a narrow terminal gets no wrapped borders.
  */
-export async function renderTable(head: string[], rows: string[][], tty: boolean): Promise<string> {
-  if (!tty) {
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+export async function renderTable(
+  head: string[],
+  rows: string[][],
+  tty: boolean,
+  columns = process.stdout.columns,
+): Promise<string> {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  // cli-table3 draws "│ " before every cell, " " after it, and a last "│"
+  const bordered = widths.reduce((sum, w) => sum + w + 3, 1)
+  if (!tty || (columns !== undefined && columns > 0 && bordered > columns)) {
     const line = (cells: string[]): string =>
       cells
         .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
@@ -35,4 +42,10 @@ export function renderInstances(instances: readonly ServiceInstance[], tty: bool
       .join(' '),
   ])
   return renderTable(['ID', 'ADDRESS', 'HEALTH', 'TAGS', 'META'], rows, tty)
+}
+
+/** `svc resolve`'s table of services with their instance counts. */
+export function renderServices(services: readonly ServiceSummary[], tty: boolean): Promise<string> {
+  const rows = services.map((s) => [s.name, String(s.instances), String(s.passing)])
+  return renderTable(['SERVICE', 'INSTANCES', 'PASSING'], rows, tty)
 }

@@ -8,6 +8,8 @@ export interface ChangeRecord {
   type: ChangeType
   service: string
   instance: ServiceInstance
+  /** On `changed`: the instance before the change. */
+  previous?: ServiceInstance
 }
 
 /** The change records of one watch event; status events carry none. */
@@ -19,9 +21,14 @@ export function toChanges(event: WatchEvent, now = new Date()): ChangeRecord[] {
     }
 
     case 'added':
-    case 'removed':
-    case 'changed': {
+    case 'removed': {
       return [{ts, type: event.type, service: event.instance.service, instance: event.instance}]
+    }
+
+    case 'changed': {
+      return [
+        {ts, type: 'changed', service: event.instance.service, instance: event.instance, previous: event.previous},
+      ]
     }
 
     case 'status': {
@@ -31,7 +38,7 @@ export function toChanges(event: WatchEvent, now = new Date()): ChangeRecord[] {
 }
 
 /** One human line per change: time, change, service, id, address, health and what differs. */
-export function formatChange(record: ChangeRecord, previous?: ServiceInstance): string {
+export function formatChange(record: ChangeRecord, previous = record.previous): string {
   const i = record.instance
   const time = record.ts.slice(11, 23)
   const head = `${time} ${record.type.padEnd(7)} ${i.service} ${i.id} ${i.address}:${i.port} ${i.health}`

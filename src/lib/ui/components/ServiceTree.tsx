@@ -28,6 +28,7 @@ interface Segment {
 }
 
 const HEALTH_ORDER: readonly Health[] = ['passing', 'warning', 'critical', 'unknown']
+const HEALTH_WIDTH = 'critical'.length
 const MARK: Record<LastChange['type'], string> = {added: '+', changed: '~', removed: '-'}
 
 /** The rows the tree shows: services sorted by name, each followed by its instances unless collapsed. */
@@ -69,15 +70,19 @@ export function ServiceTree({rows, selected, columns, height, lastChange, empty}
   }
 
   const instances = rows.flatMap((r) => (r.kind === 'instance' ? [r.instance] : []))
+  // the marks, the indent, two gaps, the health and the start of the tags always fit: id and address share the rest
+  const tagRoom = instances.some((i) => i.tags.length > 0) ? 10 : 0
+  const room = Math.max(16, columns - 3 - 4 - 2 - 2 - HEALTH_WIDTH - tagRoom)
+  const addressWidth = column(
+    instances.map((i) => address(i)),
+    Math.min(40, Math.floor(room * 0.45)),
+  )
   const widths = {
     id: column(
       instances.map((i) => i.id),
-      Math.max(12, Math.floor(columns * 0.35)),
+      room - addressWidth,
     ),
-    address: column(
-      instances.map((i) => address(i)),
-      40,
-    ),
+    address: addressWidth,
   }
   const shown = height === undefined ? rows : rows.slice(offset.current, offset.current + height)
 
@@ -130,8 +135,8 @@ function serviceLine(row: Extract<TreeRow, {kind: 'service'}>, change: LastChang
 
 function instanceLine(instance: ServiceInstance, widths: {id: number; address: number}): Segment[] {
   return [
-    {text: `    ${fit(instance.id, widths.id)}  ${fit(address(instance), widths.address)}  `},
-    {text: fit(instance.health, 'critical'.length), color: HEALTH_COLOR[instance.health]},
+    {text: `    ${fitMiddle(instance.id, widths.id)}  ${fitMiddle(address(instance), widths.address)}  `},
+    {text: instance.health.padEnd(HEALTH_WIDTH), color: HEALTH_COLOR[instance.health]},
     {text: instance.tags.length > 0 ? `  ${instance.tags.join(',')}` : ''},
   ]
 }
@@ -172,6 +177,14 @@ function address(instance: ServiceInstance): string {
   return instance.address.includes(':')
     ? `[${instance.address}]:${instance.port}`
     : `${instance.address}:${instance.port}`
+}
+
+/** Cut in the middle: ids and addresses of one service share their start and differ at their end. */
+function fitMiddle(text: string, width: number): string {
+  if (text.length <= width) return text.padEnd(width)
+  if (width <= 1) return text.slice(0, width)
+  const tail = Math.ceil((width - 1) / 2)
+  return `${text.slice(0, width - 1 - tail)}…${text.slice(text.length - tail)}`
 }
 
 function column(values: string[], max: number): number {
