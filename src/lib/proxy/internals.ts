@@ -18,7 +18,7 @@ import {
   type NativeParser,
   type ParseError,
   type StreamHandle,
-} from './http-parser.js'
+} from './parser-shape.js'
 
 interface HttpCommon {
   HTTPParser: {
