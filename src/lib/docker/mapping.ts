@@ -4,6 +4,7 @@ import {networkInterfaces} from 'node:os'
 
 import {quote} from '../errors.js'
 import type {CheckSpec, Health} from '../registry/types.js'
+import {isAddress} from '../registry/validate.js'
 import type {AgentOptions, PlannedService} from './types.js'
 
 /**
@@ -133,6 +134,11 @@ export function planContainerWithWarnings(
 
     const address = advertisedAddress(c, candidate, options, get('network')?.value, host, warn)
     if (address === undefined) continue
+    if (!isAddress(address)) {
+      warn(`port ${port} skipped: its address ${quote(address)} is neither an IP address nor a host name`)
+      continue
+    }
+
     const advertisedPort = options.internal ? port : (candidate.binding?.hostPort ?? port)
     const udp = protocol === 'udp'
 

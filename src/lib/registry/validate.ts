@@ -90,8 +90,13 @@ export function validateTag(tag: string): string {
   return tag
 }
 
+/** An IP address or a host name: what every backend's records and the proxy can dial. */
+export function isAddress(address: string): boolean {
+  return isIP(address) !== 0 || HOST_NAME.test(address)
+}
+
 export function validateAddress(address: string): string {
-  if (isIP(address) === 0 && !HOST_NAME.test(address)) {
+  if (!isAddress(address)) {
     throw new UserError(`invalid address ${quote(address)}`, 'use an IP address or a host name')
   }
 
