@@ -1,7 +1,7 @@
 import {formatDuration} from '../duration.js'
 import {errorMessage, NotFoundError, UserError} from '../errors.js'
 import {sleep} from '../cluster/process.js'
-import type {Registry, ServiceInstance} from '../registry/types.js'
+import type {Registry, ServiceInstance, WatchEvent} from '../registry/types.js'
 import {checkLoadUrl, Load, type LoadSummary} from './load.js'
 import {
   type DrillSignal,
@@ -168,17 +168,8 @@ export async function runKillInstance(
   const watching = (async () => {
     try {
       for await (const event of registry.watch(plan.service, {signal: controller.signal})) {
-        const now = Date.now()
         if (event.type === 'snapshot') ready()
-        if (event.type === 'removed' && wanted.has(event.instance.id) && !goneAt.has(event.instance.id))
-          goneAt.set(event.instance.id, {at: now, how: 'removed'})
-        if (
-          event.type === 'changed' &&
-          wanted.has(event.instance.id) &&
-          !healthy(event.instance) &&
-          !goneAt.has(event.instance.id)
-        )
-          goneAt.set(event.instance.id, {at: now, how: 'unhealthy'})
+        noteGone(event, wanted, goneAt, Date.now())
         if (goneAt.size === wanted.size) break
       }
     } catch (error) {
@@ -198,10 +189,7 @@ export async function runKillInstance(
     // one stop per container or process, even if it serves several of the instances
     const done = new Map<string, Promise<void>>()
     for (const [i, victim] of plan.victims.entries()) {
-      const key =
-        victim.target.kind === 'container'
-          ? victim.target.id
-          : `${victim.target.kind}:${'pid' in victim.target ? victim.target.pid : ''}`
+      const key = stopKey(victim.target)
       const entry = report.instances[i]!
       stoppedAt.set(victim.instance.id, Date.now())
       entry.stoppedAt = new Date().toISOString()
@@ -241,6 +229,37 @@ export async function runKillInstance(
     if (load) report.load = await load.stop()
   }
 
+  recordOutcomes(report, stoppedAt, goneAt, opts.timeoutMs)
+  report.ok = problems.length === 0
+  return report
+}
+
+/** Notes the moment a watched instance left: removed, or turned unhealthy; only the first sighting counts. */
+function noteGone(
+  event: WatchEvent,
+  wanted: Set<string>,
+  goneAt: Map<string, {at: number; how: 'removed' | 'unhealthy'}>,
+  now: number,
+): void {
+  if (event.type !== 'removed' && event.type !== 'changed') return
+  const {id} = event.instance
+  if (!wanted.has(id) || goneAt.has(id)) return
+  if (event.type === 'removed') goneAt.set(id, {at: now, how: 'removed'})
+  else if (!healthy(event.instance)) goneAt.set(id, {at: now, how: 'unhealthy'})
+}
+
+/** One key per container or process, so one that serves several instances is stopped once. */
+function stopKey(target: Target): string {
+  return target.kind === 'container' ? target.id : `${target.kind}:${'pid' in target ? target.pid : ''}`
+}
+
+/** Fills in each instance's time to leave, or a problem for each that never left and had no stop error. */
+function recordOutcomes(
+  report: KillInstanceReport,
+  stoppedAt: Map<string, number>,
+  goneAt: Map<string, {at: number; how: 'removed' | 'unhealthy'}>,
+  timeoutMs: number,
+): void {
   for (const entry of report.instances) {
     const gone = goneAt.get(entry.id)
     const stopped = stoppedAt.get(entry.id)
@@ -248,11 +267,8 @@ export async function runKillInstance(
       entry.goneMs = Math.max(0, gone.at - stopped)
       entry.how = gone.how
     } else if (!entry.error)
-      problems.push(
-        `${entry.id} still resolves after ${formatDuration(opts.timeoutMs)}: nothing told the registry it is gone; give it a health check (svc register --check-tcp, SERVICE_CHECK_TCP for the agent) or a shorter --ttl`,
+      report.problems.push(
+        `${entry.id} still resolves after ${formatDuration(timeoutMs)}: nothing told the registry it is gone; give it a health check (svc register --check-tcp, SERVICE_CHECK_TCP for the agent) or a shorter --ttl`,
       )
   }
-
-  report.ok = problems.length === 0
-  return report
 }

@@ -55,55 +55,18 @@ export async function runDemo(
   const ctx: DemoContext = {opts, dir, backend, registry, instances: []}
   const {signal} = opts
   const results: StepResult[] = []
-  let failure: string | undefined
-  let interrupted: string | undefined
+  const state: TourState = {}
   emit({type: 'plan', steps: steps.map((s) => ({id: s.id, title: s.title})), dir, backend})
   for (const [index, step] of steps.entries()) {
     const last = index === steps.length - 1
-    if (!last && (failure !== undefined || interrupted !== undefined)) continue
+    if (!last && (state.failure !== undefined || state.interrupted !== undefined)) continue
     if (!last && signal?.aborted) {
-      interrupted ??= 'a pause between steps'
+      state.interrupted ??= 'a pause between steps'
       continue
     }
 
-    emit({type: 'step', index, id: step.id, title: step.title, shows: step.shows})
-    let lastProgress = 0
-    const io: StepIO = {
-      command: (text) => emit({type: 'command', index, text}),
-      output: (text) => emit({type: 'output', index, text}),
-      progress(text) {
-        // live counters change per request: a view needs ten frames a second, not one per answer
-        const now = Date.now()
-        if (now - lastProgress < PROGRESS_EVERY_MS) return
-        lastProgress = now
-        emit({type: 'progress', index, text})
-      },
-    }
-    const t = Date.now()
-    const name = `step ${index + 1} "${step.title}"`
-    const running = step.run(ctx, io)
-    try {
-      // clean-up is not abortable: it is what an abort leads to
-      const result = await (last ? running : abortable(running, signal))
-      results.push(result)
-      emit({type: 'done', index, id: step.id, ms: Date.now() - t, result})
-    } catch (error) {
-      const aborted = !last && signal?.aborted === true
-      emit({
-        type: 'failed',
-        index,
-        id: step.id,
-        ms: Date.now() - t,
-        error: aborted ? 'interrupted' : formatError(error),
-      })
-      if (aborted) {
-        interrupted = name
-        // the step winds down on the signal; let it, so clean-up sees everything it started
-        await Promise.race([running.catch(() => {}), sleep(3000)])
-      } else failure ??= `${name} failed: ${formatError(error)}`
-    }
-
-    if (!last && failure === undefined && !signal?.aborted && opts.paceMs > 0) {
+    await runStep({step, index, last, ctx, emit, signal, state, results})
+    if (!last && state.failure === undefined && !signal?.aborted && opts.paceMs > 0) {
       emit({type: 'pause', ms: opts.paceMs})
       await sleep(opts.paceMs, undefined, {signal}).catch(() => {})
     }
@@ -111,11 +74,73 @@ export async function runDemo(
 
   // a step abandoned on abort may still hold the registry: clean-up closed it unless clean-up itself failed early
   if (!ctx.registryClosed) await registry.close().catch(() => {})
+  const {failure, interrupted} = state
   const error = interrupted === undefined ? failure : `interrupted during ${interrupted}`
   emit({type: 'finished', ok: error === undefined, ms: Date.now() - started, ...(error !== undefined && {error})})
   if (interrupted !== undefined) throw new DemoInterrupted(interrupted)
   if (failure !== undefined) throw new ExternalError(failure)
   return results
+}
+
+/** How the tour stands: the first failure, or where an abort interrupted it. */
+interface TourState {
+  failure?: string
+  interrupted?: string
+}
+
+interface StepRun {
+  step: DemoStep
+  index: number
+  last: boolean
+  ctx: DemoContext
+  emit: (event: DemoEvent) => void
+  signal: AbortSignal | undefined
+  state: TourState
+  results: StepResult[]
+}
+
+/** Runs one step, reporting its outcome; a failure or an abort is recorded in `state`, not thrown. */
+async function runStep({step, index, last, ctx, emit, signal, state, results}: StepRun): Promise<void> {
+  emit({type: 'step', index, id: step.id, title: step.title, shows: step.shows})
+  const t = Date.now()
+  const name = `step ${index + 1} "${step.title}"`
+  const running = step.run(ctx, stepIO(index, emit))
+  try {
+    // clean-up is not abortable: it is what an abort leads to
+    const result = await (last ? running : abortable(running, signal))
+    results.push(result)
+    emit({type: 'done', index, id: step.id, ms: Date.now() - t, result})
+  } catch (error) {
+    const aborted = !last && signal?.aborted === true
+    emit({
+      type: 'failed',
+      index,
+      id: step.id,
+      ms: Date.now() - t,
+      error: aborted ? 'interrupted' : formatError(error),
+    })
+    if (aborted) {
+      state.interrupted = name
+      // the step winds down on the signal; let it, so clean-up sees everything it started
+      await Promise.race([running.catch(() => {}), sleep(3000)])
+    } else state.failure ??= `${name} failed: ${formatError(error)}`
+  }
+}
+
+/** The step's view of the tour: every call is an event for step `index`. */
+function stepIO(index: number, emit: (event: DemoEvent) => void): StepIO {
+  let lastProgress = 0
+  return {
+    command: (text) => emit({type: 'command', index, text}),
+    output: (text) => emit({type: 'output', index, text}),
+    progress(text) {
+      // live counters change per request: a view needs ten frames a second, not one per answer
+      const now = Date.now()
+      if (now - lastProgress < PROGRESS_EVERY_MS) return
+      lastProgress = now
+      emit({type: 'progress', index, text})
+    },
+  }
 }
 
 /** The promise's outcome, or a rejection as soon as `signal` aborts (the work itself winds down on its own). */

@@ -318,10 +318,7 @@ export class Agent {
     }
 
     const warned = this.tracked.get(info.Id)?.warned ?? new Set<string>()
-    for (const warning of warnings) {
-      if (!warned.has(warning)) this.emit({type: 'error', message: warning, container: name})
-      warned.add(warning)
-    }
+    this.warnOnce(warnings, warned, name)
 
     let tracked = this.tracked.get(info.Id)
     if (!tracked) {
@@ -335,6 +332,20 @@ export class Agent {
     tracked.paused = info.State.Paused
     tracked.dockerHealth = info.State.Health?.Status
     tracked.exitCode = undefined
+    await this.syncRegistrations(tracked, planned, name)
+    if (tracked.regs.size === 0) this.tracked.delete(tracked.id)
+  }
+
+  /** Emits each planning warning once per container, not on every reconcile. */
+  private warnOnce(warnings: string[], warned: Set<string>, name: string): void {
+    for (const warning of warnings) {
+      if (!warned.has(warning)) this.emit({type: 'error', message: warning, container: name})
+      warned.add(warning)
+    }
+  }
+
+  /** Closes the registrations no longer planned (or planned differently), then opens or republishes the rest. */
+  private async syncRegistrations(tracked: Tracked, planned: PlannedService[], name: string): Promise<void> {
     const desired = new Map(planned.map((p) => [p.input.id, p]))
     for (const [id, reg] of tracked.regs) {
       const want = desired.get(id)
@@ -351,8 +362,6 @@ export class Agent {
         this.emit({type: 'error', message, container: name})
       }
     }
-
-    if (tracked.regs.size === 0) this.tracked.delete(tracked.id)
   }
 
   private async open(tracked: Tracked, planned: PlannedService): Promise<void> {

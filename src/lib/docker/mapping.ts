@@ -3,8 +3,9 @@ import type Dockerode from 'dockerode'
 import {networkInterfaces} from 'node:os'
 
 import {quote} from '../errors.js'
-import type {CheckSpec, Health} from '../registry/types.js'
+import type {Health, InstanceSource} from '../registry/types.js'
 import {isAddress} from '../registry/validate.js'
+import {planCheck, UNSUPPORTED_CHECKS} from './check-plan.js'
 import type {AgentOptions, PlannedService} from './types.js'
 
 /**
@@ -12,8 +13,8 @@ import type {AgentOptions, PlannedService} from './types.js'
  * kept here so that mapping does not load the ZooKeeper driver.
  */
 export const PRIVATE_PORT_KEY = 'private_port'
-export const DEFAULT_CHECK_INTERVAL_MS = 10_000
-export const DEFAULT_CHECK_TIMEOUT_MS = 5000
+// check planning moved to check-plan.ts; these stay importable from here
+export {DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_MS, parseGoDuration} from './check-plan.js'
 const PREFIX = 'SERVICE_'
 const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
 const MAX_NAME = 128
@@ -36,10 +37,6 @@ const RESERVED = new Set([
   PRIVATE_PORT_KEY,
   'tags',
 ])
-/** Registrator check kinds svc cannot run: reported, never turned into meta. */
-const UNSUPPORTED_CHECKS = ['check_script', 'check_cmd', 'check_docker', 'check_initial_status']
-const FALSE_WORDS = new Set(['0', 'false', 'no', 'off'])
-
 /** Docker's inspect output as it may really arrive: any field missing or null. */
 type Loose<T> = T extends readonly (infer U)[]
   ? ReadonlyArray<Loose<U> | null | undefined>
@@ -123,82 +120,84 @@ export function planContainerWithWarnings(
   const source = {containerId, containerName, image, host: options.hostname}
   const health = dockerHealth(c.State)
 
+  const ports: PortContext = {
+    c,
+    options,
+    settings,
+    group,
+    baseName,
+    containerName,
+    extraTags,
+    source,
+    health,
+    host,
+    warn,
+  }
   const services: PlannedService[] = []
   const usedIds = new Set<string>()
   for (const candidate of candidates) {
-    const {port, protocol} = candidate
-    const get = lookup.bind(undefined, settings, port)
-    if (get('ignore')?.value) continue
-    const named = get('name')
-    if (options.explicit && !named?.value) continue
-
-    const address = advertisedAddress(c, candidate, options, get('network')?.value, host, warn)
-    if (address === undefined) continue
-    if (!isAddress(address)) {
-      warn(`port ${port} skipped: its address ${quote(address)} is neither an IP address nor a host name`)
-      continue
-    }
-
-    const advertisedPort = options.internal ? port : (candidate.binding?.hostPort ?? port)
-    const udp = protocol === 'udp'
-
-    const name = serviceName(named, baseName, group, port, warn)
-    const id = instanceId(
-      get('id'),
-      {hostname: options.hostname || address, containerName, port, udp, group},
-      usedIds,
-      warn,
-    )
-    const tagSetting = get('tags')
-    const tags = validTags(splitTags(tagSetting?.value ?? ''), tagSetting?.source ?? '', warn)
-    tags.push(...extraTags)
-    if (udp) tags.push('udp')
-    const meta = serviceMeta(settings, port, warn)
-
-    const planned: PlannedService = {
-      input: {service: name, id, address, port: advertisedPort, tags: [...new Set(tags)], meta, source: {...source}},
-    }
-    if (health) planned.input.health = health
-    const {check, ttlMs} = planCheck(get, address, advertisedPort, warn)
-    if (check) planned.check = check
-    if (ttlMs !== undefined) planned.ttlMs = ttlMs
-    services.push(planned)
+    const planned = planPort(candidate, ports, usedIds)
+    if (planned) services.push(planned)
   }
 
   return {services, warnings: [...warningSet]}
 }
 
-/**
- * Go's time.ParseDuration forms (`300ms`, `1.5h`, `1m30s`, `2h45m`, units ns us µs ms s m h), plus a bare number
- * of seconds, in milliseconds; undefined when malformed. Signs are not accepted.
- */
-export function parseGoDuration(text: string): number | undefined {
-  const value = text.trim()
-  if (/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(value)) return Number(value) * 1000
-  if (value === '') return undefined
-  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y
-  let total = 0
-  let index = 0
-  while (index < value.length) {
-    part.lastIndex = index
-    const match = part.exec(value)
-    if (!match) return undefined
-    total += Number(match[1]) * GO_UNITS[match[2]!]!
-    index = part.lastIndex
-  }
-
-  return total
+/** What every port of one container shares while its services are planned. */
+interface PortContext {
+  c: Inspect
+  options: AgentOptions
+  settings: Settings
+  group: boolean
+  baseName: string
+  containerName: string
+  extraTags: string[]
+  source: InstanceSource
+  health: Health | undefined
+  host: () => string
+  warn: (message: string) => void
 }
 
-const GO_UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  μs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
+/** The service for one candidate port; undefined when IGNORE, --explicit or a missing address leaves it out. */
+function planPort(candidate: Candidate, ctx: PortContext, usedIds: Set<string>): PlannedService | undefined {
+  const {c, options, settings, group, baseName, containerName, extraTags, source, health, host, warn} = ctx
+  const {port, protocol} = candidate
+  const get = lookup.bind(undefined, settings, port)
+  if (get('ignore')?.value) return undefined
+  const named = get('name')
+  if (options.explicit && !named?.value) return undefined
+
+  const address = advertisedAddress(c, candidate, options, get('network')?.value, host, warn)
+  if (address === undefined) return undefined
+  if (!isAddress(address)) {
+    warn(`port ${port} skipped: its address ${quote(address)} is neither an IP address nor a host name`)
+    return undefined
+  }
+
+  const advertisedPort = options.internal ? port : (candidate.binding?.hostPort ?? port)
+  const udp = protocol === 'udp'
+
+  const name = serviceName(named, baseName, group, port, warn)
+  const id = instanceId(
+    get('id'),
+    {hostname: options.hostname || address, containerName, port, udp, group},
+    usedIds,
+    warn,
+  )
+  const tagSetting = get('tags')
+  const tags = validTags(splitTags(tagSetting?.value ?? ''), tagSetting?.source ?? '', warn)
+  tags.push(...extraTags)
+  if (udp) tags.push('udp')
+  const meta = serviceMeta(settings, port, warn)
+
+  const planned: PlannedService = {
+    input: {service: name, id, address, port: advertisedPort, tags: [...new Set(tags)], meta, source: {...source}},
+  }
+  if (health) planned.input.health = health
+  const {check, ttlMs} = planCheck(get, address, advertisedPort, warn)
+  if (check) planned.check = check
+  if (ttlMs !== undefined) planned.ttlMs = ttlMs
+  return planned
 }
 
 /** `registry:5000/team/api:1.2` → `api`, `busybox@sha256:…` → `busybox`; undefined when nothing is left. */
@@ -513,68 +512,6 @@ function validTags(tags: readonly string[], source: string, warn: (m: string) =>
     if (!ok) warn(`${source} tag ${quote(tag)} ignored: tags are at most 256 characters, without spaces or commas`)
     return ok
   })
-}
-
-function durationSetting(setting: Found | undefined, warn: (m: string) => void): number | undefined {
-  if (!setting?.value) return undefined
-  const ms = parseGoDuration(setting.value)
-  const rounded = ms === undefined ? 0 : Math.round(ms)
-  if (rounded >= 1) return rounded
-  warn(`${setting.source} ${quote(setting.value)} ignored: write a duration such as 10s, 1m30s or 500ms`)
-  return undefined
-}
-
-function hostForUrl(address: string): string {
-  return address.includes(':') ? `[${address}]` : address
-}
-
-/** Registrator's one check per service, first of HTTP, HTTPS, TTL, TCP. */
-function planCheck(
-  get: (key: string) => Found | undefined,
-  address: string,
-  port: number,
-  warn: (m: string) => void,
-): {check?: CheckSpec; ttlMs?: number} {
-  for (const key of UNSUPPORTED_CHECKS) {
-    const setting = get(key)
-    if (setting?.value) warn(`${setting.source} ignored: svc runs HTTP, HTTPS, TCP and TTL checks only`)
-  }
-
-  const kinds = ['check_http', 'check_https', 'check_ttl', 'check_tcp'] as const
-  const given = kinds
-    .map((kind) => ({kind, setting: get(kind)}))
-    .filter(
-      (k): k is {kind: (typeof kinds)[number]; setting: Found} =>
-        Boolean(k.setting?.value) && !(k.kind === 'check_tcp' && FALSE_WORDS.has(k.setting!.value.toLowerCase())),
-    )
-  const chosen = given[0]
-  if (!chosen) return {}
-  for (const other of given.slice(1))
-    warn(`${other.setting.source} ignored: ${chosen.setting.source} is the check (one check per service)`)
-
-  if (chosen.kind === 'check_ttl') {
-    const ttlMs = durationSetting(chosen.setting, warn)
-    return ttlMs === undefined ? {} : {ttlMs}
-  }
-
-  const target = `${hostForUrl(address)}:${port}`
-  const check: CheckSpec = {
-    intervalMs: durationSetting(get('check_interval'), warn) ?? DEFAULT_CHECK_INTERVAL_MS,
-    timeoutMs: durationSetting(get('check_timeout'), warn) ?? DEFAULT_CHECK_TIMEOUT_MS,
-  }
-  const deregisterAfterMs = durationSetting(get('check_deregister_after'), warn)
-  if (deregisterAfterMs !== undefined) check.deregisterAfterMs = deregisterAfterMs
-  if (chosen.kind === 'check_tcp') return {check: {tcp: target, ...check}}
-
-  const {value, source} = chosen.setting
-  const scheme = chosen.kind === 'check_https' ? 'https' : 'http'
-  const url = /^https?:\/\//i.test(value) ? value : `${scheme}://${target}${value.startsWith('/') ? '' : '/'}${value}`
-  if (!URL.canParse(url)) {
-    warn(`${source} ${quote(value)} ignored: not a path or an http(s) URL`)
-    return {}
-  }
-
-  return {check: {http: url, ...check}}
 }
 
 /** Docker's own view: HEALTHCHECK status (#578), and paused containers are critical. */

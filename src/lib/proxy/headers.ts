@@ -172,75 +172,88 @@ function scanRequest(
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
-    if (isHopByHop(name)) {
-      switch (name.length) {
-        case 6: {
-          if (value.length === 12 && value.toLowerCase() === '100-continue') scan.expectContinue = true
-          break
-        }
-
-        case 7: {
-          if (keepUpgrade && name.toLowerCase() === 'upgrade') scan.block += name + ': ' + value + '\r\n'
-          break
-        }
-
-        case 10: {
-          if (name.toLowerCase() !== 'connection') break
-          scan.connection = scan.connection === undefined ? value : scan.connection + ', ' + value
-          if (keepUpgrade) scan.block += name + ': Upgrade\r\n'
-          break
-        }
-
-        case 17: {
-          scan.hasBody = true
-          scan.chunked = true
-          scan.codings++
-          scan.transferEncoding = scan.transferEncoding === undefined ? value : scan.transferEncoding + ', ' + value
-          break
-        }
-      }
-
-      continue
+    if (isHopByHop(name)) scanHopByHop(scan, name, value, keepUpgrade)
+    else {
+      const kind = forwardedKind(name)
+      if (kind === 0) scanEndToEnd(scan, name, value, drop)
+      // an untrusted client's forwarding headers are dropped, never believed
+      else if (trusted) scanForwarded(scan, kind, name, value, drop)
     }
-
-    const kind = forwardedKind(name)
-    if (kind !== 0) {
-      if (!trusted) continue
-      switch (kind) {
-        case 1: {
-          scan.forwardedFor = scan.forwardedFor === undefined ? value : scan.forwardedFor + ', ' + value
-          break
-        }
-
-        case 2: {
-          scan.forwardedProto ??= value
-          break
-        }
-
-        case 3: {
-          scan.forwardedHost ??= value
-          break
-        }
-
-        default: {
-          if (drop === undefined || !drop.has(name.toLowerCase())) scan.block += name + ': ' + value + '\r\n'
-        }
-      }
-
-      continue
-    }
-
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      scan.hosts++
-      scan.host ??= value
-    }
-    // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
-    else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') scan.hasBody = true
-    if (drop !== undefined && drop.has(name.toLowerCase())) continue
-    scan.block += name + ': ' + value + '\r\n'
   }
 
   return scan
+}
+
+/** A hop-by-hop request header: never forwarded as is, but it may frame the body or ask for an upgrade. */
+function scanHopByHop(scan: RequestScan, name: string, value: string, keepUpgrade: boolean): void {
+  switch (name.length) {
+    case 6: {
+      if (value.length === 12 && value.toLowerCase() === '100-continue') scan.expectContinue = true
+      break
+    }
+
+    case 7: {
+      if (keepUpgrade && name.toLowerCase() === 'upgrade') scan.block += name + ': ' + value + '\r\n'
+      break
+    }
+
+    case 10: {
+      if (name.toLowerCase() !== 'connection') break
+      scan.connection = scan.connection === undefined ? value : scan.connection + ', ' + value
+      if (keepUpgrade) scan.block += name + ': Upgrade\r\n'
+      break
+    }
+
+    case 17: {
+      scan.hasBody = true
+      scan.chunked = true
+      scan.codings++
+      scan.transferEncoding = scan.transferEncoding === undefined ? value : scan.transferEncoding + ', ' + value
+      break
+    }
+  }
+}
+
+/** A trusted client's forwarding header (forwardedKind, never 0): X-Forwarded-* merge into the proxy's own, others pass. */
+function scanForwarded(
+  scan: RequestScan,
+  kind: 1 | 2 | 3 | 4,
+  name: string,
+  value: string,
+  drop: Set<string> | undefined,
+): void {
+  switch (kind) {
+    case 1: {
+      scan.forwardedFor = scan.forwardedFor === undefined ? value : scan.forwardedFor + ', ' + value
+      break
+    }
+
+    case 2: {
+      scan.forwardedProto ??= value
+      break
+    }
+
+    case 3: {
+      scan.forwardedHost ??= value
+      break
+    }
+
+    default: {
+      if (drop === undefined || !drop.has(name.toLowerCase())) scan.block += name + ': ' + value + '\r\n'
+    }
+  }
+}
+
+/** An end-to-end request header: forwarded unless Connection named it; Host and Content-Length are noted. */
+function scanEndToEnd(scan: RequestScan, name: string, value: string, drop: Set<string> | undefined): void {
+  if (name.length === 4 && name.toLowerCase() === 'host') {
+    scan.hosts++
+    scan.host ??= value
+  }
+  // with Transfer-Encoding the parser refuses a Content-Length, so this is the framing
+  else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') scan.hasBody = true
+  if (drop !== undefined && drop.has(name.toLowerCase())) return
+  scan.block += name + ': ' + value + '\r\n'
 }
 
 /** A response's head for the client: its header lines, and how the upstream framed its body. */

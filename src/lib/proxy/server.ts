@@ -218,15 +218,7 @@ export class ProxyServer {
     const kind = errorKind(error)
     const code = (error as NodeJS.ErrnoException).code
     const left = code === 'EPOOLCLOSED' || upstream.pool.closed
-    if (
-      reused &&
-      kind === 'reset' &&
-      !left &&
-      !ex.resent &&
-      !ex.responseStarted &&
-      !ex.hasBody &&
-      IDEMPOTENT.has(ex.method)
-    ) {
+    if (reused && canResend(ex, kind, left)) {
       // a kept-alive connection the upstream closed as the request went out: not the instance's fault, send
       // it again on another connection of the same instance (once)
       ex.resent = true
@@ -241,14 +233,7 @@ export class ProxyServer {
     }
 
     // a request that failed because its instance left the table is retried outside the budget: churn is not overload
-    if (
-      !ex.responseStarted &&
-      ex.retries < MAX_RETRIES &&
-      !ex.hasBody &&
-      (kind === 'connect' || kind === 'reset' || left || code === 'ECONNECTTIMEOUT') &&
-      IDEMPOTENT.has(ex.method) &&
-      (left || this.budget.tryRetry())
-    ) {
+    if (mayRetry(ex, kind, left, code) && (left || this.budget.tryRetry())) {
       const other = route.balancer.pickOther(upstream, ex.key)
       if (other !== undefined) {
         ex.retries++
@@ -343,6 +328,22 @@ const CONNECT_CODES = new Set([
   'ENETUNREACH',
   'ENOTFOUND',
 ])
+
+/** A reset on a reused kept-alive connection, before anything of the answer came: safe to send again, once. */
+function canResend(ex: Exchange, kind: UpstreamErrorKind, left: boolean): boolean {
+  return kind === 'reset' && !left && !ex.resent && !ex.responseStarted && !ex.hasBody && IDEMPOTENT.has(ex.method)
+}
+
+/** The failure is one another instance may not share, and the request can be sent again (the budget aside). */
+function mayRetry(ex: Exchange, kind: UpstreamErrorKind, left: boolean, code: string | undefined): boolean {
+  return (
+    !ex.responseStarted &&
+    ex.retries < MAX_RETRIES &&
+    !ex.hasBody &&
+    (kind === 'connect' || kind === 'reset' || left || code === 'ECONNECTTIMEOUT') &&
+    IDEMPOTENT.has(ex.method)
+  )
+}
 
 /** How an upstream attempt failed, for metrics and for deciding a retry. */
 export function errorKind(error: Error): UpstreamErrorKind {

@@ -1,12 +1,22 @@
-import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
 import {UserError} from '../errors.js'
 import type {BackendKind} from './types.js'
 import {parseZkAcl, type ZkAclSpec} from './zk-acl.js'
+import {
+  consulToken,
+  DEFAULT_PORTS,
+  type Env,
+  normalizeBase,
+  type RemoteKind,
+  splitUri,
+  uriAddresses,
+  usesHttps,
+} from './backend-uri.js'
 
 export type {ZkAclEntry, ZkAclSpec} from './zk-acl.js'
+export type {Env} from './backend-uri.js'
 
 export interface HostPort {
   host: string
@@ -45,11 +55,7 @@ const SCHEMES: Record<string, BackendKind> = {
   etcds: 'etcd',
 }
 
-const DEFAULT_PORTS: Record<Exclude<BackendKind, 'local'>, number> = {zk: 2181, consul: 8500, etcd: 2379}
-
 const USAGE_HINT = 'use local, zk, consul or etcd, or a URI such as zk://127.0.0.1:2181/services'
-
-export type Env = Record<string, string | undefined>
 
 /** svc's state directory: $SVC_HOME, else ${XDG_STATE_HOME:-~/.local/state}/svc. */
 export function svcHome(env: Env = process.env): string {
@@ -80,38 +86,36 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
     )
   }
 
-  let rest = match[2]
+  const rest = match[2]
   if (kind === 'local') {
     if (rest === undefined || rest === '') return {kind, dir: defaultLocalDir(env)}
     return {kind, dir: path.resolve(rest)}
   }
 
-  // the last @ ends the user info, so a password may hold / and @ without percent-encoding
-  const at = rest?.lastIndexOf('@') ?? -1
-  const userinfo = rest === undefined || at === -1 ? undefined : rest.slice(0, at)
-  if (rest !== undefined && at !== -1) rest = rest.slice(at + 1)
-  const uriAuth = userinfo === undefined ? undefined : parseCredentials(userinfo, `the user info of backend "${shown}"`)
-  let hostsPart: string
-  let pathPart = ''
-  let tls = scheme === 'etcds'
-  if (rest === undefined) {
-    hostsPart = ''
-  } else {
-    const slash = rest.indexOf('/')
-    hostsPart = slash === -1 ? rest : rest.slice(0, slash)
-    pathPart = slash === -1 ? '' : rest.slice(slash)
-  }
-
-  let origin: {origin: string} | undefined
-  if (hostsPart === '') {
-    const variable = hostsVariable(kind, env)
-    if (variable !== undefined) origin = {origin: variable}
-    hostsPart = defaultHosts(kind, env)
-    // ETCDCTL_ENDPOINTS=https://... means TLS, as it does for etcdctl
-    tls ||= kind === 'etcd' && /^\s*https:\/\//i.test(hostsPart)
-  }
-
+  const uri = splitUri(rest)
+  const uriAuth =
+    uri.userinfo === undefined ? undefined : parseCredentials(uri.userinfo, `the user info of backend "${shown}"`)
+  const {hostsPart, origin, httpsFromEnv} = uriAddresses(kind, uri.hostsPart, env)
   const hosts = parseHosts(hostsPart, DEFAULT_PORTS[kind], shown)
+  const tls = scheme === 'etcds' || httpsFromEnv
+  return remoteSpec(kind, {scheme: scheme!, hosts, hostsPart, pathPart: uri.pathPart, uriAuth, tls, origin, shown}, env)
+}
+
+/** What parseBackend read from a zk, etcd or consul URI and its variables, before the kind's own rules. */
+interface RemoteParts {
+  scheme: string
+  hosts: HostPort[]
+  hostsPart: string
+  pathPart: string
+  uriAuth: Credentials | undefined
+  tls: boolean
+  origin: {origin: string} | undefined
+  /** The value as messages show it, without its password. */
+  shown: string
+}
+
+function remoteSpec(kind: RemoteKind, parts: RemoteParts, env: Env): BackendSpec {
+  const {scheme, hosts, hostsPart, pathPart, uriAuth, tls, origin, shown} = parts
   switch (kind) {
     case 'zk': {
       const spec: BackendSpec = {kind, hosts, base: normalizeBase(pathPart, '/services', shown), ...origin}
@@ -133,10 +137,7 @@ export function parseBackend(value: string | undefined, env: Env = process.env):
         )
       }
 
-      return {
-        ...consulSpec(hosts, match[1]!.toLowerCase() === 'consul+https' || usesHttps(hostsPart, env), env),
-        ...origin,
-      }
+      return {...consulSpec(hosts, scheme === 'consul+https' || usesHttps(hostsPart, env), env), ...origin}
     }
   }
 }
@@ -174,42 +175,8 @@ function specFromValues(flags: BackendFlagValues, env: Env): BackendSpec {
   for (const [name, value] of Object.entries(consul)) if (value) merged[name] = value
   const spec = parseBackend(flags.backend ?? env.SVC_BACKEND, merged)
   const tlsFlags = Boolean(flags.cacert || flags.cert || flags.key)
-  if (spec.kind === 'zk') {
-    const authText = flags['zk-auth'] ?? env.SVC_ZK_AUTH
-    const auth = authText ? parseCredentials(authText, '--zk-auth (SVC_ZK_AUTH)', false) : spec.auth
-    const aclText = flags['zk-acl'] ?? env.SVC_ZK_ACL
-    const acl = aclText ? parseZkAcl(aclText, auth !== undefined) : spec.acl
-    return {...spec, ...(auth && {auth}), ...(acl && {acl})}
-  }
-
-  if (spec.kind === 'etcd') {
-    // flags for a plain URI are a mistake; exported ETCDCTL_* variables apply only where TLS is used, as in etcdctl
-    if (!spec.tls) {
-      if (tlsFlags) {
-        throw new UserError(
-          `--cacert, --cert or --key is given but ${describeBackend(spec)} is plain`,
-          'use etcds://host:2379 for TLS, or leave them out',
-        )
-      }
-
-      return spec
-    }
-
-    const files: TlsFiles = {
-      ...spec.tls,
-      ...definedFile('ca', flags.cacert ?? env.ETCDCTL_CACERT),
-      ...definedFile('cert', flags.cert ?? env.ETCDCTL_CERT),
-      ...definedFile('key', flags.key ?? env.ETCDCTL_KEY),
-    }
-    const given = Object.keys(files).length > 0
-
-    if (Boolean(files.cert) !== Boolean(files.key)) {
-      throw new UserError('a client certificate needs both --cert and --key', 'pass both (ETCDCTL_CERT, ETCDCTL_KEY)')
-    }
-
-    return given ? {...spec, tls: files} : spec
-  }
-
+  if (spec.kind === 'zk') return zkFromFlags(spec, flags, env)
+  if (spec.kind === 'etcd') return etcdFromFlags(spec, flags, env, tlsFlags)
   if (spec.kind === 'consul' && !spec.https && tlsFlags) {
     throw new UserError(
       `--cacert, --cert or --key is given but ${describeBackend(spec)} is plain HTTP`,
@@ -218,6 +185,46 @@ function specFromValues(flags: BackendFlagValues, env: Env): BackendSpec {
   }
 
   return spec
+}
+
+type SpecOf<K extends BackendSpec['kind']> = Extract<BackendSpec, {kind: K}>
+
+/** --zk-auth and --zk-acl (or their variables) over what the URI says. */
+function zkFromFlags(spec: SpecOf<'zk'>, flags: BackendFlagValues, env: Env): BackendSpec {
+  const authText = flags['zk-auth'] ?? env.SVC_ZK_AUTH
+  const auth = authText ? parseCredentials(authText, '--zk-auth (SVC_ZK_AUTH)', false) : spec.auth
+  const aclText = flags['zk-acl'] ?? env.SVC_ZK_ACL
+  const acl = aclText ? parseZkAcl(aclText, auth !== undefined) : spec.acl
+  return {...spec, ...(auth && {auth}), ...(acl && {acl})}
+}
+
+/** The TLS files of an etcds:// backend: flags, else ETCDCTL_* variables; refused for a plain URI. */
+function etcdFromFlags(spec: SpecOf<'etcd'>, flags: BackendFlagValues, env: Env, tlsFlags: boolean): BackendSpec {
+  // flags for a plain URI are a mistake; exported ETCDCTL_* variables apply only where TLS is used, as in etcdctl
+  if (!spec.tls) {
+    if (tlsFlags) {
+      throw new UserError(
+        `--cacert, --cert or --key is given but ${describeBackend(spec)} is plain`,
+        'use etcds://host:2379 for TLS, or leave them out',
+      )
+    }
+
+    return spec
+  }
+
+  const files: TlsFiles = {
+    ...spec.tls,
+    ...definedFile('ca', flags.cacert ?? env.ETCDCTL_CACERT),
+    ...definedFile('cert', flags.cert ?? env.ETCDCTL_CERT),
+    ...definedFile('key', flags.key ?? env.ETCDCTL_KEY),
+  }
+  const given = Object.keys(files).length > 0
+
+  if (Boolean(files.cert) !== Boolean(files.key)) {
+    throw new UserError('a client certificate needs both --cert and --key', 'pass both (ETCDCTL_CERT, ETCDCTL_KEY)')
+  }
+
+  return given ? {...spec, tls: files} : spec
 }
 
 function definedFile(name: keyof TlsFiles, file: string | undefined): TlsFiles {
@@ -257,10 +264,7 @@ export function redactUri(raw: string): string {
   return colon === -1 ? raw : `${raw.slice(0, start)}${userinfo.slice(0, colon)}:***${raw.slice(at)}`
 }
 
-function usesHttps(hostsPart: string, env: Env): boolean {
-  return /^\s*https:\/\//i.test(hostsPart) || /^(1|true)$/i.test(env.CONSUL_HTTP_SSL?.trim() ?? '')
-}
-
+/** Consul's settings from its variables (where the flags land too): token, HTTPS, client certificate. */
 function consulSpec(hosts: HostPort[], https: boolean, env: Env): BackendSpec {
   const token = consulToken(env)
   const tls: TlsFiles = {}
@@ -281,45 +285,6 @@ function consulSpec(hosts: HostPort[], https: boolean, env: Env): BackendSpec {
     ...(https ? {https} : {}),
     ...(https && Object.keys(tls).length > 0 ? {tls} : {}),
   }
-}
-
-/** CONSUL_HTTP_TOKEN (where --token lands too), else the contents of CONSUL_HTTP_TOKEN_FILE. */
-function consulToken(env: Env): string | undefined {
-  if (env.CONSUL_HTTP_TOKEN) return env.CONSUL_HTTP_TOKEN
-  const file = env.CONSUL_HTTP_TOKEN_FILE
-  if (!file) return undefined
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
-    throw new UserError(
-      `cannot read the Consul token file ${file} named by CONSUL_HTTP_TOKEN_FILE (${code})`,
-      'point CONSUL_HTTP_TOKEN_FILE at a readable file that holds the token, or pass --token',
-    )
-  }
-
-  const token = text.trim()
-  if (token === '') {
-    throw new UserError(
-      `the Consul token file ${file} named by CONSUL_HTTP_TOKEN_FILE is empty`,
-      'write the token into it, or pass --token',
-    )
-  }
-
-  return token
-}
-
-function hostsVariable(kind: Exclude<BackendKind, 'local'>, env: Env): string | undefined {
-  const variable = {consul: 'CONSUL_HTTP_ADDR', etcd: 'ETCDCTL_ENDPOINTS', zk: 'ZOOKEEPER_HOSTS'}[kind]
-  return env[variable] ? variable : undefined
-}
-
-function defaultHosts(kind: Exclude<BackendKind, 'local'>, env: Env): string {
-  if (kind === 'consul' && env.CONSUL_HTTP_ADDR) return env.CONSUL_HTTP_ADDR
-  if (kind === 'etcd' && env.ETCDCTL_ENDPOINTS) return env.ETCDCTL_ENDPOINTS
-  if (kind === 'zk' && env.ZOOKEEPER_HOSTS) return env.ZOOKEEPER_HOSTS
-  return `127.0.0.1:${DEFAULT_PORTS[kind]}`
 }
 
 /** Accepts `h:p`, `h`, `[v6]:p` and `http://h:p` (the form CONSUL_HTTP_ADDR and ETCDCTL_ENDPOINTS use). */
@@ -360,16 +325,6 @@ export function parseHosts(list: string, defaultPort: number, raw: string): Host
 
   if (hosts.length === 0) throw new UserError(`backend "${raw}" names no address`, 'write addresses as host:port')
   return hosts
-}
-
-function normalizeBase(p: string, fallback: string, raw: string): string {
-  const trimmed = p.replace(/\/+$/, '')
-  if (trimmed === '') return fallback
-  if (!/^(\/[\w.-]+)+$/.test(trimmed)) {
-    throw new UserError(`invalid base path "${p}" in backend "${raw}"`, 'use a path such as /services')
-  }
-
-  return trimmed
 }
 
 export function formatHosts(hosts: HostPort[]): string {

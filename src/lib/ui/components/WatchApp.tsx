@@ -137,35 +137,37 @@ export function WatchApp({
     else if (input && !key.ctrl && !key.meta && !key.tab && printable(input)) update({filter: filter + input})
   }
 
-  const onKey = (input: string, key: Key): void => {
-    const {rows, selected} = layout()
-    const current = rows[selected]
-    const select = (index: number): void => {
-      const row = rows[Math.max(0, Math.min(rows.length - 1, index))]
-      if (row) update({selectedKey: row.key})
-    }
-
-    const page = treeHeight ?? 10
-    if (key.downArrow || input === 'j') select(selected + 1)
-    else if (key.upArrow || input === 'k') select(selected - 1)
-    else if (key.pageDown) select(selected + page)
-    else if (key.pageUp) select(selected - page)
-    else if (key.home || input === 'g') select(0)
-    else if (key.end || input === 'G') select(rows.length - 1)
-    else if (key.return || input === ' ') {
+  /** Enter/space toggles a service (an instance folds its own), left folds, right unfolds; false for other keys. */
+  const onFoldKey = (input: string, key: Key, current: TreeRow | undefined): boolean => {
+    if (key.return || input === ' ') {
       if (current?.kind === 'service') setExpanded(current.service, !current.expanded)
       else if (current?.kind === 'instance') setExpanded(current.instance.service, false, true)
     } else if (key.leftArrow || input === 'h') {
       if (current) setExpanded(current.kind === 'service' ? current.service : current.instance.service, false, true)
     } else if (key.rightArrow || input === 'l') {
       if (current?.kind === 'service') setExpanded(current.service, true)
-    } else if (input === '/') update({editingFilter: true, status: undefined})
+    } else return false
+    return true
+  }
+
+  /** `/` edits the filter, esc clears it, `d` asks to deregister the selected instance. */
+  const onActionKey = (input: string, key: Key, current: TreeRow | undefined): void => {
+    if (input === '/') update({editingFilter: true, status: undefined})
     else if (key.escape) update({filter: '', status: undefined})
     else if (input === 'd') {
       if (current?.kind === 'instance')
         update({confirm: {service: current.instance.service, id: current.instance.id}, status: undefined})
       else update({status: {text: 'select an instance to deregister', color: 'yellow'}})
     }
+  }
+
+  const onKey = (input: string, key: Key): void => {
+    const {rows, selected} = layout()
+    const target = moveTarget(input, key, selected, rows.length, treeHeight ?? 10)
+    if (target !== undefined) {
+      const row = rows[Math.max(0, Math.min(rows.length - 1, target))]
+      if (row) update({selectedKey: row.key})
+    } else if (!onFoldKey(input, key, rows[selected])) onActionKey(input, key, rows[selected])
   }
 
   const quit = (): void => {
@@ -248,6 +250,17 @@ export function WatchApp({
       </Text>
     </Box>
   )
+}
+
+/** The row index a movement key goes to (not yet clamped), or undefined for any other key. */
+function moveTarget(input: string, key: Key, selected: number, count: number, page: number): number | undefined {
+  if (key.downArrow || input === 'j') return selected + 1
+  if (key.upArrow || input === 'k') return selected - 1
+  if (key.pageDown) return selected + page
+  if (key.pageUp) return selected - page
+  if (key.home || input === 'g') return 0
+  if (key.end || input === 'G') return count - 1
+  return undefined
 }
 
 /** Ink reports keys typed faster than it reads (tmux send-keys, a paste) as one input: split it into single keys. */
