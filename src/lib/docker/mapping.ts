@@ -167,12 +167,8 @@ function planPort(candidate: Candidate, ctx: PortContext, usedIds: Set<string>):
   const named = get('name')
   if (options.explicit && !named?.value) return undefined
 
-  const address = advertisedAddress(c, candidate, options, get('network')?.value, host, warn)
+  const address = dialable(advertisedAddress(c, candidate, options, get('network')?.value, host, warn), port, warn)
   if (address === undefined) return undefined
-  if (!isAddress(address)) {
-    warn(`port ${port} skipped: its address ${quote(address)} is neither an IP address nor a host name`)
-    return undefined
-  }
 
   const advertisedPort = options.internal ? port : (candidate.binding?.hostPort ?? port)
   const udp = protocol === 'udp'
@@ -534,4 +530,11 @@ function dockerHealth(state: Inspect['State']): Health | undefined {
       return undefined
     }
   }
+}
+
+/** The advertised address when every backend can store it and the proxy can dial it; else the port is skipped. */
+function dialable(address: string | undefined, port: number, warn: (message: string) => void): string | undefined {
+  if (address === undefined || isAddress(address)) return address
+  warn(`port ${port} skipped: its address ${quote(address)} is neither an IP address nor a host name`)
+  return undefined
 }
