@@ -124,7 +124,7 @@ describe('svc watch --exec', () => {
     const service = uniqueService('hooked')
     const registry = await openRegistry(local!.uri)
     const handler = `node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.stringify({service:process.env.SVC_SERVICE,change:process.env.SVC_CHANGE,n:JSON.parse(s).length})))"`
-    const watcher = spawnCli(['watch', service, '--exec', handler, '--debounce', '200ms', '-b', local!.uri])
+    const watcher = spawnCli(['watch', service, '--exec', handler, '--debounce', '1s', '-b', local!.uri])
     const lines: string[] = []
     watcher.stdout!.on('data', (d: Buffer) =>
       lines.push(

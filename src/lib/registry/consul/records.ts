@@ -260,7 +260,7 @@ export function toRecords(body: unknown): ReadResult[] {
     }
 
     const entry = raw as Json & {Service: Json; Node: Json}
-    const key = `${String(entry.Service.Service).slice(0, 128)}/${String(entry.Service.ID).slice(0, 256)}`
+    const key = `${shown(entry.Service.Service).slice(0, 128)}/${shown(entry.Service.ID).slice(0, 256)}`
     const result = decodeFields(entryFields(entry), {key})
     if (isSkipped(result)) {
       skipped.push(result)
@@ -313,4 +313,14 @@ export function catalogNames(body: unknown): string[] {
         .filter((name) => name !== 'consul')
         .sort()
     : []
+}
+
+/** A field of another tool's entry as text for a warning: a string as it is, anything else as JSON, never a throw. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return value
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return typeof value
+  }
 }

@@ -172,7 +172,10 @@ export class Registration implements RegistrationHandle {
       this.schedule(this.record.refreshMs)
     } catch (error) {
       if (this.closedError) return
-      this.report('lost', `${errorMessage(error)}; retrying`)
+      // a check that could not be made is no loss: the record outlives it until its TTL, when the gap rule above
+      // reports it lost; a leader election that fails one read no longer makes a second loss episode
+      if (this.failures === 0)
+        this.settings.log(`registration check of ${service} ${id} failed: ${errorMessage(error)}; retrying`)
       const delay = backoffDelay({initialDelayMs: FIRST_RETRY_MS, maxDelayMs: this.record.refreshMs}, this.failures)
       this.failures++
       this.schedule(delay)
