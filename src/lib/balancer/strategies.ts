@@ -18,6 +18,8 @@ export interface Balancer<T extends Target> {
   pick(key: string | undefined): T | undefined
   /** A target other than `exclude` (for a retry), or undefined when there is no other. */
   pickOther(exclude: T, key: string | undefined): T | undefined
+  /** A target none of the `tried` ones (a second retry), or undefined when every target was tried. */
+  pickUntried(tried: ReadonlySet<T>, key: string | undefined): T | undefined
 }
 
 export function parseBalanceStrategy(value: string): BalanceStrategy {
@@ -64,6 +66,15 @@ abstract class Base<T extends Target> implements Balancer<T> {
   constructor(readonly targets: readonly T[]) {}
 
   abstract pick(key: string | undefined): T | undefined
+
+  pickUntried(tried: ReadonlySet<T>, key: string | undefined): T | undefined {
+    for (let i = 0; i < 3; i++) {
+      const t = this.pick(key)
+      if (t !== undefined && !tried.has(t)) return t
+    }
+
+    return this.targets.find((t) => !tried.has(t))
+  }
 
   pickOther(exclude: T, key: string | undefined): T | undefined {
     const {targets} = this

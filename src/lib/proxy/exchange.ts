@@ -43,6 +43,8 @@ export class Exchange implements PoolClient {
   settled = false
   /** Attempts made on other instances after a failure. */
   retries = 0
+  /** The instances this request failed on: a retry never goes back to one of them. */
+  tried: Set<Upstream<ConnectionPool>> | undefined = undefined
   /** Sent again on a new connection after a kept-alive one closed under it. */
   resent = false
   requestDone = false

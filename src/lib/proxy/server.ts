@@ -234,7 +234,9 @@ export class ProxyServer {
 
     // a request that failed because its instance left the table is retried outside the budget: churn is not overload
     if (mayRetry(ex, kind, left, code) && (left || this.budget.tryRetry())) {
-      const other = route.balancer.pickOther(upstream, ex.key)
+      ex.tried ??= new Set()
+      ex.tried.add(upstream)
+      const other = route.balancer.pickUntried(ex.tried, ex.key)
       if (other !== undefined) {
         ex.retries++
         ex.upstream = other
