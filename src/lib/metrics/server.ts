@@ -1,5 +1,5 @@
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
-import type {AddressInfo} from 'node:net'
+import type {AddressInfo, Server} from 'node:net'
 
 import {errorMessage, UserError} from '../errors.js'
 import {formatHosts, type HostPort, parseHosts} from '../registry/spec.js'
@@ -123,6 +123,26 @@ function reply(
 }
 
 /** A listen failure as a UserError naming the fix; `what` is e.g. "serve metrics", `flag` the address flag. */
+/** Listens on host:port; resolves with the bound address (host:port), or rejects with listenError's one-line error. */
+export async function listenAt(
+  server: Server,
+  host: string,
+  port: number,
+  what: string,
+  flag: string,
+): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => reject(listenError(error, host, port, what, flag))
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+  const bound = server.address() as AddressInfo
+  return formatHosts([{host: bound.address, port: bound.port}])
+}
+
 export function listenError(
   error: NodeJS.ErrnoException,
   host: string,

@@ -6,12 +6,11 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
-import {type AddressInfo, type Socket} from 'node:net'
+import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import {performance} from 'node:perf_hooks'
 
-import {listenError} from '../metrics/server.js'
-import {formatHosts} from '../registry/spec.js'
+import {listenAt} from '../metrics/server.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
 import {downstreamHeaders, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
@@ -118,19 +117,7 @@ export class NodeHttpProxy {
   }
 
   async listen(): Promise<string> {
-    const {server} = this
-    const {host, port} = this.opts
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException): void =>
-        reject(listenError(error, host, port, 'listen', '--listen'))
-      server.once('error', onError)
-      server.listen(port, host, () => {
-        server.off('error', onError)
-        resolve()
-      })
-    })
-    const bound = server.address() as AddressInfo
-    return formatHosts([{host: bound.address, port: bound.port}])
+    return listenAt(this.server, this.opts.host, this.opts.port, 'listen', '--listen')
   }
 
   get active(): number {

@@ -1,8 +1,7 @@
-import {type AddressInfo, createServer, type Server, type Socket} from 'node:net'
+import {createServer, type Server, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
-import {listenError} from '../metrics/server.js'
-import {formatHosts} from '../registry/spec.js'
+import {listenAt} from '../metrics/server.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
 import {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './options.js'
 import {ClientConnection} from './client-connection.js'
@@ -94,19 +93,7 @@ export class ProxyServer {
 
   /** Starts listening; resolves with the bound address (host:port). */
   async listen(): Promise<string> {
-    const {server} = this
-    const {host, port} = this.opts
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException): void =>
-        reject(listenError(error, host, port, 'listen', '--listen'))
-      server.once('error', onError)
-      server.listen(port, host, () => {
-        server.off('error', onError)
-        resolve()
-      })
-    })
-    const bound = server.address() as AddressInfo
-    return formatHosts([{host: bound.address, port: bound.port}])
+    return listenAt(this.server, this.opts.host, this.opts.port, 'listen', '--listen')
   }
 
   private checkTimeouts(): void {
