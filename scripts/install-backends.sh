@@ -41,6 +41,11 @@ command -v zsh >/dev/null || missing+=(zsh)
 command -v fish >/dev/null || missing+=(fish)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v dig >/dev/null || missing+=(dnsutils)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v dnsperf >/dev/null || missing+=(dnsperf)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
