@@ -41,6 +41,12 @@ export interface SkippedRecord {
 
 export type ReadResult = StoredRecord | SkippedRecord
 
+/** Which record: a service name and an instance id. */
+export interface RecordKey {
+  service: string
+  id: string
+}
+
 export function isSkipped(result: ReadResult): result is SkippedRecord {
   return 'skipped' in result
 }
@@ -105,6 +111,12 @@ export interface Driver {
   setHealth?(record: OwnedRecord, binding: Binding, health: Health, output?: string): Promise<void>
   /** One record; undefined when absent. */
   read(service: string, id: string): Promise<ReadResult | undefined>
+  /**
+   * Many records in as few backend round trips as the backend allows (one range read, one agent listing), keyed by
+   * `instanceKey`; an absent record has no entry. The lifecycle checks the presence of every registration a process
+   * holds with one call per refresh period instead of one read each. Absent: the core reads one by one, bounded.
+   */
+  readMany?(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>>
   /** Removes one record whoever owns it; false when it was absent. */
   remove(service: string, id: string): Promise<boolean>
   listServices(): Promise<ServiceSummary[]>
