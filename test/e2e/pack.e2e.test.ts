@@ -98,8 +98,10 @@ describe('npm pack, then npm install -g of the tarball, gives a working svc', ()
     for (const file of [
       'bin/run.js',
       'oclif.manifest.json',
-      'dist/commands/resolve.js',
-      'dist/hooks/completion.js',
+      'dist/cli/cli.js',
+      'dist/cli/commands/resolve.js',
+      'dist/cli/hooks/completion.js',
+      'dist/lib/demo/instance.js',
       'package.json',
     ]) {
       expect(files).toContain(file)

@@ -1,12 +1,24 @@
 import {type ChildProcess, spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
+import {packageRoot} from '../cluster/binaries.js'
 import {ExternalError} from '../errors.js'
 import type {ServiceInstance} from '../registry/types.js'
 import type {InstanceMessage} from './instance.js'
 
-/** The instance script, beside this module (dist/lib/demo/instance.js once built). */
-export const INSTANCE_SCRIPT = fileURLToPath(new URL('instance.js', import.meta.url))
+/**
+ * The instance script: beside this module in dist/lib/demo once built; from the CLI's bundle (dist/cli), where this
+ * module is part of a chunk, the same built file under the package root.
+ */
+export const INSTANCE_SCRIPT = instanceScript()
+
+function instanceScript(): string {
+  const beside = fileURLToPath(new URL('instance.js', import.meta.url))
+  const root = packageRoot()
+  return existsSync(beside) || root === undefined ? beside : path.join(root, 'dist/lib/demo/instance.js')
+}
 
 /** A running demo instance: a child process serving HTTP and keeping its own registration alive. */
 export class DemoInstance {
