@@ -1,4 +1,3 @@
-import {randomBytes} from 'node:crypto'
 import {
   chmodSync,
   closeSync,
@@ -16,6 +15,7 @@ import path from 'node:path'
 import {UserError} from '../errors.js'
 import {hasErrorCode, isRecord} from '../guards.js'
 import type {Env} from '../registry/spec.js'
+import {randomHex} from '../random-hex.js'
 
 /** What `svc config` keeps: backend settings by flag name, for every command and per named profile. */
 export interface SvcConfig {
@@ -64,7 +64,7 @@ export function saveConfig(config: SvcConfig, file: string = configPath()): void
   const dir = path.dirname(file)
   mkdirSync(dir, {recursive: true, mode: 0o700})
   chmodSync(dir, 0o700)
-  const tmp = path.join(dir, `.config.json.${process.pid}.${randomBytes(4).toString('hex')}`)
+  const tmp = path.join(dir, `.config.json.${process.pid}.${randomHex(4)}`)
   try {
     const fd = openSync(tmp, 'wx', 0o600)
     try {

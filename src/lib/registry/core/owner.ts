@@ -1,14 +1,14 @@
-import {randomBytes} from 'node:crypto'
 import {hostname} from 'node:os'
 
 import {hasErrorCode} from '../../guards.js'
+import {randomHex} from '../../random-hex.js'
 import type {Owner} from './driver.js'
 
 let self: Owner | undefined
 
 /** This process as the owner of the records it writes: one nonce per process start. */
 export function currentOwner(): Owner {
-  self ??= {host: hostname(), pid: process.pid, nonce: randomBytes(8).toString('hex')}
+  self ??= {host: hostname(), pid: process.pid, nonce: randomHex(8)}
   return self
 }
 

@@ -1,11 +1,11 @@
 /* eslint-disable no-bitwise -- open flags are bit masks */
-import {randomBytes} from 'node:crypto'
 import {constants} from 'node:fs'
 import {type FileHandle, open, rename, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {errorMessage} from '../../errors.js'
 import {hasErrorCode} from '../../guards.js'
+import {randomHex} from '../../random-hex.js'
 
 /** Instance files are a few hundred bytes; anything above this is not one of svc's and is not read. */
 export const MAX_INSTANCE_FILE_BYTES = 1024 * 1024
@@ -31,7 +31,7 @@ type FileRead = {content: string; mtimeMs: number} | {skip: string} | undefined
  * `file` (a symbolic link included) instead of writing through it.
  */
 export async function writeAtomic(file: string, bytes: Buffer): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+  const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${randomHex(4)}`)
   let handle: FileHandle | undefined
   try {
     handle = await open(tmp, CREATE_FLAGS, 0o600)
