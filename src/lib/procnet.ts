@@ -4,12 +4,16 @@ import {readdirSync, readFileSync, readlinkSync} from 'node:fs'
 export interface ProcSocket {
   address: string
   port: number
+  /** The peer's address and port (0.0.0.0:0 for a listening socket). */
+  remoteAddress: string
+  remotePort: number
   /** The kernel's TCP state; 0x0A is LISTEN. */
   state: number
   inode: number
 }
 
 export const TCP_LISTEN = 0x0a
+export const TCP_ESTABLISHED = 0x01
 
 /** A hex IPv4 word as the kernel prints it: the address in host (little-endian) byte order. */
 function ipv4(hex: string): string {
@@ -57,21 +61,29 @@ function compressIpv6(groups: string[]): string {
   return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLength).join(':')}`
 }
 
+/** `0100007F:1F90` as the kernel prints an endpoint. */
+function endpoint(field: string | undefined): {address: string; port: number} | undefined {
+  const [addressHex, portHex] = (field ?? '').split(':')
+  if (!addressHex || !portHex) return undefined
+  if (addressHex.length === 8) return {address: ipv4(addressHex), port: Number.parseInt(portHex, 16)}
+  if (addressHex.length === 32) return {address: ipv6(addressHex), port: Number.parseInt(portHex, 16)}
+  return undefined
+}
+
 /** Parses the text of /proc/net/tcp or /proc/net/tcp6 (the header line is skipped). */
 export function parseProcNetTcp(text: string): ProcSocket[] {
   const sockets: ProcSocket[] = []
   for (const line of text.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/)
     if (fields.length < 10) continue
-    const [addressHex, portHex] = (fields[1] ?? '').split(':')
-    if (!addressHex || !portHex) continue
-    let address: string
-    if (addressHex.length === 8) address = ipv4(addressHex)
-    else if (addressHex.length === 32) address = ipv6(addressHex)
-    else continue
+    const local = endpoint(fields[1])
+    const remote = endpoint(fields[2])
+    if (!local || !remote) continue
     sockets.push({
-      address,
-      port: Number.parseInt(portHex, 16),
+      address: local.address,
+      port: local.port,
+      remoteAddress: remote.address,
+      remotePort: remote.port,
       state: Number.parseInt(fields[3] ?? '', 16),
       inode: Number(fields[9]),
     })
@@ -149,6 +161,41 @@ export function listeningSockets(procRoot = '/proc'): ProcSocket[] {
 
     for (const socket of parseProcNetTcp(text))
       if (socket.state === TCP_LISTEN && socket.inode > 0) sockets.push(socket)
+  }
+
+  return sockets
+}
+
+/** The TCP connections one process holds open (established), from its own fd table and network namespace. */
+export function establishedConnections(pid: number, procRoot = '/proc'): ProcSocket[] {
+  const held = new Set<number>()
+  let fds: string[] = []
+  try {
+    fds = readdirSync(`${procRoot}/${pid}/fd`)
+  } catch {
+    return []
+  }
+
+  for (const fd of fds) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`${procRoot}/${pid}/fd/${fd}`))
+      if (match) held.add(Number(match[1]))
+    } catch {
+      // closed meanwhile
+    }
+  }
+
+  const sockets: ProcSocket[] = []
+  for (const file of ['net/tcp', 'net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(`${procRoot}/${pid}/${file}`, 'utf8')
+    } catch {
+      continue
+    }
+
+    for (const socket of parseProcNetTcp(text))
+      if (socket.state === TCP_ESTABLISHED && held.has(socket.inode)) sockets.push(socket)
   }
 
   return sockets

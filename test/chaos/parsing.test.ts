@@ -1,7 +1,10 @@
+import {mkdirSync, mkdtempSync, symlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {agreedLeader, type ObservedMember, parseZxid, zkMemberFromSrvr} from '../../src/lib/chaos/members.js'
-import {listensFor, parseProcNetTcp, TCP_LISTEN} from '../../src/lib/procnet.js'
+import {establishedConnections, listensFor, parseProcNetTcp, TCP_LISTEN} from '../../src/lib/procnet.js'
 import {summarizeWrites, type WriteRecord} from '../../src/lib/chaos/writes.js'
 
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -17,12 +20,27 @@ const TCP6 = `  sl  local_address                         remote_address        
 `
 
 describe('/proc/net/tcp parsing', () => {
-  it('reads addresses (host byte order), ports, states and inodes', () => {
+  it('reads addresses (host byte order), ports, peers, states and inodes', () => {
+    const none = {remoteAddress: '0.0.0.0', remotePort: 0}
     expect(parseProcNetTcp(TCP)).toEqual([
-      {address: '127.0.0.1', port: 45_065, state: TCP_LISTEN, inode: 1_550_805},
-      {address: '0.0.0.0', port: 22, state: TCP_LISTEN, inode: 20_417},
-      {address: '127.0.0.1', port: 45_065, state: 1, inode: 0},
+      {address: '127.0.0.1', port: 45_065, ...none, state: TCP_LISTEN, inode: 1_550_805},
+      {address: '0.0.0.0', port: 22, ...none, state: TCP_LISTEN, inode: 20_417},
+      {address: '127.0.0.1', port: 45_065, remoteAddress: '127.0.0.1', remotePort: 53_956, state: 1, inode: 0},
     ])
+  })
+
+  it("lists a process's established connections only, through its own fd table", () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'svc-proc-'))
+    mkdirSync(path.join(root, '42/fd'), {recursive: true})
+    mkdirSync(path.join(root, '42/net'))
+    writeFileSync(
+      path.join(root, '42/net/tcp'),
+      TCP.replace(/ 0 1 0000000000000000 20 4/, ' 99 1 0000000000000000 20 4'),
+    )
+    symlinkSync('socket:[99]', path.join(root, '42/fd/3'))
+    symlinkSync('socket:[1550805]', path.join(root, '42/fd/4'))
+    expect(establishedConnections(42, root).map((s) => [s.remotePort, s.inode])).toEqual([[53_956, 99]])
+    expect(establishedConnections(43, root)).toEqual([])
   })
 
   it('reads IPv6, the wildcard and IPv4-mapped addresses', () => {

@@ -4,10 +4,12 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {clusterStatus, startMember, stopMember} from '../../src/lib/cluster/index.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
+import type {MemberStatus} from '../../src/lib/cluster/types.js'
 import type {Registry, ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 import {testBackends, uniqueService} from '../helpers/backends.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {testCluster, withClusterLock} from '../helpers/clusters.js'
+import {memberDrill, presentThrough} from '../helpers/member-drills.js'
 import {plantRecord} from '../helpers/plant.js'
 
 /** The lifecycle tests' TTL, and the refresh period svc derives from it (a third). */
@@ -346,5 +348,37 @@ describe.each(testBackends())('registry contract: $name', (backend) => {
           await startMember(manifest, follower!.index)
         }
       }))
+
+    for (const [name, pick] of [
+      ['the member the registrar talks to stops and starts again', (_: MemberStatus[], used: MemberStatus) => used],
+      ['the leader is killed', (members: MemberStatus[]) => members.find((m) => m.role === 'leader')!],
+    ] as const) {
+      it(`members: ${name}; the instance is present again within the election time + 2 s, one episode at most`, () =>
+        withClusterLock(kind, async () => {
+          const service = uniqueService('member')
+          const registrar = await startRegistrar(backend.uri, service, 7402)
+          try {
+            const drill = await memberDrill({
+              kind,
+              uri: backend.uri,
+              registrar: registrar.child,
+              pick,
+              present: (uri) => presentThrough(uri, service, 7402),
+              timeoutMs: 45_000,
+            })
+            console.info(
+              `${kind}: ${drill.victim.role} ${drill.victim.address} stopped: election ${drill.electionMs} ms, present ${drill.presentMs} ms`,
+            )
+            expect(drill.presentMs, registrar.stderr()).toBeLessThan(drill.electionMs + 2000)
+            // the member is back; a refresh or two later there is nothing more to report
+            await sleep(REFRESH_MS * 3)
+            expect(registrar.count(/registration lost/), registrar.stderr()).toBeLessThanOrEqual(1)
+            expect(registrar.count(/registration restored/)).toBe(registrar.count(/registration lost/))
+            expect(await present(registry, service, 7402)).toBe(true)
+          } finally {
+            await stopRegistrar(registrar)
+          }
+        }))
+    }
   }
 })
