@@ -1,4 +1,4 @@
-import {proxyFlags, workerBackend} from '../command-flags/proxy.js'
+import {proxyFlags, withAccessLogValue, workerBackend} from '../command-flags/proxy.js'
 import {runGateway} from '../lib/gateway.js'
 import {RegistryCommand} from '../registry-command.js'
 
@@ -16,6 +16,11 @@ Slow or oversized clients are cut off: heads over --max-header-size get 431, tar
   ]
 
   static flags = proxyFlags
+
+  async init(): Promise<void> {
+    this.argv = withAccessLogValue(this.argv)
+    await super.init()
+  }
 
   async run(): Promise<void> {
     await runGateway({

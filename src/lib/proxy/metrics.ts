@@ -19,14 +19,20 @@ type DurationChild = Histogram.Internal<'service'>
  */
 export class ServiceStats {
   private readonly pending: number[] = []
+  /** Requests answered since the start, for the route page's rates. */
+  total = 0
+  /** Requests each instance served (by instance id), since the start. */
+  readonly byInstance = new Map<string, number>()
 
   constructor(
     readonly service: string,
     readonly duration: DurationChild,
   ) {}
 
-  request(code: number, seconds: number): void {
+  request(code: number, seconds: number, instance?: string): void {
     this.pending[code] = (this.pending[code] ?? 0) + 1
+    this.total++
+    if (instance !== undefined) this.byInstance.set(instance, (this.byInstance.get(instance) ?? 0) + 1)
     this.duration.observe(seconds)
   }
 
