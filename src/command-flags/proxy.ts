@@ -63,11 +63,13 @@ export const proxyFlags = {
     max: 64,
   }),
   'admin-listen': Flags.string({
-    description: 'serve /routes, /metrics and /healthz on HOST:PORT (off by default; worker 1 serves it)',
+    description:
+      'serve the route page (/), /routes, /metrics and /healthz on HOST:PORT (off by default; worker 1 serves it)',
     env: 'SVC_PROXY_ADMIN',
   }),
   'access-log': Flags.string({
     description: 'one line per request: bare or "-" on stderr, else appended to FILE (reopened on SIGUSR1)',
+    helpValue: '[FILE]',
   }),
   'access-log-format': Flags.string({
     description: "the access log's line: svc (svc's own line), combined (NCSA + upstream fields), json",
