@@ -2,12 +2,13 @@
  * svc proxy beside its peers, all forwarding to the same 2 upstreams on 127.0.0.1 (bench/proxy-upstream.mjs):
  * - direct: wrk against one upstream, no proxy;
  * - nginx: Debian nginx-light as a reverse proxy, 1 worker, keepalive to the upstreams, private prefix, daemon off;
+ * - haproxy: Debian HAProxy, nbthread 1, http-reuse always, keep-alive to the upstreams (bench/proxy-peers.ts);
  * - article: the express 4 + http-proxy 1 gateway of the background article (bench/article-gateway.mjs);
  * - svc: `svc proxy --workers 1` on the local backend, the 2 upstreams registered through the library;
  * - svc-nh: the same on the node:http engine (SVC_PROXY_ENGINE=node-http), what svc falls back to.
  * Each target gets a warm-up, then wrk for a fixed time with fixed connections; SVC_BENCH_ROUNDS rounds (order
- * rotated each round) and the median of each figure is reported. Goals: svc/nginx >= 0.5, svc/article >= 10,
- * svc p99 <= 2x nginx p99.
+ * rotated each round) and the median of each figure is reported. Goals (issue 18): svc/nginx req/s >= 0.7, svc p99
+ * <= 1.5x nginx p99, svc CPU per request <= 1.4x nginx's; svc/article >= 10 (the earlier goal) is kept.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -21,6 +22,8 @@ import {request} from 'undici'
 
 import {allocatePorts} from '../src/lib/cluster/ports.js'
 import {openRegistry} from '../src/lib/registry/index.js'
+import {haproxyConfig, nginxConfig} from './proxy-peers.js'
+import {type Median, printRatios, type Result} from './proxy-report.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DURATION = process.env.SVC_BENCH_DURATION ?? '10s'
@@ -52,14 +55,6 @@ function pinned(cpus: string, cmd: string, args: string[]): [string, string[]] {
 }
 
 const run = promisify(execFile)
-
-interface Result {
-  rps: number
-  p99Ms: number
-  errors: number
-  /** CPU time the target's own processes spent per request, in µs (what it costs, whatever the machine's load). */
-  cpuUs: number
-}
 
 const TICK_US = 1e6 / 100
 
@@ -166,38 +161,13 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const [up1, up2, nginxPort, articlePort, svcPort, fallbackPort] = await allocatePorts(6)
+  const [up1, up2, nginxPort, haproxyPort, articlePort, svcPort, fallbackPort] = await allocatePorts(7)
   const upstream = await start(LOAD_CPUS, process.execPath, [UPSTREAM_SCRIPT, String(up1)], /upstream on/)
   await start(LOAD_CPUS, process.execPath, [UPSTREAM_SCRIPT, String(up2)], /upstream on/)
 
   const prefix = path.join(dir, 'nginx')
   mkdirSync(path.join(prefix, 'tmp'), {recursive: true})
-  writeFileSync(
-    path.join(prefix, 'nginx.conf'),
-    `worker_processes 1;
-daemon off;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${prefix}/tmp/body;
-  proxy_temp_path ${prefix}/tmp/proxy;
-  fastcgi_temp_path ${prefix}/tmp/fastcgi;
-  uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
-  upstream bench { server 127.0.0.1:${up1}; server 127.0.0.1:${up2}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location /bench/ {
-      proxy_pass http://bench/;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`,
-  )
+  writeFileSync(path.join(prefix, 'nginx.conf'), nginxConfig(prefix, nginxPort!, [up1!, up2!]))
   const nginxChild = await start(
     PROXY_CPUS,
     existsNginx(),
@@ -205,6 +175,12 @@ http {
     undefined,
   )
   await waitForPort(nginxPort!)
+
+  const haproxyConf = path.join(dir, 'haproxy.cfg')
+  writeFileSync(haproxyConf, haproxyConfig(dir, haproxyPort!, [up1!, up2!]))
+  // -db: foreground, no master process: the pid measured is the one process that serves
+  const haproxyChild = await start(PROXY_CPUS, haproxyBinary(), ['-db', '-f', haproxyConf], undefined)
+  await waitForPort(haproxyPort!)
 
   const articleChild = await start(
     PROXY_CPUS,
@@ -239,6 +215,7 @@ http {
     const targets: Array<[string, string, number]> = [
       ['direct', `http://127.0.0.1:${up1}/bench/`, upstream.pid!],
       ['nginx', `http://127.0.0.1:${nginxPort}/bench/`, nginxChild.pid!],
+      ['haproxy', `http://127.0.0.1:${haproxyPort}/bench/`, haproxyChild.pid!],
       ['article', `http://127.0.0.1:${articlePort}/bench/`, articleChild.pid!],
       ['svc', `http://127.0.0.1:${svcPort}/bench/`, svcProxy.pid!],
       ['svc-nh', `http://127.0.0.1:${fallbackPort}/bench/`, fallbackProxy.pid!],
@@ -260,7 +237,7 @@ http {
       }
     }
 
-    const med = (name: string): {rps: number; p99: number; cpu: number; errors: number} => {
+    const med = (name: string): Median => {
       const list = results.get(name)!
       return {
         rps: median(list.map((r) => r.rps)),
@@ -284,30 +261,7 @@ http {
     console.log('  (cpu: user + system time of the target’s own processes per request; direct: the one upstream)')
     console.log('  (svc: the llhttp engine; svc-nh: the node:http engine, SVC_PROXY_ENGINE=node-http)')
 
-    const svc = med('svc')
-    const nginx = med('nginx')
-    const article = med('article')
-    const goal = (label: string, value: number, ok: boolean, want: string): void =>
-      console.log(`  ${label.padEnd(22)} ${value.toFixed(2).padStart(6)}  (goal ${want}: ${ok ? 'met' : 'NOT met'})`)
-    console.log('\nratios:')
-    goal('svc/nginx req/s', svc.rps / nginx.rps, svc.rps / nginx.rps >= 0.5, '>= 0.5')
-    goal('svc/article req/s', svc.rps / article.rps, svc.rps / article.rps >= 10, '>= 10')
-    goal('svc p99 / nginx p99', svc.p99 / nginx.p99, svc.p99 <= 2 * nginx.p99, '<= 2')
-    const fallback = med('svc-nh')
-    for (const [label, value] of [
-      ['svc-nh/svc req/s', fallback.rps / svc.rps],
-      ['svc-nh/article req/s', fallback.rps / article.rps],
-    ] as const)
-      console.log(`  ${label.padEnd(22)} ${value.toFixed(2).padStart(6)}  (the fallback engine: reported, no goal)`)
-    // the same ratios within each round (targets measured minutes apart on a shared machine drift)
-    const per = (a: string, b: string, f: (r: Result) => number): string =>
-      results
-        .get(a)!
-        .map((r, i) => (f(r) / f(results.get(b)![i]!)).toFixed(2))
-        .join(' ')
-    console.log(
-      `  per round: svc/nginx ${per('svc', 'nginx', (r) => r.rps)}; svc/article ${per('svc', 'article', (r) => r.rps)}; p99 svc/nginx ${per('svc', 'nginx', (r) => r.p99Ms)}`,
-    )
+    printRatios(med, results)
   } finally {
     await Promise.allSettled(handles.map((h) => h.close()))
     await registry.close()
@@ -316,6 +270,10 @@ http {
 
 function existsNginx(): string {
   return process.env.SVC_BENCH_NGINX ?? '/usr/sbin/nginx'
+}
+
+function haproxyBinary(): string {
+  return process.env.SVC_BENCH_HAPROXY ?? '/usr/sbin/haproxy'
 }
 
 async function stopAll(): Promise<void> {

@@ -2,6 +2,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {backendFlags, durationDefault, durationFlag, validated} from '../flags.js'
 import {BALANCE_STRATEGIES} from '../lib/balancer/strategies.js'
+import {ACCESS_LOG_FORMATS} from '../lib/proxy/access-format.js'
 import {parseHashKey} from '../lib/proxy/hash-key.js'
 import {PROXY_DEFAULTS, PROXY_LIMITS} from '../lib/proxy/index.js'
 import {parseRouteSpec} from '../lib/proxy/routes.js'
@@ -62,10 +63,19 @@ export const proxyFlags = {
     max: 64,
   }),
   'admin-listen': Flags.string({
-    description: 'serve /routes, /metrics and /healthz on HOST:PORT (off by default; worker 1 serves it)',
+    description:
+      'serve the route page (/), /routes, /metrics and /healthz on HOST:PORT (off by default; worker 1 serves it)',
     env: 'SVC_PROXY_ADMIN',
   }),
-  'access-log': Flags.boolean({description: 'one line per request on stderr'}),
+  'access-log': Flags.string({
+    description: 'one line per request: bare or "-" on stderr, else appended to FILE (reopened on SIGUSR1)',
+    helpValue: '[FILE]',
+  }),
+  'access-log-format': Flags.string({
+    description: "the access log's line: svc (svc's own line), combined (NCSA + upstream fields), json",
+    options: [...ACCESS_LOG_FORMATS],
+    default: 'svc',
+  }),
   'trusted-proxy': Flags.string({
     description: 'address or CIDR of a proxy in front of this one whose X-Forwarded-* headers are kept (repeatable)',
     multiple: true,
@@ -101,6 +111,27 @@ export const proxyFlags = {
     ...durationDefault(PROXY_LIMITS.idleTimeoutMs),
     helpGroup: 'LIMITS',
   }),
+}
+
+/**
+ * `argv` with a bare `--access-log` (last, or before another flag) given the value `-` (stderr): oclif has no flag
+ * whose value may be left out, and `svc proxy` takes no positional argument a value could be confused with.
+ */
+export function withAccessLogValue(argv: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') {
+      out.push(...argv.slice(i))
+      break
+    }
+
+    out.push(arg)
+    const next = argv[i + 1]
+    if (arg === '--access-log' && (next === undefined || (next.startsWith('-') && next !== '-'))) out.push('-')
+  }
+
+  return out
 }
 
 /**

@@ -2,6 +2,7 @@ import cluster from 'node:cluster'
 
 import {parseBalanceStrategy} from './balancer/strategies.js'
 import {formatError} from './errors.js'
+import {type AccessLog, accessLogOf} from './proxy/access-log.js'
 import {parseHashKey} from './proxy/hash-key.js'
 import {parseListenAddress, runProxy} from './proxy/index.js'
 import {parseRouteSpec} from './proxy/routes.js'
@@ -21,7 +22,9 @@ export interface GatewayFlags {
   timeout: number
   'drain-timeout': number
   workers: number
-  'access-log': boolean
+  /** `-`: stderr; else a file to append to; undefined: off. */
+  'access-log'?: string
+  'access-log-format': string
   'trusted-proxy'?: string[]
   'max-header-size': number
   'max-url-length': number
@@ -52,6 +55,8 @@ export async function runGateway(run: GatewayRun): Promise<void> {
     const primary = await runPrimary({
       workers: flags.workers,
       startTimeoutMs: 30_000,
+      // each worker writes its own lines (O_APPEND); logrotate signals the primary, which passes it on
+      forwardSignals: flags['access-log'] === undefined ? [] : ['SIGUSR1'],
       log,
       ...(await run.workerBackend()),
     })
@@ -63,7 +68,11 @@ export async function runGateway(run: GatewayRun): Promise<void> {
   }
 
   const worker = workerNumber()
+  let accessLog: AccessLog | undefined
+  const reopen = (): void => accessLog?.reopen()
   try {
+    accessLog = accessLogOf(flags['access-log'], flags['access-log-format'], log)
+    if (accessLog !== undefined) process.on('SIGUSR1', reopen)
     const registry = await run.registry()
     const running = await runProxy(registry, {
       host: listen.host,
@@ -83,7 +92,7 @@ export async function runGateway(run: GatewayRun): Promise<void> {
       },
       trustedProxy: parseTrustedProxies(flags['trusted-proxy'] ?? []),
       admin: worker === undefined || worker === 1 ? admin : undefined,
-      accessLog: flags['access-log'] ? (line) => process.stderr.write(line + '\n') : undefined,
+      accessLog,
       log,
     })
     if (worker === undefined)
@@ -100,6 +109,9 @@ export async function runGateway(run: GatewayRun): Promise<void> {
     // the primary reports it, once
     send({type: 'failed', message: formatError(error)}, () => process.disconnect?.())
     process.exitCode = 1
+  } finally {
+    process.off('SIGUSR1', reopen)
+    await accessLog?.close()
   }
 }
 
@@ -109,7 +121,7 @@ function stopped(cut: number): string {
 
 function ready(out: (line: string) => void, address: string, adminAddress: string | undefined, detail: string): void {
   out(`svc proxy listening on http://${address} (${detail})`)
-  if (adminAddress) out(`svc proxy admin on http://${adminAddress} (/routes, /metrics, /healthz)`)
+  if (adminAddress) out(`svc proxy admin on http://${adminAddress} (/ route page, /routes, /metrics, /healthz)`)
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

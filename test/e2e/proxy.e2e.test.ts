@@ -1,4 +1,4 @@
-import {mkdtempSync, readFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, renameSync} from 'node:fs'
 import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -9,7 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openRegistry} from '../../src/lib/registry/index.js'
 import type {RegistrationHandle, Registry} from '../../src/lib/registry/types.js'
-import {runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
+import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
 import {startUpstream, type TestUpstream} from '../helpers/upstream.js'
 
 const backend = `local://${mkdtempSync(path.join(tmpdir(), 'svc-e2e-proxy-'))}`
@@ -93,6 +93,28 @@ describe('svc proxy (the built binary)', () => {
       expect(proxy.stderr()).toContain('svc: draining (1 in flight)')
       expect(proxy.stderr()).toContain('svc: stopped')
       await expect(get(`http://${proxy.address}/shop/`)).rejects.toThrow()
+    } finally {
+      proxy.child.kill('SIGKILL')
+    }
+  })
+
+  it('appends the access log to a file and reopens it on SIGUSR1 after logrotate renamed it', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'svc-e2e-log-')), 'access.log')
+    const proxy = await startProxy('--access-log', file, '--access-log-format', 'json')
+    try {
+      await get(`http://${proxy.address}/shop/user?id=1`)
+      // lines are written in batches, at most 100 ms apart
+      await eventually(async () => readFileSync(file, 'utf8').includes('id=1'), 5000)
+      renameSync(file, `${file}.1`)
+      proxy.child.kill('SIGUSR1')
+      await eventually(async () => existsSync(file), 5000)
+      await get(`http://${proxy.address}/shop/user?id=2`)
+      await eventually(async () => readFileSync(file, 'utf8').includes('id=2'), 5000)
+      const record = JSON.parse(readFileSync(file, 'utf8').trim()) as Record<string, unknown>
+      expect(record).toMatchObject({target: '/shop/user?id=2', status: 200, service: 'shop'})
+      expect(readFileSync(`${file}.1`, 'utf8')).not.toContain('id=2')
+      proxy.child.kill('SIGTERM')
+      expect(await waitForExit(proxy.child, 10_000)).toBe(0)
     } finally {
       proxy.child.kill('SIGKILL')
     }

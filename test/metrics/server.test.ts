@@ -38,6 +38,7 @@ function exposition(render: () => string): Exposition {
 interface Reply {
   status: number
   type?: string
+  allow?: string
   body: string
 }
 
@@ -49,7 +50,10 @@ async function get(url: string, method = 'GET'): Promise<Reply> {
       res.on('data', (chunk: string) => {
         body += chunk
       })
-      res.on('end', () => resolve({status: res.statusCode ?? 0, type: res.headers['content-type'], body}))
+      res.on('end', () => {
+        const {allow} = res.headers
+        resolve({status: res.statusCode ?? 0, type: res.headers['content-type'], ...(allow ? {allow} : {}), body})
+      })
     })
     req.on('error', reject)
     req.end()
@@ -82,7 +86,9 @@ describe('serveMetrics', () => {
     expect(await get(`${base}/healthz`)).toMatchObject({status: 200, body: 'ok\n'})
     expect(await get(`${base}/`)).toMatchObject({status: 404})
     expect(await get(`${base}/metrics/extra`)).toMatchObject({status: 404})
-    expect(await get(`${base}/metrics`, 'POST')).toMatchObject({status: 404})
+    expect(await get(`${base}/metrics`, 'POST')).toMatchObject({status: 405, allow: 'GET, HEAD'})
+    expect(await get(`${base}/healthz`, 'DELETE')).toMatchObject({status: 405, allow: 'GET, HEAD'})
+    expect(await get(`${base}/nothing`, 'POST')).toMatchObject({status: 404})
   })
 
   it('answers 500 when rendering fails, and keeps serving', async () => {

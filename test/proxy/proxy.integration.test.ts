@@ -155,12 +155,13 @@ describe.each(testBackends(['local', 'etcd']))('svc proxy on $name', (backend) =
     expect(JSON.parse(res.body)).toEqual({error: 'unknown service "no-such-service"', service: 'no-such-service'})
   })
 
-  it('no healthy instance: 503', async () => {
+  it('no healthy instance: 503 with Retry-After', async () => {
     const service = uniqueService('sick')
     await register(service, await upstream('sick'), 'critical')
     await eventually(async () => running.proxy.table.services.get(service)?.upstreams.size === 1, 5000)
     const res = await get(`/${service}/`)
     expect(res.status).toBe(503)
+    expect(res.headers['retry-after']).toBe('2')
     expect(JSON.parse(res.body)).toMatchObject({error: `no healthy instance of "${service}"`, service})
   })
 

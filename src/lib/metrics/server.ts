@@ -39,20 +39,25 @@ export function parseHostPort(value: string, flag = '--metrics'): HostPort {
 export interface ServeOptions {
   /** More GET endpoints, by path: each returns a JSON body (e.g. the proxy's /routes). */
   json?: Record<string, () => unknown>
+  /** GET endpoints that answer an HTML page, by path (e.g. the proxy's route page on /). */
+  html?: Record<string, () => string>
   /** What the listener is, for errors: "serve metrics" by default. */
   what?: string
   /** The flag that sets the address, for hints: --metrics by default. */
   flag?: string
 }
 
-/** Serves GET /metrics (rendered per scrape), GET /healthz and `opts.json`; everything else gets 404. */
+/**
+ * Serves GET /metrics (rendered per scrape), GET /healthz, `opts.json` and `opts.html`; another method on one of
+ * those paths gets 405 with `Allow: GET, HEAD`, any other path 404.
+ */
 export async function serveMetrics(
   exposition: Exposition,
   host: string,
   port: number,
   opts: ServeOptions = {},
 ): Promise<MetricsServer> {
-  const server = createServer((req, res) => handle(req, res, exposition, opts.json ?? {}))
+  const server = createServer((req, res) => handle(req, res, exposition, opts.json ?? {}, opts.html ?? {}))
   server.keepAliveTimeout = 5000
 
   await new Promise<void>((resolve, reject) => {
@@ -86,16 +91,30 @@ function handle(
   res: ServerResponse,
   exposition: Exposition,
   json: Record<string, () => unknown>,
+  html: Record<string, () => string>,
 ): void {
   const path = (req.url ?? '/').split('?', 1)[0] ?? '/'
   const method = req.method ?? 'GET'
+  const known = path === '/metrics' || path === '/healthz' || Object.hasOwn(json, path) || Object.hasOwn(html, path)
+  if (known && method !== 'GET' && method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD')
+    reply(res, 405, `method ${method} not allowed on ${path}: use GET or HEAD\n`, method)
+    return
+  }
+
   const extra = Object.hasOwn(json, path) ? json[path] : undefined
-  if ((method === 'GET' || method === 'HEAD') && extra) {
+  if (extra) {
     reply(res, 200, JSON.stringify(extra(), null, 2) + '\n', method, 'application/json')
     return
   }
 
-  if ((method === 'GET' || method === 'HEAD') && path === '/metrics') {
+  const page = Object.hasOwn(html, path) ? html[path] : undefined
+  if (page) {
+    reply(res, 200, page(), method, 'text/html; charset=utf-8')
+    return
+  }
+
+  if (path === '/metrics') {
     exposition.metrics().then(
       (body) => reply(res, 200, body, method, exposition.contentType),
       (error: unknown) => reply(res, 500, `cannot render metrics: ${errorMessage(error)}\n`, method),
@@ -103,12 +122,13 @@ function handle(
     return
   }
 
-  if ((method === 'GET' || method === 'HEAD') && path === '/healthz') {
+  if (path === '/healthz') {
     reply(res, 200, 'ok\n', method)
     return
   }
 
-  reply(res, 404, `not found: try ${['/metrics', '/healthz', ...Object.keys(json)].join(', ')}\n`, method)
+  const paths = [...Object.keys(html), '/metrics', '/healthz', ...Object.keys(json)]
+  reply(res, 404, `not found: try ${paths.join(', ')}\n`, method)
 }
 
 function reply(

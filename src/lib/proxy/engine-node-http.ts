@@ -52,6 +52,10 @@ interface Forward {
   retried: boolean
   resent: boolean
   settled: boolean
+  /** Response body bytes sent to the client. */
+  bytes: number
+  /** When the request last went upstream (0: not noted, the access log is off). */
+  sentAt: number
 }
 
 /**
@@ -210,6 +214,8 @@ export class NodeHttpProxy {
       retried: false,
       resent: false,
       settled: false,
+      bytes: 0,
+      sentAt: 0,
     }
     this.inflight++
     this.budget.request()
@@ -225,6 +231,7 @@ export class NodeHttpProxy {
   /** Sends the request to `upstream` (counted in its requests in flight until it answers or fails). */
   private send(fwd: Forward, upstream: Target): void {
     fwd.upstream = upstream
+    if (this.opts.accessLog !== undefined) fwd.sentAt = performance.now()
     upstream.inflight++
     upstream.pool.active++
     const {req, res} = fwd
@@ -276,6 +283,7 @@ export class NodeHttpProxy {
       if (this.draining) fields.push('connection', 'close')
       res.writeHead(status, ures.statusMessage, fields)
       ures.on('data', (chunk: Buffer) => {
+        fwd.bytes += chunk.length
         if (!res.write(chunk)) ures.pause()
       })
       res.on('drain', () => ures.resume())
@@ -347,7 +355,7 @@ export class NodeHttpProxy {
 
     const status = kind === 'timeout' ? 504 : 502
     const message = `${status === 504 ? 'upstream timed out' : 'upstream failed'}: ${error.message}`
-    writeJson(res, status, {error: message, service: route.name, instance: upstream.id}, this.draining)
+    fwd.bytes = writeJson(res, status, {error: message, service: route.name, instance: upstream.id}, this.draining)
     this.settle(fwd, status)
   }
 
@@ -355,7 +363,7 @@ export class NodeHttpProxy {
     if (fwd.settled) return
     fwd.settled = true
     this.inflight--
-    this.finish(fwd.req, fwd.route, status, fwd.upstream, fwd.started)
+    this.finish(fwd.req, fwd.route, status, fwd.upstream, fwd.started, fwd)
     this.idle?.()
   }
 
@@ -368,10 +376,10 @@ export class NodeHttpProxy {
     started: number,
     close = false,
   ): void {
-    writeJson(res, status, body, close || this.draining)
+    const bytes = writeJson(res, status, body, close || this.draining)
     // a client waiting for 100 Continue may never send the body it announced
     if (!req.complete) req.resume()
-    this.finish(req, route, status, undefined, started)
+    this.finish(req, route, status, undefined, started, {bytes, sentAt: 0})
   }
 
   /** As the llhttp engine's: a WebSocket handshake spliced as raw sockets to a new upstream connection. */
@@ -491,13 +499,26 @@ export class NodeHttpProxy {
     status: number,
     upstream: Target | undefined,
     started: number,
+    sent?: {bytes: number; sentAt: number},
   ): void {
     const stats = this.metrics.stats(route)
-    const ms = performance.now() - started
-    stats.request(status, ms / 1000)
-    this.opts.accessLog?.(
-      `${new Date().toISOString()} ${req.socket.remoteAddress || '-'} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${status} ${ms.toFixed(1)}ms ${stats.service} ${upstream?.hostPort ?? '-'}`,
-    )
+    const now = performance.now()
+    const ms = now - started
+    stats.request(status, ms / 1000, upstream?.id)
+    this.opts.accessLog?.write({
+      remote: req.socket.remoteAddress ?? '',
+      method: req.method ?? '',
+      target: req.url ?? '',
+      protocol: `HTTP/${req.httpVersion}`,
+      status,
+      bytes: sent?.bytes ?? 0,
+      ms,
+      service: stats.service,
+      upstream: upstream?.hostPort,
+      upstreamMs: upstream === undefined || !sent?.sentAt ? undefined : now - sent.sentAt,
+      referer: req.headers.referer,
+      userAgent: req.headers['user-agent'],
+    })
   }
 }
 

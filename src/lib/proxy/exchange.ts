@@ -1,4 +1,5 @@
 import type {Socket} from 'node:net'
+import {performance} from 'node:perf_hooks'
 
 import type {ClientConnection} from './client-connection.js'
 import {type FramingRefusal, requestRefusal, responseFraming} from './framing.js'
@@ -26,6 +27,10 @@ export class Exchange implements PoolClient {
   upstream: Target | undefined = undefined
   key: string | undefined = undefined
   started = 0
+  /** When the request last went upstream (set only when the access log wants the upstream time). */
+  sentAt = 0
+  /** Response body bytes sent to the client. */
+  bytes = 0
   /** The upstream request's head after the request line, with the closing blank line. */
   headerBlock = ''
   path = ''
@@ -125,6 +130,7 @@ export class Exchange implements PoolClient {
     }
 
     this.up = conn
+    if (this.conn.proxy.timing) this.sentAt = performance.now()
     conn.head = this.method === 'HEAD'
     const {socket} = conn
     socket.cork()
@@ -191,6 +197,7 @@ export class Exchange implements PoolClient {
   onResponseBody(chunk: Buffer): void {
     if (this.settled) return
     const out = this.downstream
+    this.bytes += chunk.length
     let ok: boolean
     if (this.chunkOut) {
       out.write(chunk.length.toString(16) + '\r\n', 'latin1')
@@ -239,14 +246,16 @@ export class Exchange implements PoolClient {
     this.conn.proxy.tunnel(this, socket, rest, reason, headers)
   }
 
-  /** Answers the request from the proxy itself (404, 502, ...). */
-  reply(status: number, body: Record<string, unknown>): void {
+  /** Answers the request from the proxy itself (404, 502, ...); `extra`: more header lines (Retry-After). */
+  reply(status: number, body: Record<string, unknown>, extra = ''): void {
     // a client waiting for 100 Continue may never send the body it announced
     if (this.expectContinue && !this.requestDone) this.closeAfter = true
     const close = !this.keepAlive || this.closeAfter || this.conn.proxy.draining
     this.closeAfter = close
     this.responseStarted = true
-    this.downstream.write(errorResponse(status, body, close, this.minor === 0), 'latin1')
+    const text = errorResponse(status, body, close, this.minor === 0, extra)
+    this.bytes = text.length - text.indexOf('\r\n\r\n') - 4
+    this.downstream.write(text, 'latin1')
     this.responseDone = true
   }
 

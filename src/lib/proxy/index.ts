@@ -4,6 +4,8 @@ import {BackendUnavailableError, errorMessage} from '../errors.js'
 import {type MetricsServer, parseHostPort, serveMetrics} from '../metrics/server.js'
 import type {HostPort} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
+import {ROUTE_PAGE} from './admin/page.js'
+import {routesView} from './admin/routes-view.js'
 import {createProxyServer, type EngineChoice, type ProxyEngine, type ProxyEngineName} from './engine.js'
 import type {ProxyOptions} from './server.js'
 
@@ -18,7 +20,7 @@ export function parseListenAddress(value: string, flag: string): HostPort {
 }
 
 export interface RunProxyOptions extends ProxyOptions {
-  /** Where to serve /routes, /metrics and /healthz; off when unset. */
+  /** Where to serve the route page (/), /routes, /metrics and /healthz; off when unset. */
   admin?: {host: string; port: number}
   /** How long to wait for the registry's first snapshot before giving up. */
   startTimeoutMs?: number
@@ -104,7 +106,8 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     const address = await proxy.listen()
     if (opts.admin) {
       admin = await serveMetrics(proxy.metrics.registry, opts.admin.host, opts.admin.port, {
-        json: {'/routes': () => proxy.table.snapshot()},
+        json: {'/routes': () => routesView(proxy.table)},
+        html: {'/': () => ROUTE_PAGE},
         what: 'serve the admin endpoints',
         flag: '--admin-listen',
       })

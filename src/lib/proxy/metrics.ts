@@ -1,17 +1,13 @@
-import {Counter, Gauge, Histogram, type Registry} from 'prom-client'
+import {Counter, Gauge, type Registry} from 'prom-client'
 
 import {createRegistry} from '../metrics/registry.js'
+import {LatencyCounts, LatencyHistogram} from './latency-histogram.js'
 import type {RouteTable, ServiceRoute} from './routes.js'
-
-/** Proxy latencies: sub-millisecond on loopback, seconds for slow upstreams. */
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 /** The label value for requests that named no known service (client-chosen names would be unbounded). */
 export const UNKNOWN_SERVICE = '(unknown)'
 
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'other'
-
-type DurationChild = Histogram.Internal<'service'>
 
 /**
  * A service's metric state, kept on its route. Requests are counted in a plain array by status code and added to
@@ -19,14 +15,21 @@ type DurationChild = Histogram.Internal<'service'>
  */
 export class ServiceStats {
   private readonly pending: number[] = []
+  /** Requests answered since the start, for the route page's rates. */
+  total = 0
+  /** Requests each instance served (by instance id), since the start. */
+  readonly byInstance = new Map<string, number>()
 
-  constructor(
-    readonly service: string,
-    readonly duration: DurationChild,
-  ) {}
+  readonly duration: LatencyCounts
 
-  request(code: number, seconds: number): void {
+  constructor(readonly service: string) {
+    this.duration = new LatencyCounts(service)
+  }
+
+  request(code: number, seconds: number, instance?: string): void {
     this.pending[code] = (this.pending[code] ?? 0) + 1
+    this.total++
+    if (instance !== undefined) this.byInstance.set(instance, (this.byInstance.get(instance) ?? 0) + 1)
     this.duration.observe(seconds)
   }
 
@@ -56,12 +59,11 @@ export class ProxyMetrics {
     },
   })
 
-  readonly duration = new Histogram({
+  readonly duration = new LatencyHistogram({
     name: 'svc_proxy_request_duration_seconds',
     help: 'Time from a request arriving to its response ending, by service.',
-    labelNames: ['service'] as const,
-    buckets: LATENCY_BUCKETS,
     registers: this.registers,
+    counts: () => [...this.services].map((stats) => stats.duration),
   })
 
   readonly upstreamErrors = new Counter({
@@ -92,7 +94,7 @@ export class ProxyMetrics {
    * @param active the number of requests and tunnels in flight, read at each scrape
    */
   constructor(table?: RouteTable, active?: () => number) {
-    this.unknown = this.track(new ServiceStats(UNKNOWN_SERVICE, this.duration.labels({service: UNKNOWN_SERVICE})))
+    this.unknown = this.track(new ServiceStats(UNKNOWN_SERVICE))
     this.registry.registerMetric(
       new Gauge({
         name: 'svc_proxy_requests_in_flight',
@@ -122,7 +124,7 @@ export class ProxyMetrics {
     if (route === undefined) return this.unknown
     let stats = route.stats as ServiceStats | undefined
     if (stats === undefined) {
-      stats = this.track(new ServiceStats(route.name, this.duration.labels({service: route.name})))
+      stats = this.track(new ServiceStats(route.name))
       route.stats = stats
     }
 

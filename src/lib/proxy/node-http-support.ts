@@ -2,6 +2,7 @@
 import {Agent, type ServerResponse, STATUS_CODES} from 'node:http'
 import type {Duplex} from 'node:stream'
 
+import {RETRY_AFTER, RETRY_AFTER_SECONDS} from './replies.js'
 import type {UpstreamPool} from './routes.js'
 
 export const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
@@ -66,19 +67,21 @@ export function headerObject(block: string): Record<string, string> {
   return Object.fromEntries(pairsOf(block).map(([name, value]) => [name.toLowerCase(), value]))
 }
 
-/** The proxy's own JSON answer (404, 502, ...). */
-export function writeJson(res: ServerResponse, status: number, body: Record<string, unknown>, close: boolean): void {
+/** The proxy's own JSON answer (404, 502, ...); a 503 says when to retry. Returns the body's length in bytes. */
+export function writeJson(res: ServerResponse, status: number, body: Record<string, unknown>, close: boolean): number {
   const text = JSON.stringify(body) + '\n'
   const fields = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(text))]
+  if (status === 503) fields.push('retry-after', String(RETRY_AFTER_SECONDS))
   if (close) fields.push('connection', 'close')
   res.writeHead(status, STATUS_CODES[status] ?? 'Error', fields)
   res.end(text)
+  return Buffer.byteLength(text)
 }
 
 /** A whole HTTP/1.1 response written to a raw socket (upgrade and CONNECT paths), then the socket is closed. */
 export function rawReply(socket: Duplex, status: number, body: Record<string, unknown>): void {
   const text = JSON.stringify(body) + '\n'
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${status === 503 ? RETRY_AFTER : ''}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   )
 }

@@ -1,4 +1,5 @@
 import type {BalanceStrategy} from '../balancer/strategies.js'
+import type {AccessRecord} from './access-format.js'
 import type {HashKey} from './hash-key.js'
 import type {PassiveHealthOptions, RetryBudgetOptions} from './health.js'
 import type {RouteSpec} from './routes.js'
@@ -22,8 +23,8 @@ export interface ProxyOptions {
   limits?: Partial<ProxyLimits>
   /** Clients whose forwarding headers (X-Forwarded-*, Forwarded) are kept: other proxies in front of this one. */
   trustedProxy?: (ip: string) => boolean
-  /** Called with one line per request when set (the access log). */
-  accessLog?: (line: string) => void
+  /** Gets one record per request when set (the access log, access-log.ts). */
+  accessLog?: {write(record: AccessRecord): void}
   /** Diagnostics: ejections, one line each. */
   log?: (line: string) => void
 }

@@ -15,11 +15,30 @@ export function statusLine(status: number, reason: string): string {
   return line === undefined || STATUS_CODES[status] !== reason ? `HTTP/1.1 ${status} ${reason}\r\n` : line
 }
 
-/** A whole answer from the proxy itself: a JSON body naming the problem; `close` adds Connection: close. */
-export function errorResponse(status: number, body: Record<string, unknown>, close: boolean, http10 = false): string {
+/**
+ * Seconds a client is asked to wait (Retry-After) when a service has no healthy instance: the first ejection lasts
+ * 1 s and a registry change reaches the table within a second, so 2 s is when a retry can first find one.
+ */
+export const RETRY_AFTER_SECONDS = 2
+
+/** The header lines a 503 from the proxy carries. */
+export const RETRY_AFTER = `retry-after: ${RETRY_AFTER_SECONDS}\r\n`
+
+/**
+ * A whole answer from the proxy itself: a JSON body naming the problem; `close` adds Connection: close; `extra`
+ * is more header lines, each ending in CRLF.
+ */
+export function errorResponse(
+  status: number,
+  body: Record<string, unknown>,
+  close: boolean,
+  http10 = false,
+  extra = '',
+): string {
   const text = JSON.stringify(body) + '\n'
   return (
     (STATUS_LINES[status] ?? `HTTP/1.1 ${status} Error\r\n`) +
+    extra +
     'content-type: application/json\r\ncontent-length: ' +
     Buffer.byteLength(text) +
     (close ? '\r\nconnection: close\r\n\r\n' : http10 ? '\r\nconnection: keep-alive\r\n\r\n' : '\r\n\r\n') +

@@ -2,6 +2,7 @@ import {createServer, type Server, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
 import {listenAt} from '../metrics/server.js'
+import {type AccessRecord, refererAndAgent} from './access-format.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
 import {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './options.js'
 import {ClientConnection} from './client-connection.js'
@@ -10,7 +11,7 @@ import {downstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics, type ServiceStats, type UpstreamErrorKind} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
-import {CONTINUE, STATUS_LINES} from './replies.js'
+import {CONTINUE, RETRY_AFTER, STATUS_LINES} from './replies.js'
 import {type Refusal, resolveTarget} from './resolve-target.js'
 import {splice} from './tunnel.js'
 import {ConnectionPool, DEFAULT_IDLE_MS} from './upstream-pool.js'
@@ -47,13 +48,16 @@ export class ProxyServer {
   private readonly timeoutTimer: NodeJS.Timeout
   private readonly hashKey: HashKey | undefined
   private readonly hostRouting: boolean
-  private readonly accessLog: ((line: string) => void) | undefined
+  private readonly accessLog: {write(record: AccessRecord): void} | undefined
+  /** Requests note when they go upstream (for the access log's upstream time); off when nothing reads it. */
+  readonly timing: boolean
   private idle: (() => void) | undefined
 
   constructor(private readonly opts: ProxyOptions) {
     this.hashKey = opts.strategy === 'hash' ? (opts.hashKey ?? {kind: 'ip'}) : undefined
     this.hostRouting = opts.hostRouting ?? false
     this.accessLog = opts.accessLog
+    this.timing = opts.accessLog !== undefined
     this.budget = new RetryBudget(opts.retryBudget ?? DEFAULT_RETRY_BUDGET)
     this.budgetTimer = setInterval(() => this.budget.tick(), 1000)
     this.budgetTimer.unref()
@@ -149,7 +153,7 @@ export class ProxyServer {
 
     // a tunnel opened now would only be cut at the drain's deadline
     if (ex.upgrade && this.draining) {
-      this.reply(ex, undefined, 503, {error: 'svc proxy is shutting down'})
+      this.reply(ex, undefined, 503, {error: 'svc proxy is shutting down'}, RETRY_AFTER)
       return
     }
 
@@ -165,11 +169,17 @@ export class ProxyServer {
     const key = this.hashKey === undefined ? undefined : hashKeyOf(this.hashKey, ex.rawHeaders, ex.conn.remoteAddress)
     const upstream = route.balancer.pick(key)
     if (upstream === undefined) {
-      this.reply(ex, route, 503, {
-        error: `no healthy instance of "${route.name}"`,
-        service: route.name,
-        instances: route.upstreams.size,
-      })
+      this.reply(
+        ex,
+        route,
+        503,
+        {
+          error: `no healthy instance of "${route.name}"`,
+          service: route.name,
+          instances: route.upstreams.size,
+        },
+        RETRY_AFTER,
+      )
       return
     }
 
@@ -292,19 +302,35 @@ export class ProxyServer {
     this.settle(ex, 101)
   }
 
-  private reply(ex: Exchange, route: Route | undefined, status: number, body: Record<string, unknown>): void {
-    ex.reply(status, body)
+  private reply(
+    ex: Exchange,
+    route: Route | undefined,
+    status: number,
+    body: Record<string, unknown>,
+    extra = '',
+  ): void {
+    ex.reply(status, body, extra)
     this.finish(ex, this.metrics.stats(route), status, undefined)
     if (ex.requestDone || ex.closeAfter) ex.conn.done(ex)
   }
 
   private finish(req: Exchange, stats: ServiceStats, status: number, upstream: Target | undefined): void {
     const ms = performance.now() - req.started
-    stats.request(status, ms / 1000)
+    stats.request(status, ms / 1000, upstream?.id)
     if (this.accessLog !== undefined) {
-      this.accessLog(
-        `${new Date().toISOString()} ${req.conn.remoteAddress || '-'} "${req.method} ${req.url} HTTP/1.${req.minor}" ${status} ${ms.toFixed(1)}ms ${stats.service} ${upstream?.hostPort ?? '-'}`,
-      )
+      this.accessLog.write({
+        remote: req.conn.remoteAddress,
+        method: req.method,
+        target: req.url,
+        protocol: req.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
+        status,
+        bytes: req.bytes,
+        ms,
+        service: stats.service,
+        upstream: upstream?.hostPort,
+        upstreamMs: upstream === undefined || req.sentAt === 0 ? undefined : performance.now() - req.sentAt,
+        ...refererAndAgent(req.rawHeaders),
+      })
     }
   }
 }

@@ -24,6 +24,8 @@ export interface PrimaryOptions {
   env?: Record<string, string>
   /** How long a worker may take to start. */
   startTimeoutMs: number
+  /** Signals the primary passes on to every worker (SIGUSR1: reopen the access log), until it stops. */
+  forwardSignals?: NodeJS.Signals[]
   log(line: string): void
 }
 
@@ -87,8 +89,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> 
     ),
   )
 
+  const forward = (signal: NodeJS.Signals): void => {
+    for (const worker of workers.values()) worker.process.kill(signal)
+  }
+
+  for (const signal of opts.forwardSignals ?? []) process.on(signal, forward)
   const stop = async (drainTimeoutMs: number): Promise<number> => {
     stopping = true
+    for (const signal of opts.forwardSignals ?? []) process.off(signal, forward)
     const exits = [...workers.values()].map(
       (worker) =>
         new Promise<number>((resolve) => {
