@@ -91,7 +91,10 @@ async function renderPass(
  * snapshot and again after every change (debounced); an output written only when its bytes change, and then its
  * command run, one command at a time. A failing command or render is reported and the loop goes on.
  */
-export async function runTemplates(registry: Registry, opts: TemplateRunOptions): Promise<void> {
+export async function runTemplates(
+  registry: Pick<Registry, 'watch' | 'description'>,
+  opts: TemplateRunOptions,
+): Promise<void> {
   const state = new ServiceState()
   const printed = new Map<string, string>()
   let dirty = false
