@@ -1,4 +1,5 @@
 import {HEALTH_VALUES, type Health, type ServiceInstance} from '../registry/types.js'
+import {isHealthy} from '../resolve.js'
 import type {ServiceState} from './state.js'
 
 /** The options object Handlebars passes last to every helper; `loc` is where the call is in the template. */
@@ -20,7 +21,8 @@ export class HelperError extends Error {
 
 type Helper = (params: unknown[], call: HelperCall) => unknown
 
-const DEFAULT_HEALTH: ReadonlySet<Health> = new Set(['passing', 'warning'])
+/** What `svc resolve` and the proxy call healthy (isHealthy): passing and warning. */
+const DEFAULT_HEALTH: ReadonlySet<Health> = new Set(HEALTH_VALUES.filter((h) => isHealthy(h)))
 
 /** The health values `health=` (or `"name|…"`) names: `any`, or a comma list such as `passing,warning`. */
 export function healthFilter(text: string): ReadonlySet<Health> {

@@ -1,4 +1,5 @@
 import type {ServiceInstance, WatchEvent} from '../registry/types.js'
+import {isHealthy} from '../resolve.js'
 
 /** One service as the `services` helper lists it. */
 export interface ServiceEntry {
@@ -8,8 +9,6 @@ export interface ServiceEntry {
   instances: number
   healthy: number
 }
-
-const HEALTHY = new Set(['passing', 'warning'])
 
 /** Stable order for instances: address (numbers compared as numbers), then port, then id. */
 export function compareInstances(a: ServiceInstance, b: ServiceInstance): number {
@@ -61,7 +60,7 @@ export class ServiceState {
           name,
           tags: [...new Set(instances.flatMap((i) => i.tags))].sort(),
           instances: instances.length,
-          healthy: instances.filter((i) => HEALTHY.has(i.health)).length,
+          healthy: instances.filter((i) => isHealthy(i.health)).length,
         }
       })
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
