@@ -34,7 +34,11 @@ function collect(child: ChildProcess): {events: Event[]; stderr: () => string} {
   return {events, stderr: () => stderr}
 }
 
-/** One GET through nginx on a new connection, by host name: the body, or what failed. */
+/**
+ * One GET through nginx on a new connection, by host name: the body, or what failed. A new connection each time:
+ * a reload closes idle kept-alive client connections, and a request racing that close sees a reset (once in two runs
+ * with a kept-alive client here), which browsers and most clients retry but Node's http does not (docs/template.md).
+ */
 function get(port: number, host: string): Promise<{ok: boolean; body: string}> {
   return new Promise((resolve) => {
     const req = request({host: '127.0.0.1', port, path: '/', headers: {host}, agent: false, timeout: 3000}, (res) => {
