@@ -9,6 +9,7 @@ import {openRegistry} from '../../src/lib/registry/index.js'
 import type {Registry} from '../../src/lib/registry/types.js'
 import {testBackends, uniqueService} from '../helpers/backends.js'
 import {eventually, ROOT, spawnCli, waitForExit} from '../helpers/cli.js'
+import {hasTestCluster} from '../helpers/clusters.js'
 import {type PrivateNginx, startPrivateNginx} from '../helpers/nginx.js'
 import {startUpstream, type TestUpstream} from '../helpers/upstream.js'
 
@@ -93,7 +94,10 @@ function stopOnExit(child: ChildProcess): void {
   })
 }
 
-describe.each(testBackends(['local', 'etcd']))('svc template with a real nginx on $name', (backend) => {
+// local, and etcd when this run started its cluster (SVC_TEST_CLUSTERS), as testBackends() picks by default
+const BACKENDS = testBackends((['local', 'etcd'] as const).filter((name) => name === 'local' || hasTestCluster(name)))
+
+describe.each(BACKENDS)('svc template with a real nginx on $name', (backend) => {
   it('reconfigures and reloads nginx as instances come and go, without a failed request', async () => {
     const service = uniqueService('web')
     const host = `${service}.${DOMAIN}`
