@@ -1,4 +1,4 @@
-import {type ChildProcess, spawn} from 'node:child_process'
+import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {type AddressInfo, connect, createServer} from 'node:net'
@@ -34,6 +34,8 @@ export interface PrivateNginx extends TestNginx {
   conf: string
   /** The shell command that reloads this nginx (and only it): `nginx -s reload -p DIR -c CONF`. */
   reloadCommand: string
+  /** How many worker processes run now: above 1 while a reload's old worker is still shutting down. */
+  workers(): number
 }
 
 /**
@@ -96,7 +98,18 @@ ${http(port, dir)}
     await sleep(50)
   }
 
-  return {address: `127.0.0.1:${port}`, port, dir, conf, reloadCommand: `${NGINX} -s reload -p ${dir} -c ${conf}`, stop}
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    dir,
+    conf,
+    reloadCommand: `${NGINX} -s reload -p ${dir} -c ${conf}`,
+    workers: () =>
+      execFileSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], {encoding: 'utf8'})
+        .split('\n')
+        .filter((line) => line.trim() !== '').length,
+    stop,
+  }
 }
 
 /**

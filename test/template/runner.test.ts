@@ -182,19 +182,39 @@ describe('DebouncedRunner', () => {
     let running = 0
     let most = 0
     let runs = 0
+    let started!: () => void
+    let release!: () => void
+    const firstStarted = new Promise<void>((resolve) => {
+      started = resolve
+    })
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
     const runner = new DebouncedRunner(20, async () => {
       running++
       most = Math.max(most, running)
       runs++
-      await sleep(60)
+      if (runs === 1) {
+        started()
+        await gate
+      }
+
       running--
     })
     for (let i = 0; i < 10; i++) runner.trigger()
-    await sleep(50)
+    await firstStarted
     runner.trigger()
-    await sleep(30)
+    runner.trigger()
+    // the quiet time ends while the first run still holds the gate: the run after it is queued, not started
+    await sleep(60)
+    expect(runs).toBe(1)
+    release()
     await runner.close()
     expect(runs).toBe(2)
     expect(most).toBe(1)
+    // closed: a trigger now runs nothing
+    runner.trigger()
+    await sleep(40)
+    expect(runs).toBe(2)
   })
 })

@@ -24,13 +24,16 @@ export interface TemplateRunOptions {
   print: (out: string, content: string) => void
 }
 
-/** One pass over every template; `initial` (the first, at start): a template error stops the command. */
+/**
+ * One pass over every template, then the commands of the outputs it changed; `initial` (the first, at start): a
+ * template error stops the command. Resolves with the first failed command's one-line report, if any.
+ */
 async function renderPass(
   state: ServiceState,
   opts: TemplateRunOptions,
   printed: Map<string, string>,
   initial: boolean,
-) {
+): Promise<string | undefined> {
   const commands: Array<{command: string; out: string}> = []
   for (const {spec, compiled} of opts.templates) {
     let content: string
@@ -71,6 +74,14 @@ async function renderPass(
     }
   }
 
+  return runCommands(commands, opts)
+}
+
+/** The commands one after another (never two at once), each reported; the first failure's one-line report. */
+async function runCommands(
+  commands: Array<{command: string; out: string}>,
+  opts: TemplateRunOptions,
+): Promise<string | undefined> {
   let failed: string | undefined
   for (const {command, out} of commands) {
     const result = await runShell(command, {

@@ -40,6 +40,7 @@ export class DebouncedRunner {
     if (this.closed) return
     clearTimeout(this.timer)
     this.timer = setTimeout(() => {
+      this.timer = undefined
       this.flush().catch(() => {})
     }, this.delayMs)
   }
@@ -47,6 +48,7 @@ export class DebouncedRunner {
   /** Runs now (or once more after the current run) and resolves when no run is left. */
   flush(): Promise<void> {
     clearTimeout(this.timer)
+    this.timer = undefined
     if (this.running) {
       this.again = true
       return this.running
@@ -65,10 +67,10 @@ export class DebouncedRunner {
     return this.running
   }
 
-  /** Runs what is pending now and waits for it; later triggers are ignored. */
+  /** Runs what is scheduled now, without waiting for the quiet time, and waits for the runs; later triggers are ignored. */
   async close(): Promise<void> {
-    await this.flush()
     this.closed = true
+    await (this.timer === undefined ? this.running : this.flush())
   }
 }
 
