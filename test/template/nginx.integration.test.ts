@@ -129,7 +129,8 @@ describe.each(BACKENDS)('svc template with a real nginx on $name', (backend) => 
       })
     }
 
-    await step('watching', () => events.some((e) => e.type === 'watching'))
+    // start-up: node, oclif and the first snapshot, on a machine that may be busy
+    await step('watching', () => events.some((e) => e.type === 'watching'), 30_000)
     const [a, b] = upstreams as [TestUpstream, TestUpstream]
     const ha = await registry.register({service, id: 'a', address: '127.0.0.1', port: a.port})
     // until a reload's old worker has exited it still takes connections, with the config before the change

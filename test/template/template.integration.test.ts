@@ -81,7 +81,7 @@ describe('svc template on the local backend', () => {
       child.kill('SIGTERM')
       await waitForExit(child, 5000).catch(() => child.kill('SIGKILL'))
     })
-    await eventually(async () => stderr.includes('svc: watching'), 15_000)
+    await eventually(async () => stderr.includes('svc: watching'), 30_000)
     expect(readFileSync(fragile, 'utf8')).toBe('start\n')
     await registry.register({service: 'web', id: 'w1', address: '127.0.0.1', port: 8081})
     await eventually(async () => (stderr.match(/failed: exit status 3/g) ?? []).length === 2, 10_000).catch(() => {
