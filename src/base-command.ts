@@ -16,6 +16,8 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
   protected args!: BaseArgs<T>
   /** The flags given on the command line (not from the environment, a default or the config). */
   protected argvFlags = new Set<string>()
+  /** The flags of the command line in the order given, for flags whose meaning depends on their neighbours. */
+  protected argvFlagTokens: Array<{flag: string; input: string}> = []
   private signalHandlers: Array<() => void> = []
 
   async init(): Promise<void> {
@@ -29,7 +31,10 @@ export abstract class SvcCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
-    this.argvFlags = new Set(raw.flatMap((token) => (token.type === 'flag' ? [token.flag] : [])))
+    this.argvFlagTokens = raw.flatMap((token) =>
+      token.type === 'flag' ? [{flag: token.flag, input: token.input}] : [],
+    )
+    this.argvFlags = new Set(this.argvFlagTokens.map((token) => token.flag))
   }
 
   /** Aborted by the first SIGINT or SIGTERM; later ones are ignored until the command ends (its clean-up runs). */

@@ -1,6 +1,6 @@
-import {type ChildProcess, spawn} from 'node:child_process'
+import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {type AddressInfo, connect, createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -9,7 +9,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 export const NGINX = '/usr/sbin/nginx'
 
 /** A port free on 127.0.0.1 right now (nginx takes no port 0). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve) => {
     server.listen(0, '127.0.0.1', () => resolve())
@@ -27,12 +27,23 @@ export interface TestNginx {
   stop(): Promise<void>
 }
 
+/** A private nginx: its prefix directory, its config file, the port it listens on, how to reload it. */
+export interface PrivateNginx extends TestNginx {
+  port: number
+  dir: string
+  conf: string
+  /** The shell command that reloads this nginx (and only it): `nginx -s reload -p DIR -c CONF`. */
+  reloadCommand: string
+  /** How many worker processes run now: above 1 while a reload's old worker is still shutting down. */
+  workers(): number
+}
+
 /**
- * Starts nginx from its own config in a temp dir: `/good/<path>` goes to `upstreamPort` as `/<path>` on kept-alive
- * HTTP/1.1 connections, with WebSocket upgrades passed (the usual `map $http_upgrade` recipe); read timeout
- * `timeoutS`. Resolves once it accepts connections (bounded: 5 s).
+ * Starts nginx from its own config in a temp dir, with the `http` block's directives from `http(port, dir)` (temp
+ * paths and logs are set already). Resolves once it accepts connections (bounded: 5 s); `stop` is SIGQUIT, then
+ * SIGKILL after 3 s, and removes the directory.
  */
-export async function startNginx(upstreamPort: number, timeoutS: number): Promise<TestNginx> {
+export async function startPrivateNginx(http: (port: number, dir: string) => string): Promise<PrivateNginx> {
   const dir = mkdtempSync(path.join(tmpdir(), 'svc-nginx-'))
   const port = await freePort()
   const conf = path.join(dir, 'nginx.conf')
@@ -51,7 +62,63 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+${http(port, dir)}
+}
+`,
+  )
+  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', conf], {stdio: 'ignore'})
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGQUIT')
+      await Promise.race([exited, sleep(3000)])
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    }
+
+    rmSync(dir, {recursive: true, force: true})
+  }
+
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.on('error', () => resolve(false))
+    })
+    if (up) break
+    if (Date.now() > deadline || child.exitCode !== null) {
+      const logFile = path.join(dir, 'error.log')
+      const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ') : ''
+      await stop()
+      throw new Error(`nginx did not start: ${log}`)
+    }
+
+    await sleep(50)
+  }
+
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    dir,
+    conf,
+    reloadCommand: `${NGINX} -s reload -p ${dir} -c ${conf}`,
+    workers: () =>
+      execFileSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], {encoding: 'utf8'})
+        .split('\n')
+        .filter((line) => line.trim() !== '').length,
+    stop,
+  }
+}
+
+/**
+ * Starts nginx: `/good/<path>` goes to `upstreamPort` as `/<path>` on kept-alive HTTP/1.1 connections, with
+ * WebSocket upgrades passed (the usual `map $http_upgrade` recipe); read timeout `timeoutS`.
+ */
+export async function startNginx(upstreamPort: number, timeoutS: number): Promise<TestNginx> {
+  return startPrivateNginx(
+    (port) => `  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream good { server 127.0.0.1:${upstreamPort}; keepalive 8; }
   server {
     listen 127.0.0.1:${port};
@@ -63,36 +130,6 @@ http {
       proxy_set_header Connection $connection_upgrade;
       proxy_read_timeout ${timeoutS}s;
     }
-  }
-}
-`,
+  }`,
   )
-  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', conf], {stdio: 'ignore'})
-  const deadline = Date.now() + 5000
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy()
-        resolve(true)
-      })
-      s.on('error', () => resolve(false))
-    })
-    if (up) break
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`nginx did not start: see ${dir}/error.log`)
-    await sleep(50)
-  }
-
-  return {
-    address: `127.0.0.1:${port}`,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = once(child, 'exit')
-        child.kill('SIGQUIT')
-        await Promise.race([exited, sleep(3000)])
-        if (child.exitCode === null) child.kill('SIGKILL')
-      }
-
-      rmSync(dir, {recursive: true, force: true})
-    },
-  }
 }
