@@ -1,0 +1,132 @@
+import {createServer as createNetServer, type Server, type Socket} from 'node:net'
+
+import {listenAt} from '../metrics/server.js'
+import type {HostPort} from '../registry/spec.js'
+import type {ProxyEngine} from './engine.js'
+import type {H2Completion} from './h2/exchange.js'
+import {H2Gateway} from './h2/gateway.js'
+import {sniffPreface} from './h2/preface.js'
+import {PROXY_LIMITS, type ProxyOptions} from './options.js'
+import {type CertFiles, loadCertStore} from './tls/certs.js'
+import {TlsListener} from './tls/listener.js'
+import {redirectServer} from './tls/redirect.js'
+
+/** The listeners beside the HTTP/1 engine: TLS (SNI, ALPN h2 or http/1.1), h2c on the plain port, the redirect. */
+export interface ListenerOptions {
+  /** The plain listener; none when only TLS is served. */
+  plain?: HostPort
+  tls?: HostPort & {certs: CertFiles[]}
+  /** Detect the h2c preface on the plain listener (HTTP/1 stays served there). */
+  h2c?: boolean
+  /** The plain listener answers 308 to https:// instead of proxying. */
+  redirectHttps?: boolean
+  /** Each HTTP/2 request's record as it ends (the access log's hook). */
+  onH2Complete?: (record: H2Completion) => void
+}
+
+export interface Listeners {
+  plainAddress?: string
+  tlsAddress?: string
+  /** Requests in flight outside the HTTP/1 engine (HTTP/2 streams). */
+  readonly active: number
+  /** Re-reads the certificate files (SIGHUP); false when they were kept because one failed to load. */
+  reload(): Promise<boolean>
+  /** Stops accepting and drains the HTTP/2 streams; resolves with the streams cut at the deadline. */
+  drain(timeoutMs: number): Promise<number>
+}
+
+/** Whether `opts` asks for anything beyond the engine's own plain listener. */
+export function needsListeners(opts: ListenerOptions): boolean {
+  return opts.tls !== undefined || opts.h2c === true || opts.redirectHttps === true || opts.plain === undefined
+}
+
+/**
+ * Opens the listeners `opts` asks for in front of `proxy`: HTTP/1 connections (plain, or TLS after ALPN chose
+ * http/1.1) go to the engine's own server, HTTP/2 ones to one H2Gateway over the engine's route table.
+ * Certificates are loaded first: a bad file is a UserError before anything listens.
+ */
+export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & ProxyOptions): Promise<Listeners> {
+  const store = opts.tls === undefined ? undefined : await loadCertStore(opts.tls.certs)
+  const h2 =
+    opts.tls !== undefined || opts.h2c === true
+      ? new H2Gateway(proxy.table, proxy.metrics, {...opts, onComplete: opts.onH2Complete})
+      : undefined
+  const toEngine = (socket: Socket): void => {
+    proxy.server.emit('connection', socket)
+  }
+
+  const headersTimeoutMs = opts.limits?.headersTimeoutMs ?? PROXY_LIMITS.headersTimeoutMs
+  const servers: Server[] = []
+  let tls: TlsListener | undefined
+  let tlsPort = 0
+  try {
+    if (opts.tls !== undefined && store !== undefined) {
+      tls = new TlsListener({
+        host: opts.tls.host,
+        port: opts.tls.port,
+        store,
+        handshakeTimeoutMs: headersTimeoutMs,
+        log: (line) => opts.log?.(line),
+        route: (socket, protocol) => (protocol === 'h2' ? h2!.accept(socket) : toEngine(socket)),
+      })
+    }
+
+    let plainAddress: string | undefined
+    if (opts.plain !== undefined) {
+      if (opts.redirectHttps) {
+        const server = redirectServer(() => tlsPort)
+        servers.push(server)
+        plainAddress = await listenAt(server, opts.plain.host, opts.plain.port, 'listen', '--listen')
+      } else if (opts.h2c && h2 !== undefined) {
+        const server = createNetServer({allowHalfOpen: true}, (socket) =>
+          sniffPreface(socket, headersTimeoutMs, (kind) => {
+            if (kind === 'h2c') {
+              h2.accept(socket)
+              return
+            }
+
+            toEngine(socket)
+            // the sniffed bytes wait in the stream's buffer: let the engine read them
+            socket.resume()
+          }),
+        )
+        servers.push(server)
+        plainAddress = await listenAt(server, opts.plain.host, opts.plain.port, 'listen', '--listen')
+      } else {
+        plainAddress = await proxy.listen()
+      }
+    }
+
+    const tlsAddress = tls === undefined ? undefined : await tls.listen()
+    if (tls !== undefined) tlsPort = (tls.server.address() as {port: number}).port
+    return {
+      plainAddress,
+      tlsAddress,
+      get active() {
+        return h2?.active ?? 0
+      },
+      reload: async () => tls?.reload() ?? false,
+      async drain(timeoutMs) {
+        const closing = [...servers.map(async (s) => closeServer(s)), tls?.close()]
+        const cut = (await h2?.drain(timeoutMs)) ?? 0
+        await Promise.all(closing)
+        return cut
+      },
+    }
+  } catch (error) {
+    await Promise.all([...servers.map(async (s) => closeServer(s)), tls?.close()])
+    throw error
+  }
+}
+
+async function closeServer(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    if (!server.listening) {
+      resolve()
+      return
+    }
+
+    server.close(() => resolve())
+    ;(server as Server & {closeAllConnections?: () => void}).closeAllConnections?.()
+  })
+}
