@@ -134,6 +134,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
       async stop(drainTimeoutMs) {
         const cuts = await Promise.all([proxy.drain(drainTimeoutMs), edge?.drain(drainTimeoutMs)])
         const cut = cuts[0] + (cuts[1] ?? 0)
+        await edge?.close()
         controller.abort()
         await following
         await admin?.close()
@@ -146,6 +147,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     await admin?.close()
     await edge?.drain(0)
     await proxy.drain(0)
+    await edge?.close()
     throw error
   }
 }

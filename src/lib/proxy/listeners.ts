@@ -33,6 +33,8 @@ export interface Listeners {
   reload(): Promise<boolean>
   /** Stops accepting and drains the HTTP/2 streams; resolves with the streams cut at the deadline. */
   drain(timeoutMs: number): Promise<number>
+  /** Once the engine drained too: closes what is left (handshakes, idle connections the engine does not track). */
+  close(): Promise<void>
 }
 
 /** Whether `opts` asks for anything beyond the engine's own plain listener. */
@@ -57,8 +59,20 @@ export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & 
 
   const headersTimeoutMs = opts.limits?.headersTimeoutMs ?? PROXY_LIMITS.headersTimeoutMs
   const servers: Server[] = []
+  const sockets = new Set<Socket>()
+  const track = (server: Server): Server => {
+    // the engine's own server tracks only what it accepted while listening: these are every socket taken here
+    server.on('connection', (socket: Socket) => {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+    })
+    servers.push(server)
+    return server
+  }
+
   let tls: TlsListener | undefined
   let tlsPort = 0
+  let closing: Array<Promise<void>> | undefined
   try {
     if (opts.tls !== undefined && store !== undefined) {
       tls = new TlsListener({
@@ -69,13 +83,13 @@ export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & 
         log: (line) => opts.log?.(line),
         route: (socket, protocol) => (protocol === 'h2' ? h2!.accept(socket) : toEngine(socket)),
       })
+      track(tls.server)
     }
 
     let plainAddress: string | undefined
     if (opts.plain !== undefined) {
       if (opts.redirectHttps) {
-        const server = redirectServer(() => tlsPort)
-        servers.push(server)
+        const server = track(redirectServer(() => tlsPort))
         plainAddress = await listenAt(server, opts.plain.host, opts.plain.port, 'listen', '--listen')
       } else if (opts.h2c && h2 !== undefined) {
         const server = createNetServer({allowHalfOpen: true}, (socket) =>
@@ -90,7 +104,7 @@ export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & 
             socket.resume()
           }),
         )
-        servers.push(server)
+        track(server)
         plainAddress = await listenAt(server, opts.plain.host, opts.plain.port, 'listen', '--listen')
       } else {
         plainAddress = await proxy.listen()
@@ -107,26 +121,25 @@ export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & 
       },
       reload: async () => tls?.reload() ?? false,
       async drain(timeoutMs) {
-        const closing = [...servers.map(async (s) => closeServer(s)), tls?.close()]
-        const cut = (await h2?.drain(timeoutMs)) ?? 0
+        closing ??= servers.map(async (s) => closeServer(s))
+        return (await h2?.drain(timeoutMs)) ?? 0
+      },
+      async close() {
+        closing ??= servers.map(async (s) => closeServer(s))
+        for (const socket of sockets) socket.destroy()
         await Promise.all(closing)
-        return cut
       },
     }
   } catch (error) {
-    await Promise.all([...servers.map(async (s) => closeServer(s)), tls?.close()])
+    for (const socket of sockets) socket.destroy()
+    await Promise.all(servers.map(async (s) => closeServer(s)))
     throw error
   }
 }
 
 async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolve) => {
-    if (!server.listening) {
-      resolve()
-      return
-    }
-
-    server.close(() => resolve())
-    ;(server as Server & {closeAllConnections?: () => void}).closeAllConnections?.()
+    if (server.listening) server.close(() => resolve())
+    else resolve()
   })
 }

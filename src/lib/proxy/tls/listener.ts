@@ -69,11 +69,4 @@ export class TlsListener {
     this.opts.log(`TLS certificates reloaded (${store.certs.length}: ${names.join(', ') || 'no names'})`)
     return true
   }
-
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      if (this.server.listening) this.server.close(() => resolve())
-      else resolve()
-    })
-  }
 }
