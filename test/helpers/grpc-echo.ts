@@ -14,8 +14,8 @@ export interface Msg {
 }
 
 export type EchoClient = grpc.Client & {
-   
-  Unary(
+  // grpc-js names each method also by its camel-cased original name
+  unary(
     msg: Msg,
     meta: grpc.Metadata,
     opts: grpc.CallOptions,
