@@ -4,7 +4,7 @@
 # client against a grpc-js server directly and through svc's h2c listener. Prints req/s, p99, svc/nginx (goal >= 0.5)
 # and svc/direct for gRPC. Needs `npm run build`, h2load (nghttp2-client), nginx and openssl. Knobs:
 # SVC_BENCH_DURATION (8 s), SVC_BENCH_CONNECTIONS (20), SVC_BENCH_STREAMS (10 per connection), SVC_BENCH_ROUNDS (3),
-# SVC_BENCH_GRPC_CALLS (20000), SVC_BENCH_GRPC_CONCURRENCY (50), SVC_BENCH_PIN (1 with 2+ cores: the proxies on the
+# SVC_BENCH_GRPC_CONCURRENCY (50), SVC_BENCH_PIN (1 with 2+ cores: the proxies on the
 # last core). Bounded by SVC_BENCH_TIMEOUT (default 600 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

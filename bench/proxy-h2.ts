@@ -7,7 +7,7 @@
  * Each h2load run has a warm-up; SVC_BENCH_ROUNDS rounds (order rotated), medians reported, with svc/nginx for h2
  * (goal >= 0.5) and svc/direct for gRPC (reported). p99 comes from h2load's per-request log.
  */
-import {type ChildProcess, execFile, execFileSync, spawn} from 'node:child_process'
+import {type ChildProcess, execFile, execFileSync, spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import path from 'node:path'
@@ -23,7 +23,6 @@ const DURATION = Number(process.env.SVC_BENCH_DURATION ?? 8)
 const CLIENTS = Number(process.env.SVC_BENCH_CONNECTIONS ?? 20)
 const STREAMS = Number(process.env.SVC_BENCH_STREAMS ?? 10)
 const ROUNDS = Number(process.env.SVC_BENCH_ROUNDS ?? 3)
-const GRPC_CALLS = Number(process.env.SVC_BENCH_GRPC_CALLS ?? 20_000)
 const GRPC_CONCURRENCY = Number(process.env.SVC_BENCH_GRPC_CONCURRENCY ?? 50)
 const CORES = availableParallelism()
 const PIN = (process.env.SVC_BENCH_PIN ?? (CORES >= 2 ? '1' : '0')) !== '0'
@@ -101,19 +100,18 @@ async function grpcLoad(address: string): Promise<Result> {
     'bench/proxy-h2-grpc.mjs',
     'load',
     address,
-    String(GRPC_CALLS),
+    String(DURATION),
     String(GRPC_CONCURRENCY),
   ])
-  const {stdout} = await run(cmd, full, {cwd: ROOT, timeout: 120_000})
+  const {stdout} = await run(cmd, full, {cwd: ROOT, timeout: (DURATION + 60) * 1000})
   return JSON.parse(stdout) as Result
 }
 
 function nginxConf(prefix: string, port: number, ups: number[], cert: string, key: string): string {
-  const version = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(
-    execFileSync(nginx(), ['-v'], {encoding: 'utf8', stdio: 'pipe'}) || '',
-  )
-  const verbose = execFileSync('sh', ['-c', `${nginx()} -v 2>&1`], {encoding: 'utf8'})
-  const [major, minor, patch] = (version ?? /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(verbose))!.slice(1).map(Number)
+  // nginx -v writes its version on stderr
+  const version = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(spawnSync(nginx(), ['-v'], {encoding: 'utf8'}).stderr)
+  if (version === null) throw new Error(`cannot read the version of ${nginx()}`)
+  const [major, minor, patch] = version.slice(1).map(Number)
   // `http2 on;` came with nginx 1.25.1; before it, `listen ... ssl http2`
   const modern = major! > 1 || minor! > 25 || (minor === 25 && patch! >= 1)
   return `worker_processes 1;
@@ -159,9 +157,23 @@ async function main(): Promise<void> {
   execFileSync(
     'openssl',
     [
-      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
-      ...['-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=bench.test'],
-      ...['-addext', 'subjectAltName=DNS:bench.test'],
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=bench.test',
+      '-addext',
+      'subjectAltName=DNS:bench.test',
     ],
     {stdio: 'ignore', timeout: 10_000},
   )
@@ -189,9 +201,21 @@ async function main(): Promise<void> {
       PROXY_CPUS,
       process.execPath,
       [
-        ...['bin/run.js', 'proxy', '--workers', '1', '--backend', backend, '--h2c'],
-        ...['--listen', `127.0.0.1:${svcPlain}`, '--tls-listen', `127.0.0.1:${svcTls}`],
-        ...['--tls-cert', cert, '--tls-key', key],
+        'bin/run.js',
+        'proxy',
+        '--workers',
+        '1',
+        '--backend',
+        backend,
+        '--h2c',
+        '--listen',
+        `127.0.0.1:${svcPlain}`,
+        '--tls-listen',
+        `127.0.0.1:${svcTls}`,
+        '--tls-cert',
+        cert,
+        '--tls-key',
+        key,
       ],
       /listening on https/,
     )
@@ -203,7 +227,7 @@ async function main(): Promise<void> {
       ['grpc svc', async () => grpcLoad(`127.0.0.1:${svcPlain}`)],
     ]
     console.log(
-      `svc proxy h2 bench: h2load -c${CLIENTS} -m${STREAMS} -t1 -D${DURATION} (2 s warm-up) over TLS; grpc-js ${GRPC_CALLS} unary calls, ${GRPC_CONCURRENCY} at a time; ${ROUNDS} round(s); ${PIN ? `proxies pinned to cpu ${PROXY_CPUS}, load and upstreams to cpu ${LOAD_CPUS}` : 'no pinning'}`,
+      `svc proxy h2 bench: h2load -c${CLIENTS} -m${STREAMS} -t1 -D${DURATION} (2 s warm-up) over TLS; grpc-js unary calls for ${DURATION} s, ${GRPC_CONCURRENCY} at a time; ${ROUNDS} round(s); ${PIN ? `proxies pinned to cpu ${PROXY_CPUS}, load and upstreams to cpu ${LOAD_CPUS}` : 'no pinning'}`,
     )
     const results = new Map<string, Result[]>(targets.map(([name]) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {

@@ -3,7 +3,7 @@ import {createServer as createNetServer, type Server, type Socket} from 'node:ne
 import {listenAt} from '../metrics/server.js'
 import type {HostPort} from '../registry/spec.js'
 import type {ProxyEngine} from './engine.js'
-import type {H2Completion} from './h2/exchange.js'
+import {completionLine, type H2Completion} from './h2/exchange.js'
 import {H2Gateway} from './h2/gateway.js'
 import {sniffPreface} from './h2/preface.js'
 import {PROXY_LIMITS, type ProxyOptions} from './options.js'
@@ -51,7 +51,7 @@ export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & 
   const store = opts.tls === undefined ? undefined : await loadCertStore(opts.tls.certs)
   const h2 =
     opts.tls !== undefined || opts.h2c === true
-      ? new H2Gateway(proxy.table, proxy.metrics, {...opts, onComplete: opts.onH2Complete})
+      ? new H2Gateway(proxy.table, proxy.metrics, {...opts, onComplete: h2Log(opts)})
       : undefined
   const toEngine = (socket: Socket): void => {
     proxy.server.emit('connection', socket)
@@ -135,6 +135,13 @@ export async function openListeners(proxy: ProxyEngine, opts: ListenerOptions & 
     await Promise.all(servers.map(async (s) => closeServer(s)))
     throw error
   }
+}
+
+/** The HTTP/2 records' consumer: the one given, else the access log's line when there is an access log. */
+function h2Log(opts: ListenerOptions & ProxyOptions): ((record: H2Completion) => void) | undefined {
+  if (opts.onH2Complete !== undefined) return opts.onH2Complete
+  const {accessLog} = opts
+  return accessLog === undefined ? undefined : (record) => accessLog(completionLine(record))
 }
 
 async function closeServer(server: Server): Promise<void> {

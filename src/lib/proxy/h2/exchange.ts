@@ -43,3 +43,9 @@ export interface H2Exchange {
   deadline?: NodeJS.Timeout
   settled: boolean
 }
+
+/** The record as the HTTP/1 engines' `--access-log` line. */
+export function completionLine(record: H2Completion): string {
+  const grpc = record.grpcStatus === undefined ? '' : ` grpc-status=${record.grpcStatus}`
+  return `${new Date(record.time).toISOString()} ${record.remoteAddress || '-'} "${record.method} ${record.target} HTTP/2" ${record.status} ${record.durationMs.toFixed(1)}ms ${record.service ?? '-'} ${record.upstream ?? '-'}${grpc}`
+}
