@@ -22,8 +22,7 @@ function checked(parse: (input: string) => unknown): (input: string) => string {
 export const proxyFlags = {
   listen: Flags.string({
     char: 'l',
-    description: 'address to serve on, HOST:PORT (port 0: a free port, printed at start)',
-    default: `${PROXY_DEFAULTS.host}:${PROXY_DEFAULTS.port}`,
+    description: `plain HTTP address, HOST:PORT (port 0: a free port, printed at start); default ${PROXY_DEFAULTS.host}:${PROXY_DEFAULTS.port}, none when only --tls-listen is given`,
     env: 'SVC_PROXY_LISTEN',
   }),
   strategy: Flags.string({
@@ -75,6 +74,36 @@ export const proxyFlags = {
     description: "the access log's line: svc (svc's own line), combined (NCSA + upstream fields), json",
     options: [...ACCESS_LOG_FORMATS],
     default: 'svc',
+  }),
+  // TLS termination and HTTP/2 (docs/proxy.md#tls)
+  'tls-listen': Flags.string({
+    description: 'serve TLS on HOST:PORT too: HTTP/2 when the client offers h2 (ALPN), else HTTP/1.1',
+    env: 'SVC_PROXY_TLS_LISTEN',
+    dependsOn: ['tls-cert', 'tls-key'],
+    helpGroup: 'TLS',
+  }),
+  'tls-cert': Flags.string({
+    description:
+      'PEM certificate (chain), repeatable with one --tls-key each; the first is the default, SNI picks the others by their names',
+    multiple: true,
+    dependsOn: ['tls-listen', 'tls-key'],
+    helpGroup: 'TLS',
+  }),
+  'tls-key': Flags.string({
+    description: 'PEM private key of the --tls-cert in the same position (re-read with the certificates on SIGHUP)',
+    multiple: true,
+    dependsOn: ['tls-listen', 'tls-cert'],
+    helpGroup: 'TLS',
+  }),
+  'redirect-https': Flags.boolean({
+    description: 'the plain listener answers every request with 308 to the same URL on https (the --tls-listen port)',
+    dependsOn: ['tls-listen'],
+    helpGroup: 'TLS',
+  }),
+  h2c: Flags.boolean({
+    description:
+      'serve HTTP/2 with prior knowledge (h2c, e.g. plaintext gRPC clients) on the plain listener, beside HTTP/1.1',
+    helpGroup: 'TLS',
   }),
   'trusted-proxy': Flags.string({
     description: 'address or CIDR of a proxy in front of this one whose X-Forwarded-* headers are kept (repeatable)',

@@ -1,10 +1,12 @@
 import cluster from 'node:cluster'
 
 import {parseBalanceStrategy} from './balancer/strategies.js'
-import {formatError} from './errors.js'
+import {formatError, UserError} from './errors.js'
 import {type AccessLog, accessLogOf} from './proxy/access-log.js'
 import {parseHashKey} from './proxy/hash-key.js'
-import {parseListenAddress, runProxy} from './proxy/index.js'
+import {parseListenAddress, PROXY_DEFAULTS, runProxy} from './proxy/index.js'
+import type {ListenerOptions} from './proxy/listeners.js'
+import {loadCertStore, pairCertFlags} from './proxy/tls/certs.js'
 import {parseRouteSpec} from './proxy/routes.js'
 import {parseTrustedProxies} from './proxy/trust.js'
 import {runPrimary, type WorkerMessage, workerNumber} from './proxy/workers.js'
@@ -12,7 +14,7 @@ import type {Registry} from './registry/types.js'
 
 /** `svc proxy`'s flags as parsed. */
 export interface GatewayFlags {
-  listen: string
+  listen?: string
   'admin-listen'?: string
   strategy: string
   'hash-key': string
@@ -31,6 +33,11 @@ export interface GatewayFlags {
   'header-timeout': number
   'body-timeout': number
   'idle-timeout': number
+  'tls-listen'?: string
+  'tls-cert'?: string[]
+  'tls-key'?: string[]
+  'redirect-https': boolean
+  h2c: boolean
 }
 
 export interface GatewayRun {
@@ -48,7 +55,7 @@ export interface GatewayRun {
 /** Serves the proxy until the signal, in one process or as the primary of --workers processes, then drains. */
 export async function runGateway(run: GatewayRun): Promise<void> {
   const {flags, log} = run
-  const listen = parseListenAddress(flags.listen, '--listen')
+  const listeners = await listenerOptions(flags)
   const admin =
     flags['admin-listen'] === undefined ? undefined : parseListenAddress(flags['admin-listen'], '--admin-listen')
   if (flags.workers > 1 && cluster.isPrimary) {
@@ -60,8 +67,12 @@ export async function runGateway(run: GatewayRun): Promise<void> {
       log,
       ...(await run.workerBackend()),
     })
-    ready(run.out, primary.address, primary.adminAddress, `${flags.workers} workers`)
+    ready(run.out, primary, `${flags.workers} workers`)
+    // each worker holds its own TLS listener: a reload is theirs to do
+    const hup = (): void => primary.forward('SIGHUP')
+    if (listeners.tls !== undefined) process.on('SIGHUP', hup)
     await aborted(run.signal)
+    process.off('SIGHUP', hup)
     log('draining')
     log(stopped(await primary.stop(flags['drain-timeout'])))
     return
@@ -75,8 +86,9 @@ export async function runGateway(run: GatewayRun): Promise<void> {
     if (accessLog !== undefined) process.on('SIGUSR1', reopen)
     const registry = await run.registry()
     const running = await runProxy(registry, {
-      host: listen.host,
-      port: listen.port,
+      host: listeners.plain?.host ?? PROXY_DEFAULTS.host,
+      port: listeners.plain?.port ?? PROXY_DEFAULTS.port,
+      listeners,
       strategy: parseBalanceStrategy(flags.strategy),
       hashKey: parseHashKey(flags['hash-key']),
       routes: (flags.route ?? []).map((r) => parseRouteSpec(r)),
@@ -95,10 +107,19 @@ export async function runGateway(run: GatewayRun): Promise<void> {
       accessLog,
       log,
     })
-    if (worker === undefined)
-      ready(run.out, running.address, running.adminAddress, `routes from ${registry.description}`)
-    else send({type: 'ready', address: running.address, adminAddress: running.adminAddress})
+    if (worker === undefined) ready(run.out, running, `routes from ${registry.description}`)
+    else {
+      const {address, plainAddress, tlsAddress, adminAddress} = running
+      send({type: 'ready', address, plainAddress, tlsAddress, adminAddress})
+    }
+
+    const hup = (): void => {
+      running.reload().catch(() => {})
+    }
+
+    if (listeners.tls !== undefined) process.on('SIGHUP', hup)
     await aborted(run.signal)
+    process.off('SIGHUP', hup)
     if (worker === undefined) log(`draining (${running.proxy.active} in flight)`)
     const cut = await running.stop(flags['drain-timeout'])
     if (worker === undefined) log(stopped(cut))
@@ -119,9 +140,38 @@ function stopped(cut: number): string {
   return cut === 0 ? 'stopped' : `stopped; ${cut} requests cut at the drain deadline`
 }
 
-function ready(out: (line: string) => void, address: string, adminAddress: string | undefined, detail: string): void {
-  out(`svc proxy listening on http://${address} (${detail})`)
-  if (adminAddress) out(`svc proxy admin on http://${adminAddress} (/ route page, /routes, /metrics, /healthz)`)
+interface Addresses {
+  plainAddress?: string
+  tlsAddress?: string
+  adminAddress?: string
+}
+
+function ready(out: (line: string) => void, at: Addresses, detail: string): void {
+  if (at.plainAddress) out(`svc proxy listening on http://${at.plainAddress} (${detail})`)
+  if (at.tlsAddress) out(`svc proxy listening on https://${at.tlsAddress} (TLS: h2 and http/1.1; ${detail})`)
+  if (at.adminAddress) out(`svc proxy admin on http://${at.adminAddress} (/ route page, /routes, /metrics, /healthz)`)
+}
+
+/**
+ * The listeners the flags ask for: the plain one unless only --tls-listen is given (as fabio and Traefik serve
+ * the addresses they are given, no more), TLS with its certificates checked now, so a bad file stops the start.
+ */
+async function listenerOptions(flags: GatewayFlags): Promise<ListenerOptions> {
+  const tlsOnly =
+    flags.listen === undefined && flags['tls-listen'] !== undefined && !flags['redirect-https'] && !flags.h2c
+  const plain = tlsOnly
+    ? undefined
+    : parseListenAddress(flags.listen ?? `${PROXY_DEFAULTS.host}:${PROXY_DEFAULTS.port}`, '--listen')
+  if (flags['tls-listen'] === undefined) return {plain, h2c: flags.h2c}
+  const certs = pairCertFlags(flags['tls-cert'] ?? [], flags['tls-key'] ?? [])
+  if (certs.length === 0) throw new UserError('--tls-listen needs a certificate', 'add --tls-cert FILE --tls-key FILE')
+  await loadCertStore(certs)
+  return {
+    plain,
+    tls: {...parseListenAddress(flags['tls-listen'], '--tls-listen'), certs},
+    h2c: flags.h2c,
+    redirectHttps: flags['redirect-https'],
+  }
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

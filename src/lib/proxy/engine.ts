@@ -1,3 +1,5 @@
+import type {Server} from 'node:net'
+
 import {UserError} from '../errors.js'
 import {NodeHttpProxy} from './engine-node-http.js'
 import {checkInternals} from './internals.js'
@@ -17,6 +19,8 @@ export interface ProxyEngine {
   readonly metrics: ProxyMetrics
   readonly draining: boolean
   readonly active: number
+  /** The engine's own server: a connection another listener accepted (TLS, h2c sniffing) is handed to it. */
+  readonly server: Server
   listen(): Promise<string>
   drain(timeoutMs: number): Promise<number>
 }

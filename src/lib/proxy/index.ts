@@ -7,6 +7,7 @@ import type {Registry} from '../registry/types.js'
 import {ROUTE_PAGE} from './admin/page.js'
 import {routesView} from './admin/routes-view.js'
 import {createProxyServer, type EngineChoice, type ProxyEngine, type ProxyEngineName} from './engine.js'
+import {type ListenerOptions, type Listeners, needsListeners, openListeners} from './listeners.js'
 import type {ProxyOptions} from './server.js'
 
 export {createProxyServer, PROXY_ENGINE_ENV, type ProxyEngine, type ProxyEngineName} from './engine.js'
@@ -20,6 +21,8 @@ export function parseListenAddress(value: string, flag: string): HostPort {
 }
 
 export interface RunProxyOptions extends ProxyOptions {
+  /** TLS, h2c and the https redirect (listeners.ts); the engine's plain listener alone when unset. */
+  listeners?: ListenerOptions
   /** Where to serve the route page (/), /routes, /metrics and /healthz; off when unset. */
   admin?: {host: string; port: number}
   /** How long to wait for the registry's first snapshot before giving up. */
@@ -34,8 +37,14 @@ export interface RunningProxy {
   proxy: ProxyEngine
   /** The engine serving it (see engine.ts). */
   engine: ProxyEngineName
-  /** host:port the proxy listens on. */
+  /** host:port the proxy listens on: the plain listener, or the TLS one when it serves TLS only. */
   address: string
+  /** host:port of the plain listener, when there is one. */
+  plainAddress?: string
+  /** host:port of the TLS listener, when there is one. */
+  tlsAddress?: string
+  /** Re-reads the TLS certificate files (SIGHUP); false when there are none or a file failed (the old ones stay). */
+  reload(): Promise<boolean>
   /** host:port of the admin listener, when there is one. */
   adminAddress?: string
   /** Stops following the registry, drains (bounded) and closes; resolves with the requests cut at the deadline. */
@@ -96,6 +105,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
   const outcome = await Promise.race([ready, timedOut.then(() => timedOutError)])
   clearTimeout(timer)
   let admin: MetricsServer | undefined
+  let edge: Listeners | undefined
   try {
     if (outcome === timedOutError) {
       throw new BackendUnavailableError(registry.kind, registry.description, `no snapshot within ${startTimeoutMs} ms`)
@@ -103,7 +113,10 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
 
     if (outcome !== undefined) throw outcome
 
-    const address = await proxy.listen()
+    const wanted = opts.listeners
+    edge = wanted !== undefined && needsListeners(wanted) ? await openListeners(proxy, {...opts, ...wanted}) : undefined
+    const plainAddress = edge === undefined ? await proxy.listen() : edge.plainAddress
+    const address = plainAddress ?? edge?.tlsAddress ?? ''
     if (opts.admin) {
       admin = await serveMetrics(proxy.metrics.registry, opts.admin.host, opts.admin.port, {
         json: {'/routes': () => routesView(proxy.table)},
@@ -117,9 +130,14 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
       proxy,
       engine,
       address,
+      plainAddress,
+      tlsAddress: edge?.tlsAddress,
       adminAddress: admin?.address,
+      reload: async () => (await edge?.reload()) ?? false,
       async stop(drainTimeoutMs) {
-        const cut = await proxy.drain(drainTimeoutMs)
+        const cuts = await Promise.all([proxy.drain(drainTimeoutMs), edge?.drain(drainTimeoutMs)])
+        const cut = cuts[0] + (cuts[1] ?? 0)
+        await edge?.close()
         controller.abort()
         await following
         await admin?.close()
@@ -130,7 +148,9 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     controller.abort()
     await following
     await admin?.close()
+    await edge?.drain(0)
     await proxy.drain(0)
+    await edge?.close()
     throw error
   }
 }

@@ -12,7 +12,7 @@ export function workerNumber(): number | undefined {
 
 /** What a worker tells the primary. */
 export type WorkerMessage =
-  | {type: 'ready'; address: string; adminAddress?: string}
+  | {type: 'ready'; address: string; plainAddress?: string; tlsAddress?: string; adminAddress?: string}
   | {type: 'failed'; message: string}
   | {type: 'stopped'; cut: number}
 
@@ -31,7 +31,11 @@ export interface PrimaryOptions {
 
 export interface RunningPrimary {
   address: string
+  plainAddress?: string
+  tlsAddress?: string
   adminAddress?: string
+  /** Sends `signal` to every worker (SIGHUP: each reloads its TLS certificates). */
+  forward(signal: NodeJS.Signals): void
   /** Asks every worker to drain and waits for them to exit; resolves with the requests cut. */
   stop(drainTimeoutMs: number): Promise<number>
 }
@@ -123,7 +127,17 @@ export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> 
   }
 
   const ready = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-  return {address: ready[0]!.address, adminAddress: ready.find((r) => r.adminAddress)?.adminAddress, stop}
+  const first = ready[0]!
+  return {
+    address: first.address,
+    plainAddress: first.plainAddress,
+    tlsAddress: first.tlsAddress,
+    adminAddress: ready.find((r) => r.adminAddress)?.adminAddress,
+    forward(signal) {
+      for (const worker of workers.values()) worker.process.kill(signal)
+    },
+    stop,
+  }
 }
 
 /**
