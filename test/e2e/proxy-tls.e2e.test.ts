@@ -230,6 +230,9 @@ describe('svc proxy with TLS and HTTP/2 (the built binary)', () => {
         })
         const echoed = await h2get(session, '/shop/echo')
         expect(JSON.parse(echoed.body)).toMatchObject({headers: expect.objectContaining({'x-forwarded-proto': 'http'})})
+        // HTTP/1.1 handed over by the TLS listener says https upstream
+        const secure = await httpsGet(proxy.tls!, '/shop/echo', 'shop.test', [ok.pem])
+        expect(JSON.parse(secure.body)).toMatchObject({headers: expect.objectContaining({'x-forwarded-proto': 'https'})})
       } finally {
         session.destroy()
         await stop(proxy)

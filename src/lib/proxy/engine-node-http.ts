@@ -12,7 +12,7 @@ import {performance} from 'node:perf_hooks'
 
 import {listenAt} from '../metrics/server.js'
 import {hashKeyOf, type HashKey} from './hash-key.js'
-import {downstreamHeaders, upstreamHeaders} from './headers.js'
+import {downstreamHeaders, schemeOf, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
@@ -161,7 +161,7 @@ export class NodeHttpProxy {
     const started = performance.now()
     const remote = req.socket.remoteAddress ?? ''
     const trusted = this.opts.trustedProxy?.(remote) ?? false
-    const head = upstreamHeaders(req.rawHeaders, remote, false, trusted)
+    const head = upstreamHeaders(req.rawHeaders, remote, false, trusted, schemeOf(req.socket))
     const url = req.url ?? ''
     const found = this.resolve(url, head.host)
     if ('status' in found) {
@@ -414,7 +414,7 @@ export class NodeHttpProxy {
 
     this.tunnel(req, socket as Socket, head, route, upstream, {
       path: match.path,
-      headers: fieldsOf(upstreamHeaders(req.rawHeaders, remote, true, trusted).block),
+      headers: fieldsOf(upstreamHeaders(req.rawHeaders, remote, true, trusted, schemeOf(req.socket)).block),
       started,
     })
   }

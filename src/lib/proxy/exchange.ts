@@ -3,7 +3,7 @@ import {performance} from 'node:perf_hooks'
 
 import type {ClientConnection} from './client-connection.js'
 import {type FramingRefusal, requestRefusal, responseFraming} from './framing.js'
-import {downstreamHeaders, upstreamHeaders} from './headers.js'
+import {downstreamHeaders, schemeOf, upstreamHeaders} from './headers.js'
 import {errorResponse, LAST_CHUNK, STATUS_LINES, statusLine} from './replies.js'
 import type {ServiceRoute, Upstream} from './routes.js'
 import {type ConnectionPool, type PoolClient, UpstreamError, type UpstreamConnection} from './upstream-pool.js'
@@ -75,7 +75,7 @@ export class Exchange implements PoolClient {
     readonly upgrade: boolean,
   ) {
     this.downstream = conn.socket
-    const head = upstreamHeaders(rawHeaders, conn.remoteAddress, upgrade, conn.trusted)
+    const head = upstreamHeaders(rawHeaders, conn.remoteAddress, upgrade, conn.trusted, schemeOf(conn.socket))
     this.host = head.host
     this.hasBody = head.hasBody
     this.chunkedIn = head.chunked

@@ -129,20 +129,22 @@ interface RequestScan extends UpstreamHead {
  * pass, in the rare case it names any), then X-Forwarded-For, -Proto and -Host. From a client that is not a
  * `trusted` proxy, the forwarding headers it sent (X-Forwarded-*, Forwarded, X-Real-IP) are dropped and replaced,
  * so it cannot pass for another address; from a trusted one, X-Forwarded-For is appended to and the rest kept.
- * `keepUpgrade` keeps Connection and Upgrade for a WebSocket handshake.
+ * `keepUpgrade` keeps Connection and Upgrade for a WebSocket handshake; `proto` is the client's scheme (https on
+ * the TLS listener).
  */
 export function upstreamHeaders(
   raw: readonly string[],
   clientIp: string,
   keepUpgrade = false,
   trusted = false,
+  proto: 'http' | 'https' = 'http',
 ): UpstreamHead {
   const scan = scanRequest(raw, keepUpgrade, undefined, trusted)
   const extra = connectionTokens(scan.connection)
   const head = extra === undefined ? scan : scanRequest(raw, keepUpgrade, extra, trusted)
   const {forwardedFor, forwardedProto, forwardedHost} = head
   head.block += 'x-forwarded-for: ' + (forwardedFor === undefined ? clientIp : forwardedFor + ', ' + clientIp) + '\r\n'
-  head.block += 'x-forwarded-proto: ' + (forwardedProto ?? 'http') + '\r\n'
+  head.block += 'x-forwarded-proto: ' + (forwardedProto ?? proto) + '\r\n'
   const host = forwardedHost ?? head.host
   if (host !== undefined) head.block += 'x-forwarded-host: ' + host + '\r\n'
   return head
@@ -309,4 +311,9 @@ function scanResponse(
   }
 
   return head
+}
+
+/** The client's scheme on a socket: https once the TLS listener handed it over (a TLSSocket), else http. */
+export function schemeOf(socket: object): 'http' | 'https' {
+  return 'encrypted' in socket && socket.encrypted === true ? 'https' : 'http'
 }

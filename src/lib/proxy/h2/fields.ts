@@ -30,15 +30,9 @@ export function forwardFields(
   }
 
   if (head.authority !== undefined && !regular.includes('host')) regular.push('host', head.authority)
-  const block = upstreamHeaders(regular, head.clientIp, false, head.trusted).block
-  const fields = fieldsOf(block)
-  if (head.tls) {
-    for (let i = 0; i < fields.length; i += 2) {
-      // the HTTP/1 engines write http; a trusted proxy's own value stays
-      if (fields[i] === 'x-forwarded-proto' && fields[i + 1] === 'http' && !clientSent(raw, 'x-forwarded-proto', head))
-        fields[i + 1] = 'https'
-    }
-  }
+  const fields = fieldsOf(
+    upstreamHeaders(regular, head.clientIp, false, head.trusted, head.tls ? 'https' : 'http').block,
+  )
 
   const h2: OutgoingHttpHeaders = {
     ':method': head.method,
@@ -57,12 +51,6 @@ export function forwardFields(
 
   if (trailers) h2.te = 'trailers'
   return {h1: fields, h2}
-}
-
-function clientSent(raw: readonly string[], name: string, head: {trusted: boolean}): boolean {
-  if (!head.trusted) return false
-  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return true
-  return false
 }
 
 /** An HTTP/1.1 upstream's response head (raw list) as HTTP/2 response headers, hop-by-hop fields dropped. */
