@@ -1,4 +1,5 @@
 import {agentFlags} from '../command-flags/agent.js'
+import {swarmFlags} from '../command-flags/swarm.js'
 import {runAgent} from '../lib/docker/run.js'
 import {isInteractive} from '../lib/tty.js'
 import {RegistryCommand} from '../registry-command.js'
@@ -14,10 +15,11 @@ Coming from registrator: the registry is --backend URI (not an argument), and lo
     '<%= config.bin %> agent -b zk://127.0.0.1:2181',
     '<%= config.bin %> agent -b consul --cleanup --resync 60s --tags docker',
     '<%= config.bin %> agent -b etcd --internal --deregister on-success --json',
+    '<%= config.bin %> agent -b consul --swarm --cleanup',
   ]
 
   static enableJsonFlag = true
-  static flags = agentFlags
+  static flags = {...agentFlags, ...swarmFlags}
 
   async run(): Promise<void> {
     const signal = this.untilSignal()

@@ -22,6 +22,7 @@ import type {AgentOptions, PlannedService} from './types.js'
 export {PRIVATE_PORT_KEY, sanitizeServiceName} from './settings.js'
 export {DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_MS, parseGoDuration} from './check-plan.js'
 const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
+const SWARM_TASK_LABEL = 'com.docker.swarm.task.id'
 const ADDRESS = /^[\w.:%-]{1,255}$/
 /** Docker's inspect output as it may really arrive: any field missing or null. */
 type Loose<T> = T extends readonly (infer U)[]
@@ -81,6 +82,7 @@ export function planContainerWithWarnings(
     return resolvedHost
   }
 
+  if (options.swarm && isSwarmTask(c.Config?.Labels)) return {services: [], warnings: []}
   const settings = serviceSettings(c.Config?.Env, c.Config?.Labels)
   const candidates = candidatePorts(c, options.internal)
   // Registrator counts the ports before IGNORE and --explicit drop any: names stay stable.
@@ -332,6 +334,11 @@ function containerAddress(c: Inspect, wanted: string | undefined, warn: (m: stri
 
   if (networks.length === 1) return networks[0]![1]
   return str(settings?.IPAddress) || str(settings?.GlobalIPv6Address) || networks[0]?.[1]
+}
+
+/** Swarm's own label on the containers of its tasks. */
+function isSwarmTask(labels: unknown): boolean {
+  return isRecord(labels) && str(labels[SWARM_TASK_LABEL]) !== undefined
 }
 
 /** Image base name; for an image ID or bare digest the compose service, else the container name (#701). */
