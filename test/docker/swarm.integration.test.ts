@@ -17,8 +17,9 @@ import {endpoints, type RawInstance, rawInstances} from '../helpers/raw-instance
 const WAIT_MS = 15_000
 const RUN = `svcswarm-${Date.now().toString(36)}`
 
-/** What `docker swarm init` made, so that afterAll undoes exactly that. */
+/** What `docker swarm init` made, so that afterAll undoes exactly that: the swarm, and the gateway bridge it adds. */
 let initialized = false
+let madeBridge = false
 /** `svc agent --swarm` off a swarm, when the machine was outside one at the start. */
 let refusal: Awaited<ReturnType<typeof runCli>> | undefined
 let releaseLock: (() => void) | undefined
@@ -130,6 +131,7 @@ beforeAll(async () => {
   const before = await swarmState()
   if (before.state === 'inactive') {
     refusal = await runCli(['agent', '--swarm', '-b', `local://${mkdtempSync(path.join(tmpdir(), 'svc-swarm-'))}`])
+    madeBridge = (await docker(['network', 'ls', '-q', '--filter', 'name=^docker_gwbridge$'])) === ''
     await docker(['swarm', 'init', '--advertise-addr', '127.0.0.1'])
     initialized = true
   } else if (!before.manager) {
@@ -144,6 +146,7 @@ afterAll(async () => {
   if (created.length > 0) await docker(['service', 'rm', ...created], 60_000).catch(() => '')
   // leave only the swarm this test made; one the machine was in stays
   if (initialized) await docker(['swarm', 'leave', '--force'], 60_000)
+  if (madeBridge) await docker(['network', 'rm', 'docker_gwbridge']).catch(() => '')
   releaseLock?.()
 }, 120_000)
 
