@@ -73,7 +73,12 @@ describe('planSwarm', () => {
       ['web', 'node-1:web:8080', '10.0.0.1', 8080],
       ['web', 'node-2:web:8080', '10.0.0.2', 8080],
     ])
-    expect(services[0]!.input.meta).toEqual(Object.fromEntries([[PRIVATE_PORT_KEY, '80'], [SWARM_SERVICE_KEY, 'web']]))
+    expect(services[0]!.input.meta).toEqual(
+      Object.fromEntries([
+        [PRIVATE_PORT_KEY, '80'],
+        [SWARM_SERVICE_KEY, 'web'],
+      ]),
+    )
     expect(services[0]!.input.source).toEqual({
       containerId: 'svc1',
       containerName: 'web',
