@@ -24,6 +24,17 @@ let madeBridge = false
 let refusal: Awaited<ReturnType<typeof runCli>> | undefined
 let releaseLock: (() => void) | undefined
 const created: string[] = []
+/** How long the set-up and tear-down steps took, printed once: the routing mesh and swarm leave are slow here. */
+const took: string[] = []
+const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+  const began = Date.now()
+  try {
+    return await fn()
+  } finally {
+    took.push(`${what} ${Date.now() - began} ms`)
+  }
+}
+
 const agents: ChildProcess[] = []
 const backends = testBackends((['local', 'etcd', 'consul'] as const).filter((b) => b === 'local' || hasTestCluster(b)))
 
@@ -38,27 +49,26 @@ async function swarmState(): Promise<{state: string; manager: boolean}> {
 async function createService(name: string, args: string[]): Promise<string> {
   const full = `${RUN}-${name}`
   created.push(full)
-  const image = await ensureTestImage()
+  // by image ID: Swarm then skips its pull attempt, which waits on a registry this machine cannot reach
+  const image = await docker(['image', 'inspect', '--format', '{{.Id}}', await ensureTestImage()])
   await docker(['service', 'create', '-d', '--no-resolve-image', '--name', full, ...args, image, ...HTTPD_COMMAND])
   return full
 }
 
-/** The host ports of the service's running tasks, as `docker service ps` shows them. */
+/**
+ * The IPv4 host port of each running task, as `docker service ps` shows them. Docker 20.10 may give a task's IPv6
+ * binding another port (`*:32778->80/tcp,*:32776->80/tcp`): the first one listed is the IPv4 one.
+ */
 async function taskPorts(service: string): Promise<number[]> {
-  const out = await docker([
-    'service',
-    'ps',
-    service,
-    '--filter',
-    'desired-state=running',
-    '--format',
-    '{{.CurrentState}}|{{.Ports}}',
-  ])
+  const format = '{{.CurrentState}}|{{.Ports}}'
+  const out = await docker(['service', 'ps', service, '--filter', 'desired-state=running', '--format', format])
   return out
     .split('\n')
     .filter((line) => line.startsWith('Running'))
-    .flatMap((line) => [...line.matchAll(/:(\d+)->80\/tcp/g)].map((m) => Number(m[1])))
-    .filter((port, i, all) => all.indexOf(port) === i)
+    .flatMap((line) => {
+      const first = /:(\d+)->80\/tcp/.exec(line)
+      return first ? [Number(first[1])] : []
+    })
     .sort((a, b) => a - b)
 }
 
@@ -114,7 +124,10 @@ async function startAgent(backend: TestBackend): Promise<ChildProcess> {
   const args = ['agent', '--swarm', '--cleanup', '-b', backend.uri, '--hostname', `${RUN}-${backend.name}`, '--json']
   const child = spawnCli(args)
   agents.push(child)
-  await waitForOutput(child, /"detail":"following Swarm services"/, 20_000)
+  // 30 s: three agents start at once, on a machine whose load may be ten times its cores
+  await waitForOutput(child, /"detail":"following Swarm services"/, 30_000).catch((error: unknown) => {
+    throw new Error(`the agent on ${backend.name}: ${String(error)}`)
+  })
   return child
 }
 
@@ -130,24 +143,29 @@ beforeAll(async () => {
   await ensureTestImage()
   const before = await swarmState()
   if (before.state === 'inactive') {
-    refusal = await runCli(['agent', '--swarm', '-b', `local://${mkdtempSync(path.join(tmpdir(), 'svc-swarm-'))}`])
+    const home = `local://${mkdtempSync(path.join(tmpdir(), 'svc-swarm-'))}`
+    refusal = await timed('refusal', () => runCli(['agent', '--swarm', '-b', home]))
     madeBridge = (await docker(['network', 'ls', '-q', '--filter', 'name=^docker_gwbridge$'])) === ''
-    await docker(['swarm', 'init', '--advertise-addr', '127.0.0.1'])
+    await timed('swarm init', () => docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']))
     initialized = true
   } else if (!before.manager) {
     throw new Error(`this Docker node is in a swarm (${before.state}) but not a manager: the test needs a manager`)
   }
 
-  await Promise.all(backends.map((backend) => startAgent(backend)))
+  await timed('agents up', () => Promise.all(backends.map((backend) => startAgent(backend))))
 }, 120_000)
 
 afterAll(async () => {
-  await Promise.allSettled(agents.map((child) => stopAgent(child)))
-  if (created.length > 0) await docker(['service', 'rm', ...created], 60_000).catch(() => '')
-  // leave only the swarm this test made; one the machine was in stays
-  if (initialized) await docker(['swarm', 'leave', '--force'], 60_000)
-  if (madeBridge) await docker(['network', 'rm', 'docker_gwbridge']).catch(() => '')
-  releaseLock?.()
+  try {
+    await timed('agents stopped', () => Promise.allSettled(agents.map((child) => stopAgent(child))))
+    if (created.length > 0) await docker(['service', 'rm', ...created], 60_000).catch(() => '')
+    // leave only the swarm this test made; one the machine was in stays
+    if (initialized) await timed('swarm leave', () => docker(['swarm', 'leave', '--force'], 60_000))
+    if (madeBridge) await docker(['network', 'rm', 'docker_gwbridge']).catch(() => '')
+  } finally {
+    releaseLock?.()
+    console.error(`[swarm test] ${took.join(', ')}`)
+  }
 }, 120_000)
 
 describe('svc agent --swarm', () => {
