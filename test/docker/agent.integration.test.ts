@@ -1,122 +1,26 @@
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {closeSync, openSync, readdirSync, readFileSync} from 'node:fs'
-import http from 'node:http'
+import {closeSync, openSync, readFileSync} from 'node:fs'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import Dockerode from 'dockerode'
-import {Etcd3} from 'etcd3'
-import zookeeper from 'node-zookeeper-client'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {Agent} from '../../src/lib/docker/agent.js'
 import type {AgentEvent, AgentOptions} from '../../src/lib/docker/types.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
-import {parseBackend} from '../../src/lib/registry/spec.js'
 import type {Registry, ServiceInstance} from '../../src/lib/registry/types.js'
 import type {TestBackend} from '../helpers/backends.js'
 import {testBackends, uniqueService} from '../helpers/backends.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
+import {endpoints, rawEndpoints} from '../helpers/raw-instances.js'
 import {docker, ensureTestImage, type TestContainer, TestContainers, withDockerLock} from '../helpers/docker.js'
 
 const WAIT_MS = 15_000
 const containers = new TestContainers('svcagent')
 
-/** `address:port` of every instance, sorted. */
-const endpoints = (instances: Array<{address: string; port: number}>): string[] =>
-  instances.map((i) => `${i.address}:${i.port}`).sort()
-
 const run = (...args: Parameters<TestContainers['run']>): Promise<TestContainer> => containers.run(...args)
 
 const endpointOf = async (c: TestContainer): Promise<string> => `127.0.0.1:${await containers.hostPort(c)}`
-
-/** What the backend's own server holds for a service, read without svc: `address:port` of each instance. */
-async function rawEndpoints(backend: TestBackend, service: string): Promise<string[]> {
-  const spec = parseBackend(backend.uri)
-  switch (spec.kind) {
-    case 'local': {
-      const dir = `${spec.dir}/${service}`
-      let files: string[]
-      try {
-        files = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('.'))
-      } catch {
-        return []
-      }
-
-      return endpoints(
-        files.map((f) => (JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')) as {instance: ServiceInstance}).instance),
-      )
-    }
-
-    case 'zk': {
-      const client = zookeeper.createClient(spec.hosts.map((h) => `${h.host}:${h.port}`).join(','))
-      try {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('zk connect timed out')), 10_000)
-          client.once('connected', () => {
-            clearTimeout(timer)
-            resolve()
-          })
-          client.connect()
-        })
-        const base = `${spec.base}/${service}`
-        const children = await new Promise<string[]>((resolve, reject) => {
-          client.getChildren(base, (error, names) => {
-            if (error && 'getCode' in error && error.getCode() === zookeeper.Exception.NO_NODE) resolve([])
-            else if (error) reject(error)
-            else resolve(names)
-          })
-        })
-        const payloads = await Promise.all(
-          children.map(
-            (child) =>
-              new Promise<{IP: string; PublicPort: number}>((resolve, reject) => {
-                client.getData(`${base}/${child}`, (error, data) =>
-                  error
-                    ? reject(error)
-                    : resolve(JSON.parse(data.toString('utf8')) as {IP: string; PublicPort: number}),
-                )
-              }),
-          ),
-        )
-        // the node name is registrator's <ip>:<port>; the payload carries registrator's fields
-        for (const [i, p] of payloads.entries()) expect(children[i]).toBe(`${p.IP}:${p.PublicPort}`)
-        return payloads.map((p) => `${p.IP}:${p.PublicPort}`).sort()
-      } finally {
-        client.close()
-      }
-    }
-
-    case 'etcd': {
-      const client = new Etcd3({hosts: spec.hosts.map((h) => `http://${h.host}:${h.port}`)})
-      try {
-        const values = await client.getAll().prefix(`${spec.prefix}/${service}/`).strings()
-        return endpoints(Object.values(values).map((v) => JSON.parse(v) as ServiceInstance))
-      } finally {
-        client.close()
-      }
-    }
-
-    case 'consul': {
-      const body = await httpGet(`http://127.0.0.1:${spec.hosts[0]!.port}/v1/catalog/service/${service}`)
-      const entries = JSON.parse(body) as Array<{ServiceAddress: string; ServicePort: number}>
-      return entries.map((e) => `${e.ServiceAddress}:${e.ServicePort}`).sort()
-    }
-  }
-}
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(url, {timeout: 5000}, (response) => {
-      let body = ''
-      response.on('data', (d: Buffer) => {
-        body += d.toString()
-      })
-      response.on('end', () => resolve(body))
-    })
-    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)))
-    request.on('error', reject)
-  })
-}
 
 /** Starts `svc agent` as a process with NDJSON output; resolves once it follows Docker events. */
 async function startAgent(backend: TestBackend, hostname: string, extra: string[] = []): Promise<ChildProcess> {

@@ -4,6 +4,7 @@ import {errorMessage} from '../errors.js'
 import {runCheck, scheduleChecks} from '../health/check.js'
 import {sleep} from '../registry/options.js'
 import type {Health, Registry, RegistrationHandle, ServiceInstance} from '../registry/types.js'
+import {isSwarmInstance, removeStale} from './cleanup.js'
 import {type DockerEvent, type EventSubscription, statusOf, subscribeContainerEvents, within} from './docker.js'
 import {planContainerWithWarnings} from './mapping.js'
 import type {AgentEvent, AgentOptions, AgentSnapshot, ContainerState, PlannedService} from './types.js'
@@ -479,23 +480,13 @@ export class Agent {
       [...running].some((r) => r === id || (id.length >= 12 && r.startsWith(id)))
     const ours = new Set<string>()
     for (const tracked of this.tracked.values()) for (const id of tracked.regs.keys()) ours.add(id)
-    for (const summary of await this.registry.listServices()) {
-      for (const instance of await this.registry.listInstances(summary.name)) {
-        const source = instance.source
-        if (!source || source.host !== this.options.hostname) continue
-        if (isRunning(source.containerId) || ours.has(instance.id)) continue
-        if ((await this.registry.deregister(instance.service, instance.id)).removed) {
-          this.counts.deregistered++
-          this.emit({
-            type: 'deregistered',
-            service: instance.service,
-            id: instance.id,
-            container: source.containerName || source.containerId.slice(0, 12),
-            reason: 'cleanup: container no longer runs',
-          })
-        }
-      }
-    }
+    const keep = (instance: ServiceInstance): boolean =>
+      isRunning(instance.source?.containerId ?? '') || ours.has(instance.id) || isSwarmInstance(instance)
+    await removeStale(this.registry, this.options.hostname, keep, ({instance, container}) => {
+      this.counts.deregistered++
+      const {service, id} = instance
+      this.emit({type: 'deregistered', service, id, container, reason: 'cleanup: container no longer runs'})
+    })
   }
 
   private async shutdown(): Promise<void> {

@@ -6,7 +6,7 @@ import {within as settleWithin} from '../timeout.js'
 const DOCKER_HINT =
   'start the Docker daemon (dockerd), or point --docker-host (or DOCKER_HOST) at it, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375'
 
-/** One container event from the Docker daemon's /events stream. */
+/** One event (container, service, node, ...) from the Docker daemon's /events stream. */
 export interface DockerEvent {
   Type?: string
   Action: string
@@ -74,12 +74,22 @@ export interface EventSubscription {
 }
 
 /** Subscribes to container events; each newline-delimited JSON object goes to `onEvent`. */
-export async function subscribeContainerEvents(
+export function subscribeContainerEvents(
   docker: Dockerode,
   onEvent: (event: DockerEvent) => void,
   timeoutMs: number,
 ): Promise<EventSubscription> {
-  const stream = await within(docker.getEvents({filters: {type: ['container']}}), timeoutMs, 'docker events')
+  return subscribeEvents(docker, ['container'], onEvent, timeoutMs)
+}
+
+/** Subscribes to the events of these object types (container, service, node, ...). */
+export async function subscribeEvents(
+  docker: Dockerode,
+  types: Array<'container' | 'service' | 'node'>,
+  onEvent: (event: DockerEvent) => void,
+  timeoutMs: number,
+): Promise<EventSubscription> {
+  const stream = await within(docker.getEvents({filters: {type: types}}), timeoutMs, 'docker events')
   let buffer = ''
   let finish!: (reason: string) => void
   const ended = new Promise<string>((resolve) => {

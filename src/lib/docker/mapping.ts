@@ -5,38 +5,25 @@ import {networkInterfaces} from 'node:os'
 import {quote} from '../errors.js'
 import type {Health, InstanceSource} from '../registry/types.js'
 import {isAddress} from '../registry/validate.js'
-import {planCheck, UNSUPPORTED_CHECKS} from './check-plan.js'
+import {planCheck} from './check-plan.js'
+import {
+  instanceId,
+  lookup,
+  serviceMeta,
+  serviceName,
+  serviceSettings,
+  type Settings,
+  splitTags,
+  validTags,
+} from './settings.js'
 import type {AgentOptions, PlannedService} from './types.js'
 
-/**
- * Meta key for the container-side port; equal to the ZooKeeper backend's PRIVATE_PORT_META (a test checks),
- * kept here so that mapping does not load the ZooKeeper driver.
- */
-export const PRIVATE_PORT_KEY = 'private_port'
-// check planning moved to check-plan.ts; these stay importable from here
+// check planning moved to check-plan.ts, SERVICE_ settings to settings.ts; these stay importable from here
+export {PRIVATE_PORT_KEY, sanitizeServiceName} from './settings.js'
 export {DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_MS, parseGoDuration} from './check-plan.js'
-const PREFIX = 'SERVICE_'
 const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
-const MAX_NAME = 128
-const MAX_ID = 256
-const META_KEY = /^[A-Za-z_][\w.-]{0,127}$/
+const SWARM_TASK_LABEL = 'com.docker.swarm.task.id'
 const ADDRESS = /^[\w.:%-]{1,255}$/
-/** Keys that configure the registration; every other SERVICE_X becomes meta `x`. */
-const RESERVED = new Set([
-  'check_deregister_after',
-  'check_http',
-  'check_https',
-  'check_interval',
-  'check_tcp',
-  'check_timeout',
-  'check_ttl',
-  'id',
-  'ignore',
-  'name',
-  'network',
-  PRIVATE_PORT_KEY,
-  'tags',
-])
 /** Docker's inspect output as it may really arrive: any field missing or null. */
 type Loose<T> = T extends readonly (infer U)[]
   ? ReadonlyArray<Loose<U> | null | undefined>
@@ -63,21 +50,6 @@ interface Candidate {
   port: number
   protocol: string
   binding?: PortBinding
-}
-
-interface Setting {
-  value: string
-  /** The variable or label it came from, for messages. */
-  source: string
-}
-
-interface Settings {
-  generic: Map<string, Setting>
-  perPort: Map<number, Map<string, Setting>>
-}
-
-interface Found extends Setting {
-  perPort: boolean
 }
 
 /** The services to register for one container: one per published port (every exposed port with --internal). */
@@ -110,6 +82,7 @@ export function planContainerWithWarnings(
     return resolvedHost
   }
 
+  if (options.swarm && isSwarmTask(c.Config?.Labels)) return {services: [], warnings: []}
   const settings = serviceSettings(c.Config?.Env, c.Config?.Labels)
   const candidates = candidatePorts(c, options.internal)
   // Registrator counts the ports before IGNORE and --explicit drop any: names stay stable.
@@ -212,13 +185,6 @@ export function isImageId(image: string, containerImage?: string): boolean {
   return /^[\da-f]{12,64}$/.test(value) && id.startsWith(value)
 }
 
-/** Replaces what a service name cannot hold with '-', and caps it at 128 characters; never "." or "..". */
-export function sanitizeServiceName(name: string, max = MAX_NAME): string {
-  const sanitized = name.replaceAll(/[^\w.-]/g, '-').slice(0, max)
-  // "." and ".." name no service (they are path segments): an image or container named so gets dashes
-  return sanitized === '.' || sanitized === '..' ? sanitized.replaceAll('.', '-') : sanitized
-}
-
 /** The first non-internal IPv4 address of this host; 127.0.0.1 when there is none. */
 export function defaultHostAddress(): string {
   for (const addresses of Object.values(networkInterfaces())) {
@@ -241,69 +207,6 @@ function str(value: unknown): string | undefined {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-/** SERVICE_ variables from env and labels (labels win), split into generic and per-port settings. */
-function serviceSettings(env: unknown, labels: unknown): Settings {
-  const merged = new Map<string, string>()
-  if (Array.isArray(env)) {
-    for (const item of env as unknown[]) {
-      if (typeof item !== 'string') continue
-      const eq = item.indexOf('=')
-      if (eq > 0) merged.set(item.slice(0, eq), item.slice(eq + 1))
-    }
-  }
-
-  if (isRecord(labels)) {
-    for (const [key, value] of Object.entries(labels)) if (typeof value === 'string') merged.set(key, value)
-  }
-
-  const settings: Settings = {generic: new Map(), perPort: new Map()}
-  for (const [source, value] of merged) {
-    if (!source.startsWith(PREFIX) || source.length === PREFIX.length) continue
-    const key = source.slice(PREFIX.length).toLowerCase()
-    const match = /^(\d+)_(.+)$/.exec(key)
-    if (match) {
-      const port = Number(match[1])
-      let forPort = settings.perPort.get(port)
-      if (!forPort) settings.perPort.set(port, (forPort = new Map()))
-      forPort.set(match[2]!, {value, source})
-    } else {
-      settings.generic.set(key, {value, source})
-    }
-  }
-
-  return settings
-}
-
-/** SERVICE_<port>_KEY when present (even empty, as registrator), else SERVICE_KEY. */
-function lookup(settings: Settings, port: number, key: string): Found | undefined {
-  const own = settings.perPort.get(port)?.get(key)
-  if (own) return {...own, perPort: true}
-  const generic = settings.generic.get(key)
-  return generic ? {...generic, perPort: false} : undefined
-}
-
-function serviceMeta(settings: Settings, port: number, warn: (m: string) => void): Record<string, string> {
-  const meta: Record<string, string> = {}
-  const add = (key: string, setting: Setting): void => {
-    if (key === PRIVATE_PORT_KEY) {
-      warn(`${setting.source} ignored: ${PRIVATE_PORT_KEY} is set by svc`)
-    } else if (UNSUPPORTED_CHECKS.includes(key)) {
-      warn(`${setting.source} ignored: svc runs HTTP, HTTPS, TCP and TTL checks only`)
-    } else if (RESERVED.has(key)) {
-      // configures the registration instead
-    } else if (META_KEY.test(key) && key !== '__proto__') {
-      meta[key] = setting.value
-    } else {
-      warn(`${setting.source} ignored: ${quote(key)} is not a valid meta key`)
-    }
-  }
-
-  for (const [key, setting] of settings.generic) add(key, setting)
-  for (const [key, setting] of settings.perPort.get(port) ?? []) add(key, setting)
-  meta[PRIVATE_PORT_KEY] = String(port)
-  return meta
 }
 
 function parsePortKey(key: string): {port: number; protocol: string} | undefined {
@@ -433,6 +336,11 @@ function containerAddress(c: Inspect, wanted: string | undefined, warn: (m: stri
   return str(settings?.IPAddress) || str(settings?.GlobalIPv6Address) || networks[0]?.[1]
 }
 
+/** Swarm's own label on the containers of its tasks. */
+function isSwarmTask(labels: unknown): boolean {
+  return isRecord(labels) && str(labels[SWARM_TASK_LABEL]) !== undefined
+}
+
 /** Image base name; for an image ID or bare digest the compose service, else the container name (#701). */
 function defaultServiceName(c: Inspect, containerName: string): string {
   const image = str(c.Config?.Image) ?? ''
@@ -441,73 +349,6 @@ function defaultServiceName(c: Inspect, containerName: string): string {
   const labels: unknown = c.Config?.Labels
   const compose = isRecord(labels) ? str(labels[COMPOSE_SERVICE_LABEL]) : undefined
   return compose || containerName
-}
-
-function serviceName(
-  named: Found | undefined,
-  defaultName: string,
-  group: boolean,
-  port: number,
-  warn: (m: string) => void,
-): string {
-  const base = named?.value || defaultName
-  const suffix = group && !named?.perPort ? `-${port}` : ''
-  const name = sanitizeServiceName(base, MAX_NAME - suffix.length) + suffix
-  if (named?.value && sanitizeServiceName(named.value) !== named.value)
-    warn(
-      `${named.source} ${quote(named.value)} registered as ${quote(name, MAX_NAME)}: service names hold letters, digits, -, _ and .`,
-    )
-  return name
-}
-
-/** The instance id for one port, never one that another port of the container has already taken. */
-function instanceId(
-  custom: Found | undefined,
-  parts: {hostname: string; containerName: string; port: number; udp: boolean; group: boolean},
-  used: Set<string>,
-  warn: (m: string) => void,
-): string {
-  const udp = parts.udp ? ':udp' : ''
-  const claim = (id: string): string => {
-    used.add(id)
-    return id
-  }
-
-  if (custom?.value) {
-    // A generic SERVICE_ID on several ports would give them one id, and each registration would replace the last.
-    const id = custom.perPort || !parts.group ? custom.value : `${custom.value}:${parts.port}${udp}`
-    if (!/^[\w.:@-]{1,256}$/.test(id)) {
-      warn(`${custom.source} ${quote(custom.value)} ignored: ids hold letters, digits, -, _, ., : and @, at most 256`)
-    } else if (used.has(id)) {
-      // the same id on two ports would make the second registration replace the first
-      warn(`${custom.source} ${quote(id)} ignored for port ${parts.port}${udp}: another port of the container has it`)
-    } else {
-      return claim(id)
-    }
-  }
-
-  // shortened before the port, never after it: a cut port would give two ports one id
-  const suffix = `:${parts.port}${udp}`
-  const prefix = `${parts.hostname}:${parts.containerName}`.replaceAll(/[^\w.:@-]/g, '-')
-  const fallback = prefix.slice(0, MAX_ID - suffix.length) + suffix
-  let id = fallback
-  for (let n = 2; used.has(id); n++) id = `${fallback.slice(0, MAX_ID - String(n).length - 1)}-${n}`
-  return claim(id)
-}
-
-function splitTags(text: string): string[] {
-  return text
-    .split(',')
-    .map((t) => t.trim())
-    .filter((t) => t !== '')
-}
-
-function validTags(tags: readonly string[], source: string, warn: (m: string) => void): string[] {
-  return tags.filter((tag) => {
-    const ok = tag !== '' && tag.length <= 256 && !/[\s,]/.test(tag)
-    if (!ok) warn(`${source} tag ${quote(tag)} ignored: tags are at most 256 characters, without spaces or commas`)
-    return ok
-  })
 }
 
 /** Docker's own view: HEALTHCHECK status (#578), and paused containers are critical. */

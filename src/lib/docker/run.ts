@@ -3,14 +3,21 @@ import {hostname} from 'node:os'
 import {defaultAddress} from '../net.js'
 import type {Registry} from '../registry/types.js'
 import {Agent} from './agent.js'
-import {connectDocker} from './docker.js'
+import {connectDocker, describeDocker} from './docker.js'
 import {agentStreamEvent, formatAgentLogLine, isActionEvent} from './format.js'
+import type {AgentEvent} from './types.js'
 import {agentOptions, type AgentFlagValues} from './options.js'
+import {followSwarm, runTogether} from './swarm/index.js'
 
 export interface AgentRun {
   /** Opened once the flags are checked. */
   registry: () => Promise<Registry>
-  flags: Omit<AgentFlagValues, 'hostname'> & {hostname?: string; 'docker-host'?: string; metrics?: string}
+  flags: Omit<AgentFlagValues, 'hostname'> & {
+    hostname?: string
+    'docker-host'?: string
+    metrics?: string
+    swarm?: boolean
+  }
   /** A live view on the terminal; else log lines on stderr, or NDJSON on stdout with `json`. */
   interactive: boolean
   json: boolean
@@ -21,9 +28,13 @@ export interface AgentRun {
 /** Runs the agent until the signal aborts: the live view, log lines or NDJSON events, and metrics when asked. */
 export async function runAgent(run: AgentRun): Promise<void> {
   const {flags} = run
-  const options = agentOptions({...flags, hostname: flags.hostname ?? hostname()})
+  const options = {...agentOptions({...flags, hostname: flags.hostname ?? hostname()}), swarm: flags.swarm === true}
   const registry = await run.registry()
   const docker = await connectDocker(flags['docker-host'])
+  const where = describeDocker(flags['docker-host'])
+  const swarm = options.swarm ? await followSwarm({registry, docker, options, where}) : undefined
+  const follow = (signal: AbortSignal): Promise<void> =>
+    runTogether(signal, swarm ? [(s) => agent.start(s), (s) => swarm.start(s)] : [(s) => agent.start(s)])
   const agent = new Agent({
     registry,
     docker,
@@ -35,11 +46,14 @@ export async function runAgent(run: AgentRun): Promise<void> {
   const metrics = flags.metrics === undefined ? undefined : await serveMetrics(agent, flags.metrics, run.log)
   try {
     if (!run.interactive) {
-      agent.on((event) => {
+      const print = (event: AgentEvent): void => {
         if (run.json) process.stdout.write(`${JSON.stringify(agentStreamEvent(event))}\n`)
         else if (isActionEvent(event)) process.stderr.write(`${formatAgentLogLine(event)}\n`)
-      })
-      await agent.start(run.signal)
+      }
+
+      agent.on(print)
+      swarm?.on(print)
+      await follow(run.signal)
       return
     }
 
@@ -49,7 +63,7 @@ export async function runAgent(run: AgentRun): Promise<void> {
     const view = new AbortController()
     run.signal.addEventListener('abort', () => view.abort(), {once: true})
     const {signal} = view
-    const running = agent.start(signal).finally(() => view.abort())
+    const running = follow(signal).finally(() => view.abort())
     // its failure is thrown below, once the view has unmounted
     running.catch(() => {})
     await renderAgentView(agent, {backend: registry.description, signal})

@@ -28,6 +28,8 @@ export interface AgentOptions {
   /** --retry-attempts: how often to try the backend at start-up; -1 = forever. */
   retryAttempts: number
   retryIntervalMs: number
+  /** --swarm: Swarm services are registered from the swarm's state, so their task containers are left out here. */
+  swarm?: boolean
 }
 
 /** One registration derived from one container port. */
