@@ -1,6 +1,7 @@
 import {hostname} from 'node:os'
 
 import {defaultAddress} from '../net.js'
+import type {BackendSpec} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
 import {Agent} from './agent.js'
 import {connectDocker} from './docker.js'
@@ -16,6 +17,8 @@ export interface AgentRun {
   json: boolean
   signal: AbortSignal
   log: (line: string) => void
+  /** --skydns: also write the SkyDNS layout CoreDNS's etcd plugin reads (src/lib/skydns). */
+  skydns?: {spec: BackendSpec; prefix: string; domain: string}
 }
 
 /** Runs the agent until the signal aborts: the live view, log lines or NDJSON events, and metrics when asked. */
@@ -23,6 +26,7 @@ export async function runAgent(run: AgentRun): Promise<void> {
   const {flags} = run
   const options = agentOptions({...flags, hostname: flags.hostname ?? hostname()})
   const registry = await run.registry()
+  const skydns = run.skydns && (await import('../skydns/index.js')).openSkyDns(run.skydns, run.log)
   const docker = await connectDocker(flags['docker-host'])
   const agent = new Agent({
     registry,
@@ -32,6 +36,7 @@ export async function runAgent(run: AgentRun): Promise<void> {
     // on a terminal the live view shows what matters; stray stderr lines would tear it
     log: run.interactive ? () => {} : run.log,
   })
+  skydns?.follow((listener) => agent.on(listener))
   const metrics = flags.metrics === undefined ? undefined : await serveMetrics(agent, flags.metrics, run.log)
   try {
     if (!run.interactive) {
@@ -57,6 +62,7 @@ export async function runAgent(run: AgentRun): Promise<void> {
     await running
   } finally {
     await metrics?.close()
+    await skydns?.close()
   }
 }
 
