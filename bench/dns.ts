@@ -126,9 +126,14 @@ function stop(child: ChildProcess | undefined): Promise<void> {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'svc-bench-dns-'))
-  const [http, consulDns, serfLan, serfWan, server, svcDns] = await Promise.all(
-    Array.from({length: 6}, () => freePort()),
-  )
+  const [http, consulDns, serfLan, serfWan, server, svcDns] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ])
   let consul: ChildProcess | undefined
   let svc: ChildProcess | undefined
   const handles: RegistrationHandle[] = []
