@@ -107,7 +107,8 @@ describe.each(testBackends())('svc dns on $name', (backend) => {
       '--recursor-timeout',
       '500ms',
     ])
-    const line = await waitForOutput(dns, /svc dns listening on/, 20_000)
+    // start-up is the process, then the first snapshot of every service: seconds on a loaded machine
+    const line = await waitForOutput(dns, /svc dns listening on/, 40_000)
     port = Number(/127\.0\.0\.1:(\d+)/.exec(line)?.[1])
     // the snapshot was taken at start; wait until it holds all of them (a watch may lag a write on another member)
     await eventually(async () => (await dig(port, `${big}.service.consul`, 'A', '+tcp')).answers.length === BIG, 10_000)

@@ -25,8 +25,9 @@ export interface AgentRun {
 export async function runAgent(run: AgentRun): Promise<void> {
   const {flags} = run
   const options = agentOptions({...flags, hostname: flags.hostname ?? hostname()})
-  const registry = await run.registry()
+  // before the registry: --skydns on another backend is refused at once
   const skydns = run.skydns && (await import('../skydns/index.js')).openSkyDns(run.skydns, run.log)
+  const registry = await run.registry()
   const docker = await connectDocker(flags['docker-host'])
   const agent = new Agent({
     registry,
