@@ -111,7 +111,7 @@ describe.each(testBackends())('svc dns on $name', (backend) => {
     const line = await waitForOutput(dns, /svc dns listening on/, 40_000)
     port = Number(/127\.0\.0\.1:(\d+)/.exec(line)?.[1])
     // the snapshot was taken at start; wait until it holds all of them (a watch may lag a write on another member)
-    await eventually(async () => (await dig(port, `${big}.service.consul`, 'A', '+tcp')).answers.length === BIG, 10_000)
+    await eventually(async () => (await dig(port, `${big}.service.consul`, 'A', '+tcp')).answers.length === BIG, 30_000)
   })
 
   afterAll(async () => {
@@ -205,13 +205,10 @@ describe('svc dns --listen', () => {
     const taken = createSocket('udp4')
     await bound(taken)
     try {
-      const result = await runCli([
-        'dns',
-        '--listen',
-        `127.0.0.1:${taken.address().port}`,
-        '-b',
-        testBackends(['local'])[0]!.uri,
-      ])
+      const result = await runCli(
+        ['dns', '--listen', `127.0.0.1:${taken.address().port}`, '-b', testBackends(['local'])[0]!.uri],
+        {timeoutMs: 40_000},
+      )
       expect(result.code).toBe(1)
       expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/address is already in use/)])
     } finally {
