@@ -37,4 +37,7 @@ export const agentFlags = {
     description: "this host in instance ids and for --cleanup [default: the machine's host name]",
   }),
   metrics: Flags.string({description: 'serve Prometheus metrics at HOST:PORT'}),
+  skydns: Flags.boolean({description: "etcd: also write the SkyDNS layout CoreDNS's etcd plugin reads (docs/dns.md)"}),
+  'skydns-prefix': Flags.string({description: 'with --skydns: the etcd path of the layout', default: '/skydns'}),
+  'skydns-domain': Flags.string({description: 'with --skydns: the zone of the records', default: 'skydns.local'}),
 }

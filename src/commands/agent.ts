@@ -31,6 +31,9 @@ Coming from registrator: the registry is --backend URI (not an argument), and lo
       json: this.jsonEnabled(),
       signal,
       log: (line) => this.warnLine(line),
+      skydns: this.flags.skydns
+        ? {spec: await this.backendSpec(), prefix: this.flags['skydns-prefix'], domain: this.flags['skydns-domain']}
+        : undefined,
     })
   }
 }

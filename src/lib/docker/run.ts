@@ -1,6 +1,7 @@
 import {hostname} from 'node:os'
 
 import {defaultAddress} from '../net.js'
+import type {BackendSpec} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
 import {Agent} from './agent.js'
 import {connectDocker, describeDocker} from './docker.js'
@@ -23,12 +24,16 @@ export interface AgentRun {
   json: boolean
   signal: AbortSignal
   log: (line: string) => void
+  /** --skydns: also write the SkyDNS layout CoreDNS's etcd plugin reads (src/lib/skydns). */
+  skydns?: {spec: BackendSpec; prefix: string; domain: string}
 }
 
 /** Runs the agent until the signal aborts: the live view, log lines or NDJSON events, and metrics when asked. */
 export async function runAgent(run: AgentRun): Promise<void> {
   const {flags} = run
   const options = {...agentOptions({...flags, hostname: flags.hostname ?? hostname()}), swarm: flags.swarm === true}
+  // before the registry: --skydns on another backend is refused at once
+  const skydns = run.skydns && (await import('../skydns/index.js')).openSkyDns(run.skydns, run.log)
   const registry = await run.registry()
   const docker = await connectDocker(flags['docker-host'])
   const where = describeDocker(flags['docker-host'])
@@ -43,6 +48,7 @@ export async function runAgent(run: AgentRun): Promise<void> {
     // on a terminal the live view shows what matters; stray stderr lines would tear it
     log: run.interactive ? () => {} : run.log,
   })
+  skydns?.follow((listener) => agent.on(listener))
   const metrics = flags.metrics === undefined ? undefined : await serveMetrics(agent, flags.metrics, run.log)
   try {
     if (!run.interactive) {
@@ -71,6 +77,7 @@ export async function runAgent(run: AgentRun): Promise<void> {
     await running
   } finally {
     await metrics?.close()
+    await skydns?.close()
   }
 }
 
