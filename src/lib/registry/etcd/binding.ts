@@ -1,3 +1,5 @@
+import type {IKeyValue} from 'etcd3'
+
 import type {Binding, OwnedRecord} from '../core/driver.js'
 import type {EtcdConnection} from './client.js'
 import {leaseSeconds, type SharedLease} from './lease.js'
@@ -9,6 +11,8 @@ export interface LeaseHolder {
   current(key: string): KeyBinding | undefined
   /** Forgets `key`'s binding, and gives up its lease when no key of this process is left on it. */
   detach(binding: KeyBinding): void
+  /** The key as etcd holds it now (read with the other lookups of this turn). */
+  lookup(key: string): Promise<IKeyValue | undefined>
 }
 
 /**
@@ -60,6 +64,9 @@ export class KeyBinding implements Binding {
   /** Moves the key, if it is still on the shared lease, to a lease granted for it alone and not kept alive. */
   private async expireAlone(): Promise<void> {
     const {lease, key} = this
+    // a key already gone or taken over (a registry closing after its keys were removed) needs no lease of its own
+    const current = await this.holder.lookup(key)
+    if (current?.lease !== lease.leaseId) return
     await this.connection.op(async (client) => {
       const own = client.lease(leaseSeconds(this.record.ttlMs), {autoKeepAlive: false})
       try {

@@ -1,5 +1,5 @@
 import {BugError} from '../../errors.js'
-import {Range} from 'etcd3'
+import {type IKeyValue, Range} from 'etcd3'
 
 import {instanceKey as recordKey} from '../core/diff.js'
 import type {Binding, Driver, DriverEvent, DriverWatchSink, OwnedRecord, ReadResult, RecordKey} from '../core/driver.js'
@@ -12,12 +12,11 @@ import {EtcdConnection, type EtcdSpec} from './client.js'
 import {describeCluster} from './cluster.js'
 import {KeyBinding, type LeaseHolder} from './binding.js'
 import {leaseSeconds, MIN_TTL_MS, SharedLease} from './lease.js'
+import {KeyReader} from './reads.js'
 import {decodeRecord, encodeRecord, instanceKey, readRange, scanRange, servicePrefix} from './records.js'
 import {PrefixWatch} from './watch.js'
 
 const DEFAULT_TTL_MS = 10_000
-/** Up to this many records are read with one get each (in parallel); more with one range read over their span. */
-const SINGLE_GETS = 16
 /** A put that raced with its lease's end is made again on a new lease this many times. */
 const PUT_ROUNDS = 3
 
@@ -46,12 +45,14 @@ class EtcdDriver implements Driver, LeaseHolder {
   /** The shared lease of each TTL (in seconds), granted once however many records wait for it. */
   private readonly leases = new Map<number, LeaseEntry>()
   private readonly granted = new Set<SharedLease>()
+  private readonly reader: KeyReader
   private readonly watches = new Map<PrefixWatch, DriverWatchSink>()
   private readonly listeners = new Set<(event: DriverEvent) => void>()
 
   constructor(spec: EtcdSpec, options: BackendOptions) {
     this.description = describeBackend(spec)
     this.connection = new EtcdConnection(spec, options)
+    this.reader = new KeyReader(this.connection)
     this.secured = spec.tls !== undefined || spec.auth !== undefined
     this.connection.pool.onChange((detail) => this.emit({type: 'member-changed', detail}))
   }
@@ -81,33 +82,18 @@ class EtcdDriver implements Driver, LeaseHolder {
 
   async read(service: string, id: string): Promise<ReadResult | undefined> {
     const key = this.key(service, id)
-    const {kvs} = await this.connection.op((client) => client.get(key).exec())
-    const kv = kvs[0]
+    const kv = await this.reader.get(key)
     return kv ? decodeRecord(this.connection.prefix, key, kv.value.toString()) : undefined
   }
 
   async readMany(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>> {
+    const names = new Map<string, string>()
+    for (const k of keys) names.set(this.key(k.service, k.id), recordKey(k))
     const found = new Map<string, ReadResult>()
-    const wanted = new Map<string, string>()
-    for (const k of keys) wanted.set(this.key(k.service, k.id), recordKey(k))
-    if (wanted.size <= SINGLE_GETS) {
-      // a few keys: parallel gets on the one connection cost less than a range over whatever lies between them
-      await Promise.all(
-        [...wanted].map(async ([key, name]) => {
-          const {kvs} = await this.connection.op((client) => client.get(key).exec())
-          if (kvs[0]) found.set(name, decodeRecord(this.connection.prefix, key, kvs[0].value.toString()))
-        }),
-      )
-      return found
+    for (const [key, kv] of await this.reader.getMany(new Set(names.keys()))) {
+      found.set(names.get(key)!, decodeRecord(this.connection.prefix, key, kv.value.toString()))
     }
 
-    const sorted = [...wanted.keys()].map((k) => Buffer.from(k)).sort(Buffer.compare)
-    const span = new Range(sorted[0]!, Buffer.concat([sorted.at(-1)!, Buffer.from([0])]))
-    await scanRange(this.connection, span, (key, value) => {
-      const name = wanted.get(key)
-      // only the records asked for are decoded
-      if (name !== undefined) found.set(name, decodeRecord(this.connection.prefix, key, value.toString()))
-    })
     return found
   }
 
@@ -115,8 +101,7 @@ class EtcdDriver implements Driver, LeaseHolder {
     const key = this.key(service, id)
     // etcd3 sends a delete again on another member when an answer is lost, and the second one finds nothing:
     // a key seen just before is reported removed whichever of them removed it
-    const {kvs} = await this.connection.op((client) => client.get(key).exec())
-    const kv = kvs[0]
+    const kv = await this.reader.get(key)
     if (!kv) return false
     await this.connection.op((client) => client.delete().key(key).exec())
     const own = this.bindings.get(key)
@@ -134,8 +119,8 @@ class EtcdDriver implements Driver, LeaseHolder {
     // the core's foreign-record rule, shared through the log: each unreadable key is reported once
     const foreign = foreignRecords(this.connection.options.log)
     // counted page by page: the registry is never held whole
-    await scanRange(this.connection, Range.prefix(`${this.connection.prefix}/`), (key, value) => {
-      const record = decodeRecord(this.connection.prefix, key, value.toString())
+    await scanRange(this.connection, Range.prefix(`${this.connection.prefix}/`), (key, kv) => {
+      const record = decodeRecord(this.connection.prefix, key, kv.value.toString())
       if (isSkipped(record)) {
         foreign.skip(record)
         return
@@ -190,6 +175,10 @@ class EtcdDriver implements Driver, LeaseHolder {
     this.bindings.clear()
     this.listeners.clear()
     this.connection.close()
+  }
+
+  lookup(key: string): Promise<IKeyValue | undefined> {
+    return this.reader.get(key)
   }
 
   current(key: string): KeyBinding | undefined {

@@ -1,4 +1,4 @@
-import {Range} from 'etcd3'
+import {type IKeyValue, Range} from 'etcd3'
 
 import {isRecord} from '../../guards.js'
 import {decodeFields, type RecordFields, skipped} from '../core/codec.js'
@@ -66,7 +66,7 @@ export function keySegment(prefix: string, key: string): string {
 export async function scanRange(
   connection: EtcdConnection,
   range: Range,
-  visit: (key: string, value: Buffer) => void,
+  visit: (key: string, kv: IKeyValue) => void,
 ): Promise<number> {
   let start = range.start
   let revision: number | undefined
@@ -77,7 +77,7 @@ export async function scanRange(
       return (revision === undefined ? read : read.revision(revision)).exec()
     })
     revision ??= Number(response.header.revision)
-    for (const kv of response.kvs) visit(kv.key.toString(), kv.value)
+    for (const kv of response.kvs) visit(kv.key.toString(), kv)
     const last = response.kvs.at(-1)
     if (!response.more || !last) return revision
     // the next page starts just after the last key read
@@ -91,8 +91,8 @@ export async function readRange(
   prefix: string,
 ): Promise<{records: Map<string, ReadResult>; revision: number}> {
   const records = new Map<string, ReadResult>()
-  const revision = await scanRange(connection, Range.prefix(prefix), (key, value) => {
-    records.set(key, decodeRecord(connection.prefix, key, value.toString()))
+  const revision = await scanRange(connection, Range.prefix(prefix), (key, kv) => {
+    records.set(key, decodeRecord(connection.prefix, key, kv.value.toString()))
   })
   return {records, revision}
 }

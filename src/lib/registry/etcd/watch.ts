@@ -146,8 +146,8 @@ export class PrefixWatch {
   /** The range, page by page into the groups it is kept in (the pages are not held). */
   private async read(): Promise<{groups: Groups; revision: number}> {
     const groups: Groups = new Map()
-    const revision = await scanRange(this.connection, Range.prefix(this.range), (key, value) => {
-      this.group(groups, key).set(key, decodeRecord(this.connection.prefix, key, value.toString()))
+    const revision = await scanRange(this.connection, Range.prefix(this.range), (key, kv) => {
+      this.group(groups, key).set(key, decodeRecord(this.connection.prefix, key, kv.value.toString()))
     })
     return {groups, revision}
   }
