@@ -1,3 +1,5 @@
+import {type IKeyValue, Range} from 'etcd3'
+
 import {isRecord} from '../../guards.js'
 import {decodeFields, type RecordFields, skipped} from '../core/codec.js'
 import type {OwnedRecord, ReadResult} from '../core/driver.js'
@@ -47,17 +49,50 @@ function valueFields(text: string): RecordFields | string {
   return typeof port === 'string' && /^\d{1,5}$/.test(port) ? {...value, port: Number(port)} : value
 }
 
+/** Keys a range read returns per request: a page of 10,000 records would pass gRPC's 4 MB default. */
+const PAGE = 1000
+
+/** The service a key is filed under in a watch: the segment after the prefix (the whole rest if it has no slash). */
+export function keySegment(prefix: string, key: string): string {
+  const rest = key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : key
+  const slash = rest.indexOf('/')
+  return slash === -1 ? rest : rest.slice(0, slash)
+}
+
+/**
+ * Visits every key and value in `range`, read in pages at the revision of the first one (one consistent state,
+ * never held whole as one response); returns that revision.
+ */
+export async function scanRange(
+  connection: EtcdConnection,
+  range: Range,
+  visit: (key: string, kv: IKeyValue) => void,
+): Promise<number> {
+  let start = range.start
+  let revision: number | undefined
+  for (;;) {
+    const from = start
+    const response = await connection.op((client) => {
+      const read = client.getAll().inRange({start: from, end: range.end}).limit(PAGE)
+      return (revision === undefined ? read : read.revision(revision)).exec()
+    })
+    revision ??= Number(response.header.revision)
+    for (const kv of response.kvs) visit(kv.key.toString(), kv)
+    const last = response.kvs.at(-1)
+    if (!response.more || !last) return revision
+    // the next page starts just after the last key read
+    start = Buffer.concat([last.key, Buffer.from([0])])
+  }
+}
+
 /** Every record under a key prefix at one revision, skipped ones included. */
 export async function readRange(
   connection: EtcdConnection,
   prefix: string,
 ): Promise<{records: Map<string, ReadResult>; revision: number}> {
-  const response = await connection.op((client) => client.getAll().prefix(prefix).exec())
   const records = new Map<string, ReadResult>()
-  for (const kv of response.kvs) {
-    const key = kv.key.toString()
+  const revision = await scanRange(connection, Range.prefix(prefix), (key, kv) => {
     records.set(key, decodeRecord(connection.prefix, key, kv.value.toString()))
-  }
-
-  return {records, revision: Number(response.header.revision)}
+  })
+  return {records, revision}
 }

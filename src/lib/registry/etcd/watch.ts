@@ -5,18 +5,24 @@ import {backoffDelay, sleep} from '../options.js'
 import type {DriverWatchSink, ReadResult} from '../core/driver.js'
 import type {EtcdConnection} from './client.js'
 import {cleanMessage} from './errors.js'
-import {decodeRecord, readRange} from './records.js'
+import {Range} from 'etcd3'
+
+import {decodeRecord, keySegment, scanRange} from './records.js'
 
 const WATCH_CANCEL_TIMEOUT_MS = 1000
 
+/** Records by the service their key is filed under, then by key. */
+type Groups = Map<string, Map<string, ReadResult>>
+
 /**
- * One etcd prefix watch: a range read at revision R, then a watch from R + 1 whose event batches update the state.
- * etcd3 reconnects the watch and resumes it by itself; after a reconnect the range is read again (events the read
- * already covers are skipped), which also covers a resumption that etcd3 got wrong.
+ * One etcd prefix watch: a paged range read at revision R, then a watch from R + 1 whose event batches update the
+ * state from the events' own key-values (no read) and publish only the services they name. etcd3 reconnects the
+ * watch and resumes it by itself; after a reconnect the range is read again (events the read already covers are
+ * skipped), which also covers a resumption that etcd3 got wrong.
  */
 export class PrefixWatch {
-  private records = new Map<string, ReadResult>()
-  /** Events up to this revision are reflected in `records` by the last range read. */
+  private groups: Groups = new Map()
+  /** Events up to this revision are reflected in `groups` by the last range read. */
   private readRevision = 0
   private watcher?: Watcher
   /** Watch responses that arrive while a range read is in flight. */
@@ -55,13 +61,13 @@ export class PrefixWatch {
     const generation = ++this.generation
     for (let attempt = 0; ; attempt++) {
       try {
-        const {records, revision} = await readRange(this.connection, this.range)
+        const {groups, revision} = await this.read()
         if (this.stopped || generation !== this.generation) return
-        this.records = records
+        this.groups = groups
         this.readRevision = revision
         this.buffered = undefined
         if (!initial) this.sink.status('connected', `watching ${this.range} again from revision ${revision + 1}`)
-        this.publish()
+        this.publishAll()
         this.attachWatcher(revision + 1)
         return
       } catch (error) {
@@ -83,7 +89,7 @@ export class PrefixWatch {
     watcher.on('data', (response) => {
       if (this.watcher !== watcher) return
       if (this.buffered) this.buffered.push(response)
-      else if (this.apply(response)) this.publish()
+      else this.publishServices(this.apply(response))
     })
     watcher.on('disconnected', (error) => {
       if (this.watcher !== watcher || this.disconnected) return
@@ -114,9 +120,9 @@ export class PrefixWatch {
   private async resync(): Promise<void> {
     const generation = ++this.generation
     this.buffered = []
-    let read: {records: Map<string, ReadResult>; revision: number} | undefined
+    let read: {groups: Groups; revision: number} | undefined
     try {
-      read = await readRange(this.connection, this.range)
+      read = await this.read()
     } catch (error) {
       // the resumed stream alone is still correct unless etcd3 lost events; keep going with it
       this.connection.options.log(`etcd: cannot read ${this.range} after reconnecting (${formatError(error)})`)
@@ -126,7 +132,7 @@ export class PrefixWatch {
     const pending = this.buffered ?? []
     this.buffered = undefined
     if (read) {
-      this.records = read.records
+      this.groups = read.groups
       this.readRevision = read.revision
     }
 
@@ -134,26 +140,64 @@ export class PrefixWatch {
     const detail = `watch on ${this.range} resumed at revision ${this.readRevision + 1}`
     this.sink.status('connected', detail)
     this.onReconnected(detail)
-    this.publish()
+    this.publishAll()
   }
 
-  /** Applies one watch response; true when it changed something. */
-  private apply(response: IWatchResponse): boolean {
-    let changed = false
+  /** The range, page by page into the groups it is kept in (the pages are not held). */
+  private async read(): Promise<{groups: Groups; revision: number}> {
+    const groups: Groups = new Map()
+    const revision = await scanRange(this.connection, Range.prefix(this.range), (key, kv) => {
+      this.group(groups, key).set(key, decodeRecord(this.connection.prefix, key, kv.value.toString()))
+    })
+    return {groups, revision}
+  }
+
+  private group(groups: Groups, key: string): Map<string, ReadResult> {
+    const name = keySegment(this.connection.prefix, key)
+    let group = groups.get(name)
+    if (!group) {
+      group = new Map()
+      groups.set(name, group)
+    }
+
+    return group
+  }
+
+  /** Applies one watch response from its events' key-values; returns the services it changed. */
+  private apply(response: IWatchResponse): Set<string> {
+    const changed = new Set<string>()
     for (const event of response.events) {
       if (Number(event.kv.mod_revision) <= this.readRevision) continue
       const key = event.kv.key.toString()
-      if (event.type === 'Put')
-        this.records.set(key, decodeRecord(this.connection.prefix, key, event.kv.value.toString()))
-      else this.records.delete(key)
-      changed = true
+      const name = keySegment(this.connection.prefix, key)
+      if (event.type === 'Put') {
+        this.group(this.groups, key).set(key, decodeRecord(this.connection.prefix, key, event.kv.value.toString()))
+      } else {
+        const group = this.groups.get(name)
+        group?.delete(key)
+        if (group?.size === 0) this.groups.delete(name)
+      }
+
+      changed.add(name)
     }
 
     return changed
   }
 
-  private publish(): void {
-    if (!this.sink.closed) this.sink.publish([...this.records.values()], this.service)
+  /** The full state of everything watched. */
+  private publishAll(): void {
+    if (this.sink.closed) return
+    const all: ReadResult[] = []
+    for (const group of this.groups.values()) for (const record of group.values()) all.push(record)
+    this.sink.publish(all, this.service)
+  }
+
+  /** The full state of each service an event batch named, and of no other. */
+  private publishServices(names: Set<string>): void {
+    for (const name of names) {
+      if (this.sink.closed) return
+      this.sink.publish([...(this.groups.get(name)?.values() ?? [])], this.service ?? name)
+    }
   }
 
   private fail(error: unknown): void {

@@ -7,7 +7,9 @@ import {
   isSkipped,
   type OwnedRecord,
   type ReadResult,
+  type RecordKey,
 } from '../core/driver.js'
+import {instanceKey as recordKey} from '../core/diff.js'
 import {foreignRecords} from '../core/foreign.js'
 import type {BackendOptions} from '../options.js'
 import {describeBackend} from '../spec.js'
@@ -18,6 +20,7 @@ import {describeEnsemble} from './cluster.js'
 import {Layout} from './layout.js'
 import {encodePayload} from './records.js'
 import type {Session} from './session.js'
+import {pipelined} from './pipeline.js'
 import {WatchLoop} from './watch.js'
 import {children, data, remove, removeIfEmpty, setData, stat} from './znodes.js'
 
@@ -44,7 +47,8 @@ class ZooKeeperDriver implements Driver {
   private readonly client: ZkClient
   private readonly layout: Layout
   private readonly options: BackendOptions
-  private readonly bindings = new Set<ZkBinding>()
+  /** The binding standing for each record this registry wrote, by the core's instance key. */
+  private readonly bindings = new Map<string, ZkBinding>()
 
   constructor(spec: ZkSpec, options: BackendOptions) {
     if (spec.hosts.some((h) => h.host.includes(':'))) {
@@ -71,8 +75,12 @@ class ZooKeeperDriver implements Driver {
       await createNode(s, this.layout, record)
       return s
     })
-    const binding = new ZkBinding(this.client, session, record, path, (b) => this.bindings.delete(b))
-    this.bindings.add(binding)
+    const key = recordKey(record.instance)
+    const binding = new ZkBinding(this.client, session, record, path, (b) => {
+      // a re-created record's new binding replaces the old one, which is released after it
+      if (this.bindings.get(key) === b) this.bindings.delete(key)
+    })
+    this.bindings.set(key, binding)
     return binding
   }
 
@@ -96,6 +104,46 @@ class ZooKeeperDriver implements Driver {
     return found?.record
   }
 
+  async readMany(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>> {
+    const found = new Map<string, ReadResult>()
+    // own records are read directly by their znode; the others through their service's listing, once per service
+    const own: Array<{key: string; binding: ZkBinding}> = []
+    const others = new Map<string, Set<string>>()
+    for (const k of keys) {
+      const key = recordKey(k)
+      const binding = this.bindings.get(key)
+      if (binding) own.push({key, binding})
+      else others.set(k.service, (others.get(k.service) ?? new Set()).add(k.id))
+    }
+
+    await this.client.run(`read ${keys.length} records`, async (s) => {
+      const missed = await pipelined(own, async ({key, binding}) => {
+        const record = await this.layout.readNode(s, binding.service, binding.child)
+        if (record && !isSkipped(record) && record.instance.id === binding.id) found.set(key, record)
+        else return binding
+        return undefined
+      })
+      // a znode that moved (another address under the same id) is looked up in its service's listing
+      for (const binding of missed) {
+        if (binding) others.set(binding.service, (others.get(binding.service) ?? new Set()).add(binding.id))
+      }
+
+      await pipelined([...others], async ([service, ids]) => {
+        const nodes = await this.layout.readService(s, service)
+        for (const {record} of nodes) {
+          if (!isSkipped(record) && ids.has(record.instance.id)) found.set(recordKey(record.instance), record)
+        }
+
+        // as `find`: a znode named after the id (registrator's) answers for an id no payload names
+        for (const {child, record} of nodes) {
+          const key = recordKey({service, id: child})
+          if (ids.has(child) && !found.has(key)) found.set(key, record)
+        }
+      })
+    })
+    return found
+  }
+
   async remove(service: string, id: string): Promise<boolean> {
     // a remove whose answer was lost (a member went away) may have been applied: a retry that then finds
     // nothing reports the removal it made, not "not registered"
@@ -116,8 +164,9 @@ class ZooKeeperDriver implements Driver {
     const {base} = this.layout
     return this.client.run(`list ${base}`, async (s) => {
       const names = (await children(s, base)) ?? []
-      const summaries = await Promise.all(
-        names.map(async (name): Promise<ServiceSummary> => {
+      const summaries = await pipelined(
+        names,
+        async (name): Promise<ServiceSummary> => {
           // the core skips a name it cannot use with one warning; its znodes are not read
           if (this.layout.checkService(name)) return {name, instances: 0, passing: 0}
           const records = (await this.layout.readService(s, name)).map((n) => n.record)
@@ -126,7 +175,9 @@ class ZooKeeperDriver implements Driver {
             .select(records)
             .map((r) => r.instance)
           return {name, instances: instances.length, passing: instances.filter((i) => i.health === 'passing').length}
-        }),
+        },
+        // each service's listing pipelines its own reads
+        16,
       )
       const shown = summaries.filter((summary) => summary.instances > 0 || this.layout.checkService(summary.name))
       return shown.sort((a, b) => a.name.localeCompare(b.name))
@@ -159,7 +210,7 @@ class ZooKeeperDriver implements Driver {
   /** The znode of a record by its id, or by its name (registrator's znodes are named after their address). */
   private async find(s: Session, service: string, id: string) {
     // a record this driver wrote is read directly: presence checks then cost one read, not one per instance
-    const mine = [...this.bindings].find((b) => b.service === service && b.id === id)
+    const mine = this.bindings.get(recordKey({service, id}))
     if (mine) {
       const record = await this.layout.readNode(s, service, mine.child)
       if (record && !isSkipped(record) && record.instance.id === id) return {child: mine.child, record}

@@ -1,6 +1,7 @@
 import {errorMessage} from '../../errors.js'
 import type {ReadResult, SkippedRecord} from '../core/driver.js'
 import {validateServiceName} from '../validate.js'
+import {pipelined} from './pipeline.js'
 import {decodeZnode} from './records.js'
 import type {Session} from './session.js'
 import {children, data, type Watcher} from './znodes.js'
@@ -44,9 +45,7 @@ export class Layout {
   /** Every record of one service with the znode each lives in, skipped ones included. */
   async readService(s: Session, service: string): Promise<Array<{child: string; record: ReadResult}>> {
     const names = (await children(s, this.servicePath(service))) ?? []
-    const nodes = await Promise.all(
-      names.map(async (child) => ({child, record: await this.readNode(s, service, child)})),
-    )
+    const nodes = await pipelined(names, async (child) => ({child, record: await this.readNode(s, service, child)}))
     return nodes.flatMap(({child, record}) => (record ? [{child, record}] : []))
   }
 }

@@ -5,13 +5,18 @@ import type {DriverWatchSink, ReadResult} from '../core/driver.js'
 import {sleep} from '../options.js'
 import type {SessionFollower, ZkClient} from './client.js'
 import type {Layout} from './layout.js'
+import {pipelined} from './pipeline.js'
 import type {Session} from './session.js'
 import {children, stat, type Watcher} from './znodes.js'
+
+/** The services a pass read again, or all of them. */
+type Touched = Set<string> | 'all'
 
 /**
  * Follows one service (or all of them) with native watches: a children watch on the service's znode (an exists
  * watch while it is missing), a data watch on every instance, and for all services a children watch on the base.
- * Each notification re-reads only what changed and publishes the full state; a (re)connection re-reads everything.
+ * Each notification re-reads only what changed and publishes only the services it touched; a (re)connection
+ * re-reads everything, in a bounded pipeline, and publishes the whole state.
  */
 export class WatchLoop implements SessionFollower {
   private readonly client: ZkClient
@@ -121,10 +126,9 @@ export class WatchLoop implements SessionFollower {
         const pending = this.full || this.baseChanged || this.servicesChanged.size > 0 || this.nodesChanged.size > 0
         if (!session || session.dead || !pending) return
         try {
-          await this.refresh(session)
+          const touched = await this.refresh(session)
           this.failures = 0
-          if (session === this.session && !this.stopped && !this.sink.closed)
-            this.sink.publish(this.records(), this.service)
+          if (session === this.session && !this.stopped) this.publish(touched)
         } catch (error) {
           if (this.stopped) return
           if (!isTransient(error)) {
@@ -144,7 +148,7 @@ export class WatchLoop implements SessionFollower {
   }
 
   /** Reads what the notifications since the last pass said changed (everything after a (re)connection). */
-  private async refresh(session: Session): Promise<void> {
+  private async refresh(session: Session): Promise<Touched> {
     const full = this.full
     const services = new Set(this.servicesChanged)
     const nodes = new Set(this.nodesChanged)
@@ -155,22 +159,36 @@ export class WatchLoop implements SessionFollower {
     this.nodesChanged.clear()
     const watcher = this.watcherFor(session)
     const {base} = this.layout
+    const touched = new Set<string>()
     try {
       if (listBase) {
         const names = await this.client.run(`watch ${base}`, (s) => this.children(s, base, watcher), session)
-        for (const name of this.cache.keys()) if (!names.includes(name)) this.cache.delete(name)
+        const listed = new Set(names)
+        for (const name of this.cache.keys()) {
+          if (listed.has(name)) continue
+          this.cache.delete(name)
+          touched.add(name)
+        }
+
         for (const name of names) {
           if (this.cache.has(name)) continue
           const unusable = this.layout.checkService(name)
           this.cache.set(name, unusable ?? new Map())
+          touched.add(name)
           if (!unusable) services.add(name)
         }
       }
 
       const known = (s: string): boolean => this.cache.get(s) instanceof Map
       const listed = full ? [...this.cache.keys()].filter((s) => known(s)) : [...services].filter((s) => known(s))
-      await Promise.all(listed.map((service) => this.refreshService(session, watcher, service, full)))
-      if (!full) await Promise.all([...nodes].map((key) => this.refreshChanged(session, watcher, key)))
+      const unread = await pipelined(listed, (service) => this.listService(session, watcher, service, full))
+      const reads = unread.flat()
+      if (!full) for (const key of nodes) reads.push(splitKey(key))
+      await pipelined(reads, ([service, child]) => this.refreshChanged(session, watcher, service, child))
+      if (full) return 'all'
+      for (const service of listed) touched.add(service)
+      for (const [service] of reads) touched.add(service)
+      return touched
     } catch (error) {
       // nothing is lost: the next pass reads everything again
       this.full = true
@@ -178,21 +196,25 @@ export class WatchLoop implements SessionFollower {
     }
   }
 
-  private async refreshChanged(session: Session, watcher: Watcher, key: string): Promise<void> {
-    const slash = key.indexOf('/')
-    const service = key.slice(0, slash)
+  private async refreshChanged(session: Session, watcher: Watcher, service: string, child: string): Promise<void> {
     const known = this.cache.get(service)
-    if (known instanceof Map) await this.refreshNode(session, watcher, known, service, key.slice(slash + 1))
+    if (known instanceof Map) await this.refreshNode(session, watcher, known, service, child)
   }
 
-  private async refreshService(session: Session, watcher: Watcher, service: string, full: boolean): Promise<void> {
+  /** Lists a service with a watch, forgets the znodes that left, and returns those to read. */
+  private async listService(
+    session: Session,
+    watcher: Watcher,
+    service: string,
+    full: boolean,
+  ): Promise<Array<[string, string]>> {
     const path = this.layout.servicePath(service)
     const names = await this.client.run(`watch ${path}`, (s) => this.children(s, path, watcher), session)
     const known = this.cache.get(service)
-    if (!(known instanceof Map)) return
-    for (const child of known.keys()) if (!names.includes(child)) known.delete(child)
-    const unread = names.filter((child) => full || !known.has(child))
-    await Promise.all(unread.map((child) => this.refreshNode(session, watcher, known, service, child)))
+    if (!(known instanceof Map)) return []
+    const listed = new Set(names)
+    for (const child of known.keys()) if (!listed.has(child)) known.delete(child)
+    return names.filter((child) => full || !known.has(child)).map((child) => [service, child])
   }
 
   private async refreshNode(
@@ -225,6 +247,21 @@ export class WatchLoop implements SessionFollower {
     return []
   }
 
+  /** The whole state after a full pass; else each service the pass touched, and no other. */
+  private publish(touched: Touched): void {
+    if (touched === 'all') {
+      if (!this.sink.closed) this.sink.publish(this.records(), this.service)
+      return
+    }
+
+    for (const name of touched) {
+      if (this.sink.closed) return
+      const known = this.cache.get(name)
+      const records = known instanceof Map ? [...known.values()] : known ? [known] : []
+      this.sink.publish(records, this.service ?? name)
+    }
+  }
+
   private records(): ReadResult[] {
     const all: ReadResult[] = []
     for (const known of this.cache.values()) {
@@ -234,4 +271,10 @@ export class WatchLoop implements SessionFollower {
 
     return all
   }
+}
+
+/** `service/child` as its two parts. */
+function splitKey(key: string): [string, string] {
+  const slash = key.indexOf('/')
+  return [key.slice(0, slash), key.slice(slash + 1)]
 }

@@ -1,0 +1,24 @@
+/** Requests in flight at once on the session: enough to fill its one connection, without thousands queued. */
+export const IN_FLIGHT = 256
+
+/**
+ * Maps `items` through `fn` with at most `limit` calls in flight, results in order. ZooKeeper answers a session's
+ * requests in order on its one connection, so a bounded pipeline costs about one round trip per `limit` items.
+ */
+export async function pipelined<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+  limit = IN_FLIGHT,
+): Promise<R[]> {
+  const results: R[] = Array.from({length: items.length})
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!)
+    }
+  }
+
+  await Promise.all(Array.from({length: Math.min(limit, items.length)}, () => worker()))
+  return results
+}

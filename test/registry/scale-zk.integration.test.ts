@@ -1,0 +1,78 @@
+import type {Client} from 'node-zookeeper-client'
+import {afterAll, describe, expect, it} from 'vitest'
+
+import {parseBackend} from '../../src/lib/registry/spec.js'
+import type {Registry} from '../../src/lib/registry/types.js'
+import {testCluster} from '../helpers/clusters.js'
+import {establishedConnections, registerMany, scaleInstance, WatcherProcess} from '../helpers/scale-driver.js'
+import {openZk, rawZkClient, zk} from '../helpers/zookeeper.js'
+
+// issue 15 at 2,000 instances over 400 services: every znode on the registering process's one session, a watcher in
+// another process on one connection, and a session timeout that passes with no watch event and no rewrite.
+const N = 2000
+const SERVICES = 400
+// the default session timeout: the client pings every 3.3 s, so a quiet window of 4 s holds a ping (a TTL of its own
+// would make the first registrations reopen the session under the others' reads)
+const TTL_MS = 10_000
+const QUIET_MS = 4000
+const spec = parseBackend(testCluster('zk').uri)
+if (spec.kind !== 'zk') throw new Error('the zk test cluster has no zk:// URI')
+const base = `${spec.base}/scale-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
+const opened: Registry[] = []
+let raw: Client | undefined
+let watcher: WatcherProcess | undefined
+
+/** The session owning each instance's znode, and its data version, in one pipelined pass. */
+async function znodes(client: Client, n: number): Promise<Array<{owner: string; version: number}>> {
+  return Promise.all(
+    Array.from({length: n}, async (_, i) => {
+      const {service, address, port} = scaleInstance(i, SERVICES)
+      const stat = await zk<{ephemeralOwner: Buffer; version: number} | null>((cb) =>
+        client.exists(`${base}/${service}/${address}:${port}`, (e, s) => cb(e, s)),
+      )
+      return {owner: stat ? stat.ephemeralOwner.toString('hex') : '', version: stat?.version ?? -1}
+    }),
+  )
+}
+
+describe(`ZooKeeper at ${N} instances (${base})`, () => {
+  afterAll(async () => {
+    watcher?.stop()
+    await Promise.all(opened.map((r) => r.close()))
+    raw?.close()
+  })
+
+  it('registers them in seconds on one session, and a watcher sees one snapshot, no heartbeat, then one change', async () => {
+    raw = await rawZkClient(spec.hosts.map((h) => `${h.host}:${h.port}`).join(','))
+    const {registry} = openZk({...spec, base})
+    opened.push(registry)
+    const started = Date.now()
+    await registerMany(registry, N, SERVICES, {ttlMs: TTL_MS})
+    expect(Date.now() - started).toBeLessThan(15_000)
+
+    const before = await znodes(raw, N)
+    const owners = new Set(before.map((z) => z.owner))
+    expect(owners.size).toBe(1)
+    expect([...owners][0]).not.toBe('')
+
+    watcher = new WatcherProcess({...spec, base})
+    // the bound covers the child's start (tsx compiles src/ on a loaded machine); bench/driver-scale.ts times the snapshot
+    const snapshot = await watcher.waitFor((l) => l.type === 'snapshot', 30_000)
+    expect(snapshot.n).toBe(N)
+    expect(establishedConnections(watcher.pid)).toBeLessThanOrEqual(3)
+
+    // a ping of the session and the lifecycle's presence checks, and no watch event, no rewrite
+    const quietFrom = watcher.lines.length
+    await new Promise((resolve) => {
+      setTimeout(resolve, QUIET_MS)
+    })
+    expect(watcher.lines.slice(quietFrom)).toEqual([])
+    const after = await znodes(raw, N)
+    expect(after).toEqual(before)
+
+    const extra = await registry.register(scaleInstance(N, SERVICES), {ttlMs: TTL_MS})
+    await watcher.waitFor((l) => l.type === 'added' && l.id === extra.instance.id, 5000)
+    expect(watcher.changes().map((l) => l.type)).toEqual(['snapshot', 'added'])
+    expect(establishedConnections(watcher.pid)).toBeLessThanOrEqual(3)
+  })
+})
