@@ -28,6 +28,7 @@ export interface GatewayFlags {
   'header-timeout': number
   'body-timeout': number
   'idle-timeout': number
+  'start-timeout': number
 }
 
 export interface GatewayRun {
@@ -51,7 +52,8 @@ export async function runGateway(run: GatewayRun): Promise<void> {
   if (flags.workers > 1 && cluster.isPrimary) {
     const primary = await runPrimary({
       workers: flags.workers,
-      startTimeoutMs: 30_000,
+      // each worker waits up to --start-timeout for its snapshot, then reports; the primary waits a little longer
+      startTimeoutMs: flags['start-timeout'] + 15_000,
       log,
       ...(await run.workerBackend()),
     })
@@ -82,6 +84,7 @@ export async function runGateway(run: GatewayRun): Promise<void> {
         idleTimeoutMs: flags['idle-timeout'],
       },
       trustedProxy: parseTrustedProxies(flags['trusted-proxy'] ?? []),
+      startTimeoutMs: flags['start-timeout'],
       admin: worker === undefined || worker === 1 ? admin : undefined,
       accessLog: flags['access-log'] ? (line) => process.stderr.write(line + '\n') : undefined,
       log,

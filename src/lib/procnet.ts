@@ -4,12 +4,16 @@ import {readdirSync, readFileSync, readlinkSync} from 'node:fs'
 export interface ProcSocket {
   address: string
   port: number
+  /** The peer's address and port (0.0.0.0:0 for a listening socket). */
+  remoteAddress: string
+  remotePort: number
   /** The kernel's TCP state; 0x0A is LISTEN. */
   state: number
   inode: number
 }
 
 export const TCP_LISTEN = 0x0a
+export const TCP_ESTABLISHED = 0x01
 
 /** A hex IPv4 word as the kernel prints it: the address in host (little-endian) byte order. */
 function ipv4(hex: string): string {
@@ -57,21 +61,29 @@ function compressIpv6(groups: string[]): string {
   return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLength).join(':')}`
 }
 
+/** `0100007F:1F90` as the kernel prints an endpoint. */
+function hexEndpoint(field: string | undefined): {address: string; port: number} | undefined {
+  const [addressHex, portHex] = (field ?? '').split(':')
+  if (!addressHex || !portHex) return undefined
+  if (addressHex.length === 8) return {address: ipv4(addressHex), port: Number.parseInt(portHex, 16)}
+  if (addressHex.length === 32) return {address: ipv6(addressHex), port: Number.parseInt(portHex, 16)}
+  return undefined
+}
+
 /** Parses the text of /proc/net/tcp or /proc/net/tcp6 (the header line is skipped). */
 export function parseProcNetTcp(text: string): ProcSocket[] {
   const sockets: ProcSocket[] = []
   for (const line of text.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/)
     if (fields.length < 10) continue
-    const [addressHex, portHex] = (fields[1] ?? '').split(':')
-    if (!addressHex || !portHex) continue
-    let address: string
-    if (addressHex.length === 8) address = ipv4(addressHex)
-    else if (addressHex.length === 32) address = ipv6(addressHex)
-    else continue
+    const local = hexEndpoint(fields[1])
+    const remote = hexEndpoint(fields[2])
+    if (!local || !remote) continue
     sockets.push({
-      address,
-      port: Number.parseInt(portHex, 16),
+      address: local.address,
+      port: local.port,
+      remoteAddress: remote.address,
+      remotePort: remote.port,
       state: Number.parseInt(fields[3] ?? '', 16),
       inode: Number(fields[9]),
     })
@@ -136,8 +148,20 @@ export function socketHolders(inodes: ReadonlySet<number>, procRoot = '/proc'): 
   return holders
 }
 
+/** The established TCP connections process `pid` holds to any of `ports` (on any address). */
+export function connectionsTo(pid: number, ports: ReadonlySet<number>, procRoot = '/proc'): ProcSocket[] {
+  const sockets = allSockets(procRoot).filter((s) => s.state === TCP_ESTABLISHED && ports.has(s.remotePort))
+  const holders = socketHolders(new Set(sockets.map((s) => s.inode)), procRoot)
+  return sockets.filter((s) => holders.get(s.inode)?.includes(pid))
+}
+
 /** The sockets of this machine in LISTEN state, from /proc/net/tcp and /proc/net/tcp6. */
 export function listeningSockets(procRoot = '/proc'): ProcSocket[] {
+  return allSockets(procRoot).filter((socket) => socket.state === TCP_LISTEN)
+}
+
+/** Every TCP socket of this machine (IPv4 and IPv6) that has an inode. */
+function allSockets(procRoot: string): ProcSocket[] {
   const sockets: ProcSocket[] = []
   for (const file of ['net/tcp', 'net/tcp6']) {
     let text: string
@@ -147,8 +171,7 @@ export function listeningSockets(procRoot = '/proc'): ProcSocket[] {
       continue
     }
 
-    for (const socket of parseProcNetTcp(text))
-      if (socket.state === TCP_LISTEN && socket.inode > 0) sockets.push(socket)
+    for (const socket of parseProcNetTcp(text)) if (socket.inode > 0) sockets.push(socket)
   }
 
   return sockets

@@ -17,11 +17,12 @@ const TCP6 = `  sl  local_address                         remote_address        
 `
 
 describe('/proc/net/tcp parsing', () => {
-  it('reads addresses (host byte order), ports, states and inodes', () => {
+  it('reads addresses (host byte order), ports, peers, states and inodes', () => {
+    const none = {remoteAddress: '0.0.0.0', remotePort: 0}
     expect(parseProcNetTcp(TCP)).toEqual([
-      {address: '127.0.0.1', port: 45_065, state: TCP_LISTEN, inode: 1_550_805},
-      {address: '0.0.0.0', port: 22, state: TCP_LISTEN, inode: 20_417},
-      {address: '127.0.0.1', port: 45_065, state: 1, inode: 0},
+      {address: '127.0.0.1', port: 45_065, ...none, state: TCP_LISTEN, inode: 1_550_805},
+      {address: '0.0.0.0', port: 22, ...none, state: TCP_LISTEN, inode: 20_417},
+      {address: '127.0.0.1', port: 45_065, remoteAddress: '127.0.0.1', remotePort: 53_956, state: 1, inode: 0},
     ])
   })
 

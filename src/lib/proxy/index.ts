@@ -1,13 +1,15 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {BackendUnavailableError, errorMessage} from '../errors.js'
+import {errorMessage} from '../errors.js'
 import {type MetricsServer, parseHostPort, serveMetrics} from '../metrics/server.js'
 import type {HostPort} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
 import {createProxyServer, type EngineChoice, type ProxyEngine, type ProxyEngineName} from './engine.js'
 import type {ProxyOptions} from './server.js'
+import {START_TIMEOUT_MS, StartWait} from './start-wait.js'
 
 export {createProxyServer, PROXY_ENGINE_ENV, type ProxyEngine, type ProxyEngineName} from './engine.js'
+export {START_TIMEOUT_MS} from './start-wait.js'
 export {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions, ProxyServer} from './server.js'
 
 /** Parses a listen address, HOST:PORT; port 0 asks the system for a free port. */
@@ -20,7 +22,7 @@ export function parseListenAddress(value: string, flag: string): HostPort {
 export interface RunProxyOptions extends ProxyOptions {
   /** Where to serve /routes, /metrics and /healthz; off when unset. */
   admin?: {host: string; port: number}
-  /** How long to wait for the registry's first snapshot before giving up. */
+  /** How long to wait for the registry's first snapshot before giving up (default START_TIMEOUT_MS). */
   startTimeoutMs?: number
   /** Diagnostics (watch trouble, an engine fallback), one line each. */
   log(line: string): void
@@ -54,12 +56,14 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     settle = resolve
   })
   let started = false
+  const wait = new StartWait()
   const following = (async () => {
     let failing = ''
     while (!signal.aborted) {
       try {
         for await (const event of registry.watch(undefined, {signal})) {
           proxy.table.apply(event)
+          if (!started) wait.see(event)
           if (event.type === 'status' && event.state !== 'connected')
             opts.log(`registry ${event.state}: ${event.detail}`)
           if (event.type !== 'snapshot') continue
@@ -85,7 +89,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     }
   })()
 
-  const startTimeoutMs = opts.startTimeoutMs ?? 15_000
+  const startTimeoutMs = opts.startTimeoutMs ?? START_TIMEOUT_MS
   let timer: NodeJS.Timeout | undefined
   const timedOutError = new Error('timed out')
   const timedOut = new Promise<void>((resolve) => {
@@ -96,7 +100,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
   let admin: MetricsServer | undefined
   try {
     if (outcome === timedOutError) {
-      throw new BackendUnavailableError(registry.kind, registry.description, `no snapshot within ${startTimeoutMs} ms`)
+      throw wait.timedOut(registry, startTimeoutMs)
     }
 
     if (outcome !== undefined) throw outcome

@@ -8,7 +8,7 @@ import {BackendUnavailableError} from '../../errors.js'
 import {MemberPool} from '../core/policy.js'
 import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {formatHosts, type HostPort} from '../spec.js'
-import {AgentClients, type ConsulSpec} from './clients.js'
+import {AgentClients, type ConsulSpec, type Lane} from './clients.js'
 import {ConsulError, type ErrorContext, NO_LEADER_HINT, toConsulError, type Unreachable} from './errors.js'
 
 export type {ConsulSpec} from './clients.js'
@@ -161,6 +161,7 @@ export class Agents {
     signal?: AbortSignal,
     /** Bound for the probe after a timeout; 0: none. */
     probeMs = PROBE_MS,
+    lane: Lane = 'shared',
   ): Promise<T> {
     this.assertOpen()
     const ctx = new EventEmitter()
@@ -172,7 +173,7 @@ export class Agents {
     for (const s of signals) s.addEventListener('abort', cancel, {once: true})
     try {
       if (signals.some((s) => s.aborted)) throw new Error('aborted')
-      const value = await request(this.clients.get(agent), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
+      const value = await request(this.clients.get(agent, lane), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
       this.answered = true
       if (agent === this.active) this.failing = false
       return value
@@ -197,6 +198,7 @@ export class Agents {
     request: Request<unknown>,
     timeoutMs: number,
     signal?: AbortSignal,
+    lane: Lane = 'shared',
   ): Promise<Answer> {
     const result = await this.attempt(
       agent,
@@ -206,6 +208,8 @@ export class Agents {
       },
       timeoutMs,
       signal,
+      PROBE_MS,
+      lane,
     )
     if (!Array.isArray(result) || result.length === 0)
       throw new ConsulError('unexpected answer from consul', {transient: true})
