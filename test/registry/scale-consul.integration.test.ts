@@ -22,8 +22,8 @@ if (spec.kind !== 'consul') throw new Error(`SVC_TEST_CONSUL is not a consul URI
 const N = 2000
 const TTL_MS = 3000
 const REFRESH_MS = 1000
-/** Registrations in flight at once (the same bound as the scale helper of the core's tests). */
-const CONCURRENCY = 64
+/** Registrations in flight at once: an agent applies registrations one at a time, more would only queue there. */
+const CONCURRENCY = 4
 
 /** Registers `n` instances, five a service, `CONCURRENCY` at a time. */
 async function registerMany(registry: Registry, n: number, prefix: string): Promise<RegistrationHandle[]> {
@@ -127,5 +127,5 @@ describe('consul at 2,000 instances', () => {
       watcher?.kill('SIGKILL')
       await registry.close()
     }
-  }, 60_000)
+  }, 120_000)
 })

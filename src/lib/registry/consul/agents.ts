@@ -34,6 +34,8 @@ export interface CallOptions {
   /** Bound for one attempt on one agent. */
   attemptMs?: number
   signal?: AbortSignal
+  /** The keep-alive pool the requests go through (clients.ts). */
+  lane?: Lane
 }
 
 export type ReadOptions = {index?: string; stale?: boolean; wait?: string}
@@ -231,14 +233,17 @@ export class Agents {
     const attemptMs = Math.min(opts.attemptMs ?? this.defaultAttemptMs, this.options.connectTimeoutMs)
     let timer: NodeJS.Timeout | undefined
     try {
-      const primary = this.attempt(first, request, attemptMs, race.signal).then((value) => ({agent: first, value}))
+      const primary = this.attempt(first, request, attemptMs, race.signal, PROBE_MS, opts.lane).then((value) => ({
+        agent: first,
+        value,
+      }))
       const hedge = new Promise<{agent: number; value: T}>((resolve, reject) => {
         let sent = false
         const send = (): void => {
           if (sent) return
           sent = true
           clearTimeout(timer)
-          this.attempt(second, request, attemptMs, race.signal, 0).then(
+          this.attempt(second, request, attemptMs, race.signal, 0, opts.lane).then(
             (value) => resolve({agent: second, value}),
             reject,
           )
@@ -296,7 +301,7 @@ export class Agents {
       // the probe after a timeout may not outlast the deadline either
       const probeMs = Math.max(0, Math.min(PROBE_MS, until - Date.now() - timeoutMs))
       try {
-        return {agent, value: await this.attempt(agent, request, timeoutMs, opts.signal, probeMs)}
+        return {agent, value: await this.attempt(agent, request, timeoutMs, opts.signal, probeMs, opts.lane)}
       } catch (error) {
         const failure = error as ConsulError
         if (opts.signal?.aborted || this.lifetime.signal.aborted) throw failure

@@ -58,6 +58,10 @@ export class ConsulBinding implements Binding {
     this.health = record.instance.health
   }
 
+  get refreshMs(): number {
+    return this.record.refreshMs
+  }
+
   get key(): RecordKey {
     return {service: this.record.instance.service, id: this.record.instance.id}
   }
@@ -128,7 +132,7 @@ export class ConsulBinding implements Binding {
       // a TTL check of its own: a 404 to its pass says the agent forgot the instance
       if (this.ownTtl) await this.setStatus()
       const listed = await this.context.listings.get(this.agent, this.record.refreshMs / 2)
-      if (!listed.has(this.record.instance.id)) liveness = 'missing'
+      if (listed.get(this.record.instance.id) === undefined) liveness = 'missing'
     } catch (error) {
       if (error instanceof ConsulError && forgotten(error)) return 'missing'
       if (!(error instanceof ConsulError) || !error.unreachable) throw error

@@ -33,7 +33,14 @@ export async function readBulk(
   progress: BulkProgress,
 ): Promise<BulkState> {
   const timeout = agents.options.requestTimeoutMs
-  const names = await agents.attempt(agent, (c, x) => c.catalog.services({...x, ...agents.reads()}), timeout, signal)
+  const names = await agents.attempt(
+    agent,
+    (c, x) => c.catalog.services({...x, ...agents.reads()}),
+    timeout,
+    signal,
+    undefined,
+    'watch',
+  )
   progress.total = isObject(names) ? Object.keys(names).length : undefined
   progress.read = 0
   const seen = new Set<string>()
@@ -42,8 +49,16 @@ export async function readBulk(
     (c, x) => c.health.state({state: 'any', ...x, ...agents.reads()}),
     timeout,
     signal,
+    'watch',
   )
-  const nodes = await agents.attempt(agent, (c, x) => c.catalog.node.list({...x, ...agents.reads()}), timeout, signal)
+  const nodes = await agents.attempt(
+    agent,
+    (c, x) => c.catalog.node.list({...x, ...agents.reads()}),
+    timeout,
+    signal,
+    undefined,
+    'watch',
+  )
   const listed = Array.isArray(nodes) ? (nodes as unknown[]).filter((v) => isObject(v)) : []
   const perNode = await Promise.all(
     listed.map(async (n) => {
@@ -52,6 +67,8 @@ export async function readBulk(
         (c, x) => c.catalog.node.services({node: String(n.Node), ...x, ...agents.reads()}),
         timeout,
         signal,
+        undefined,
+        'watch',
       )
       if (isObject(answer) && isObject(answer.Services)) {
         for (const service of Object.values(answer.Services)) if (isObject(service)) seen.add(String(service.Service))

@@ -9,16 +9,13 @@ import {readTlsFiles} from './security.js'
 export type ConsulSpec = Extract<BackendSpec, {kind: 'consul'}>
 
 /**
- * Sockets per agent for the shared lane: the two blocking queries of a watch of everything and one for every other
- * request, so that the process takes little of an agent's per-client budget (http_max_conns_per_client).
+ * Which client (keep-alive pool) a request goes through, and its sockets per agent, well inside an agent's
+ * per-client budget (http_max_conns_per_client, 200): `shared`, every request by default; `watch`, the watch of
+ * everything (its two blocking queries and one socket for its reads); `own`, unbounded, the one blocking query
+ * of each single-service watch, which would otherwise hold a pooled socket for its whole wait.
  */
-export const MAX_SOCKETS = 3
-
-/**
- * Which client a request goes through: `shared` (bounded, every request by default) or `own`, for the one
- * blocking query of a single-service watch, which would otherwise hold a shared socket for its whole wait.
- */
-export type Lane = 'own' | 'shared'
+export const LANE_SOCKETS = {shared: 16, watch: 3, own: Number.POSITIVE_INFINITY} as const
+export type Lane = keyof typeof LANE_SOCKETS
 
 /** One consul-package client per agent address, made on first use, with the token and TLS settings of the spec. */
 export class AgentClients {
@@ -26,16 +23,14 @@ export class AgentClients {
   readonly token?: string
   private readonly https: boolean
   private readonly tls: {ca?: Buffer; cert?: Buffer; key?: Buffer}
-  private readonly clients: Array<Consul | undefined>
-  private readonly own: Array<Consul | undefined>
+  private readonly clients: Record<Lane, Array<Consul | undefined>>
 
   constructor(spec: ConsulSpec) {
     this.hosts = spec.hosts.map((h) => ({...h}))
     this.token = spec.token
     this.https = spec.https ?? false
     this.tls = this.https ? readTlsFiles(spec.tls ?? {}) : {}
-    this.clients = this.hosts.map(() => undefined)
-    this.own = this.hosts.map(() => undefined)
+    this.clients = {shared: [], watch: [], own: []}
   }
 
   name(index: number): string {
@@ -43,11 +38,11 @@ export class AgentClients {
   }
 
   get(index: number, lane: Lane = 'shared'): Consul {
-    const clients = lane === 'shared' ? this.clients : this.own
+    const clients = this.clients[lane]
     let client = clients[index]
     if (!client) {
       const {host, port} = this.host(index)
-      const maxSockets = lane === 'shared' ? MAX_SOCKETS : Number.POSITIVE_INFINITY
+      const maxSockets = LANE_SOCKETS[lane]
       // the token travels as the X-Consul-Token header of every request (the consul package's `defaults`)
       client = new Consul({
         host: host.includes(':') ? `[${host}]` : host,
@@ -64,7 +59,7 @@ export class AgentClients {
   }
 
   destroy(): void {
-    for (const client of [...this.clients, ...this.own]) client?.destroy()
+    for (const client of Object.values(this.clients).flat()) client?.destroy()
   }
 
   private host(index: number): HostPort {

@@ -97,7 +97,18 @@ class ConsulDriver implements Driver {
     return this.agents.about(record.instance.service, () => own(binding).setHealth(health, output))
   }
 
+  /**
+   * A record this process holds: from the agent's listing, shared by all of them within the period (the
+   * lifecycle's presence check of thousands costs one request); any other: from the catalog.
+   */
   async read(service: string, id: string): Promise<ReadResult | undefined> {
+    const key = bindingKey({service, id})
+    const binding = this.bindings.get(key)
+    if (binding) {
+      const found = await this.context.listings.records(binding.agent, [{service, id}], binding.refreshMs / 2)
+      return found.get(key)
+    }
+
     const records = await this.listRecords(service)
     return records.find((r) => (isSkipped(r) ? r.key === `${service}/${id}` : r.instance.id === id))
   }

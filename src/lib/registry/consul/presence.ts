@@ -4,15 +4,26 @@ import type {Agents} from './agents.js'
 import type {Catalog} from './catalog.js'
 import {toRecords} from './records.js'
 
-type Listing = Map<string, unknown>
+/** What an agent holds: a listing, with this process's writes and removals made since it was asked for. */
+export interface Listing {
+  get(id: string): unknown
+}
+
+interface Fetched {
+  at: number
+  services: Map<string, unknown>
+}
 
 /**
  * What each agent holds, from one /v1/agent/services shared by every binding on it: one listing in flight, a
- * result reused within a period; this process's own writes and removals are applied to it as they happen.
+ * result reused within a period; this process's own writes and removals made after a listing was asked for
+ * override what it says.
  */
 export class AgentListings {
-  private readonly listings = new Map<number, {at: number; services: Listing}>()
-  private readonly inFlight = new Map<number, Promise<Listing>>()
+  private readonly fetched = new Map<number, Fetched>()
+  private readonly inFlight = new Map<number, Promise<Fetched>>()
+  /** This process's writes (a service) and removals (undefined) by agent and id, with when they were made. */
+  private readonly local = new Map<number, Map<string, {at: number; service: unknown}>>()
 
   constructor(
     private readonly agents: Agents,
@@ -21,32 +32,56 @@ export class AgentListings {
 
   /** The agent's services, read at most `maxAgeMs` ago. */
   async get(agent: number, maxAgeMs: number): Promise<Listing> {
-    const known = this.listings.get(agent)
-    if (known && Date.now() - known.at < maxAgeMs) return known.services
+    let listing = this.fetched.get(agent)
+    if (!listing || Date.now() - listing.at >= maxAgeMs) listing = await this.refetch(agent)
+    const {at, services} = listing
+    const local = this.local.get(agent)
+    return {
+      get(id) {
+        const own = local?.get(id)
+        return own && own.at >= at ? own.service : services.get(id)
+      },
+    }
+  }
+
+  /** A write this process made on `agent`. */
+  added(agent: number, id: string, service: unknown): void {
+    this.note(agent, id, service)
+  }
+
+  /** A removal this process made, on whichever agent. */
+  removed(id: string): void {
+    for (let agent = 0; agent < this.agents.count; agent++) this.note(agent, id, undefined)
+  }
+
+  private note(agent: number, id: string, service: unknown): void {
+    let local = this.local.get(agent)
+    if (!local) {
+      local = new Map()
+      this.local.set(agent, local)
+    }
+
+    local.set(id, {at: Date.now(), service})
+  }
+
+  private refetch(agent: number): Promise<Fetched> {
     let running = this.inFlight.get(agent)
     if (!running) {
-      const started = Date.now()
+      const at = Date.now()
       running = this.fetch(agent)
         .then((services) => {
-          this.listings.set(agent, {at: started, services})
-          return services
+          const listing = {at, services}
+          this.fetched.set(agent, listing)
+          // what the new listing shows already needs no override
+          const local = this.local.get(agent)
+          if (local) for (const [id, own] of local) if (own.at < at) local.delete(id)
+          return listing
         })
         .finally(() => this.inFlight.delete(agent))
       this.inFlight.set(agent, running)
     }
 
     return running
-  }
-
-  /** A write this process made: the agent holds it now (a listing still in flight may not show it: none is reused). */
-  added(agent: number, id: string, service: unknown): void {
-    this.listings.get(agent)?.services.set(id, service)
-    if (this.inFlight.has(agent)) this.listings.delete(agent)
-  }
-
-  /** A removal this process made, on whichever agent. */
-  removed(id: string): void {
-    for (const listing of this.listings.values()) listing.services.delete(id)
   }
 
   /**
@@ -73,7 +108,7 @@ export class AgentListings {
     return found
   }
 
-  private async fetch(agent: number): Promise<Listing> {
+  private async fetch(agent: number): Promise<Map<string, unknown>> {
     const answer = await this.agents.attempt(
       agent,
       (c, x) => c.agent.service.list({...x}),

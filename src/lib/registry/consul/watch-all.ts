@@ -4,6 +4,7 @@ import type {DriverWatchSink, ReadResult} from '../core/driver.js'
 import {foreignRecords} from '../core/foreign.js'
 import {backoffDelay, sleep} from '../options.js'
 import type {Agents, ReadOptions, RequestExtra} from './agents.js'
+import type {Lane} from './clients.js'
 import {type BulkProgress, modifiedIndex, readBulk} from './bulk.js'
 import {catalogTags, ChangeTracker, checkLines} from './changes.js'
 import {ConsulError, toConsulError} from './errors.js'
@@ -18,6 +19,7 @@ export interface Loops {
     query: Query,
     onValue: (body: unknown, index: bigint, previous: bigint) => void,
     from?: bigint,
+    lane?: Lane,
   ): Promise<void>
   retrying<T>(signal: AbortSignal, task: (agent: number) => Promise<T>): Promise<T>
 }
@@ -73,11 +75,14 @@ export class AllServicesWatch {
           (c, x, read) => c.health.state({state: 'any', ...x, ...read}),
           (body, index) => this.onChecks(body, index),
           bulk.healthIndex,
+          'watch',
         ),
         this.loops.loop(
           this.signal,
           (c, x, read) => c.catalog.services({...x, ...read}),
           (body, index, previous) => this.onCatalog(body, index, previous),
+          0n,
+          'watch',
         ),
       ])
       if (this.failure !== undefined) throw this.failure
@@ -178,7 +183,7 @@ export class AllServicesWatch {
       try {
         const {value} = await this.agents.read(
           (c, x) => c.health.service({service: name, ...x, ...this.agents.reads()}),
-          {signal: this.signal},
+          {signal: this.signal, lane: 'watch'},
         )
         if (this.signal.aborted) return
         this.modified.set(name, modifiedIndex(value))

@@ -1,3 +1,5 @@
+import {setMaxListeners} from 'node:events'
+
 import type {DriverWatchSink} from '../core/driver.js'
 import {backoffDelay, sleep} from '../options.js'
 import {type Agents, WAIT_MS} from './agents.js'
@@ -56,6 +58,8 @@ export class BlockingWatch implements Loops {
   /** Starts watching; returns the function that stops it. */
   start(service: string | undefined): () => void {
     const controller = new AbortController()
+    // one listener per request in flight on it: bounded by the read concurrency, the two loops and the nodes
+    setMaxListeners(0, controller.signal)
     const run =
       service === undefined
         ? new AllServicesWatch(this.agents, this.sink, this, controller.signal).run()
