@@ -4,7 +4,7 @@ import {backendFlags, durationDefault, durationFlag, validated} from '../flags.j
 import {BALANCE_STRATEGIES} from '../lib/balancer/strategies.js'
 import {ACCESS_LOG_FORMATS} from '../lib/proxy/access-format.js'
 import {parseHashKey} from '../lib/proxy/hash-key.js'
-import {PROXY_DEFAULTS, PROXY_LIMITS} from '../lib/proxy/index.js'
+import {PROXY_DEFAULTS, PROXY_LIMITS, START_TIMEOUT_MS} from '../lib/proxy/index.js'
 import {parseRouteSpec} from '../lib/proxy/routes.js'
 import {parseTrustedProxies} from '../lib/proxy/trust.js'
 import {withoutFlags} from '../lib/proxy/workers.js'
@@ -54,6 +54,10 @@ export const proxyFlags = {
   'drain-timeout': durationFlag({
     description: 'on SIGTERM/SIGINT, how long requests in flight may finish',
     ...durationDefault(10_000),
+  }),
+  'start-timeout': durationFlag({
+    description: "how long to wait for the registry's first snapshot before giving up",
+    ...durationDefault(START_TIMEOUT_MS),
   }),
   workers: Flags.integer({
     description: 'processes serving the listener (node:cluster); each follows the registry',

@@ -38,6 +38,7 @@ export interface GatewayFlags {
   'tls-key'?: string[]
   'redirect-https': boolean
   h2c: boolean
+  'start-timeout': number
 }
 
 export interface GatewayRun {
@@ -61,7 +62,8 @@ export async function runGateway(run: GatewayRun): Promise<void> {
   if (flags.workers > 1 && cluster.isPrimary) {
     const primary = await runPrimary({
       workers: flags.workers,
-      startTimeoutMs: 30_000,
+      // each worker waits up to --start-timeout for its snapshot, then reports; the primary waits a little longer
+      startTimeoutMs: flags['start-timeout'] + 15_000,
       // each worker writes its own lines (O_APPEND); logrotate signals the primary, which passes it on
       forwardSignals: flags['access-log'] === undefined ? [] : ['SIGUSR1'],
       log,
@@ -103,6 +105,7 @@ export async function runGateway(run: GatewayRun): Promise<void> {
         idleTimeoutMs: flags['idle-timeout'],
       },
       trustedProxy: parseTrustedProxies(flags['trusted-proxy'] ?? []),
+      startTimeoutMs: flags['start-timeout'],
       admin: worker === undefined || worker === 1 ? admin : undefined,
       accessLog,
       log,

@@ -148,8 +148,18 @@ export function socketHolders(inodes: ReadonlySet<number>, procRoot = '/proc'): 
   return holders
 }
 
+/** The established TCP connections process `pid` holds to any of `ports` (on any address). */
+export function connectionsTo(pid: number, ports: ReadonlySet<number>, procRoot = '/proc'): ProcSocket[] {
+  return establishedConnections(pid, procRoot).filter((s) => ports.has(s.remotePort))
+}
+
 /** The sockets of this machine in LISTEN state, from /proc/net/tcp and /proc/net/tcp6. */
 export function listeningSockets(procRoot = '/proc'): ProcSocket[] {
+  return allSockets(procRoot).filter((socket) => socket.state === TCP_LISTEN)
+}
+
+/** Every TCP socket of this machine (IPv4 and IPv6) that has an inode. */
+function allSockets(procRoot: string): ProcSocket[] {
   const sockets: ProcSocket[] = []
   for (const file of ['net/tcp', 'net/tcp6']) {
     let text: string
@@ -159,14 +169,13 @@ export function listeningSockets(procRoot = '/proc'): ProcSocket[] {
       continue
     }
 
-    for (const socket of parseProcNetTcp(text))
-      if (socket.state === TCP_LISTEN && socket.inode > 0) sockets.push(socket)
+    for (const socket of parseProcNetTcp(text)) if (socket.inode > 0) sockets.push(socket)
   }
 
   return sockets
 }
 
-/** The TCP connections one process holds open (established), from its own fd table and network namespace. */
+/** The TCP connections one process holds open (established), found through its own fd table. */
 export function establishedConnections(pid: number, procRoot = '/proc'): ProcSocket[] {
   const held = new Set<number>()
   let fds: string[] = []
@@ -185,20 +194,7 @@ export function establishedConnections(pid: number, procRoot = '/proc'): ProcSoc
     }
   }
 
-  const sockets: ProcSocket[] = []
-  for (const file of ['net/tcp', 'net/tcp6']) {
-    let text: string
-    try {
-      text = readFileSync(`${procRoot}/${pid}/${file}`, 'utf8')
-    } catch {
-      continue
-    }
-
-    for (const socket of parseProcNetTcp(text))
-      if (socket.state === TCP_ESTABLISHED && held.has(socket.inode)) sockets.push(socket)
-  }
-
-  return sockets
+  return allSockets(procRoot).filter((s) => s.state === TCP_ESTABLISHED && held.has(s.inode))
 }
 
 /** The processes listening on `host:port` on this machine. */

@@ -1,6 +1,6 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {BackendUnavailableError, errorMessage} from '../errors.js'
+import {errorMessage} from '../errors.js'
 import {type MetricsServer, parseHostPort, serveMetrics} from '../metrics/server.js'
 import type {HostPort} from '../registry/spec.js'
 import type {Registry} from '../registry/types.js'
@@ -9,8 +9,10 @@ import {routesView} from './admin/routes-view.js'
 import {createProxyServer, type EngineChoice, type ProxyEngine, type ProxyEngineName} from './engine.js'
 import {type ListenerOptions, type Listeners, needsListeners, openListeners} from './listeners.js'
 import type {ProxyOptions} from './server.js'
+import {START_TIMEOUT_MS, StartWait} from './start-wait.js'
 
 export {createProxyServer, PROXY_ENGINE_ENV, type ProxyEngine, type ProxyEngineName} from './engine.js'
+export {START_TIMEOUT_MS} from './start-wait.js'
 export {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions, ProxyServer} from './server.js'
 
 /** Parses a listen address, HOST:PORT; port 0 asks the system for a free port. */
@@ -25,7 +27,7 @@ export interface RunProxyOptions extends ProxyOptions {
   listeners?: ListenerOptions
   /** Where to serve the route page (/), /routes, /metrics and /healthz; off when unset. */
   admin?: {host: string; port: number}
-  /** How long to wait for the registry's first snapshot before giving up. */
+  /** How long to wait for the registry's first snapshot before giving up (default START_TIMEOUT_MS). */
   startTimeoutMs?: number
   /** Diagnostics (watch trouble, an engine fallback), one line each. */
   log(line: string): void
@@ -65,12 +67,14 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     settle = resolve
   })
   let started = false
+  const wait = new StartWait()
   const following = (async () => {
     let failing = ''
     while (!signal.aborted) {
       try {
         for await (const event of registry.watch(undefined, {signal})) {
           proxy.table.apply(event)
+          if (!started) wait.see(event)
           if (event.type === 'status' && event.state !== 'connected')
             opts.log(`registry ${event.state}: ${event.detail}`)
           if (event.type !== 'snapshot') continue
@@ -96,7 +100,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
     }
   })()
 
-  const startTimeoutMs = opts.startTimeoutMs ?? 15_000
+  const startTimeoutMs = opts.startTimeoutMs ?? START_TIMEOUT_MS
   let timer: NodeJS.Timeout | undefined
   const timedOutError = new Error('timed out')
   const timedOut = new Promise<void>((resolve) => {
@@ -108,7 +112,7 @@ export async function runProxy(registry: Registry, opts: RunProxyOptions): Promi
   let edge: Listeners | undefined
   try {
     if (outcome === timedOutError) {
-      throw new BackendUnavailableError(registry.kind, registry.description, `no snapshot within ${startTimeoutMs} ms`)
+      throw wait.timedOut(registry, startTimeoutMs)
     }
 
     if (outcome !== undefined) throw outcome

@@ -8,7 +8,7 @@ import {BackendUnavailableError} from '../../errors.js'
 import {MemberPool} from '../core/policy.js'
 import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {formatHosts, type HostPort} from '../spec.js'
-import {AgentClients, type ConsulSpec} from './clients.js'
+import {AgentClients, type ConsulSpec, type Lane} from './clients.js'
 import {ConsulError, type ErrorContext, NO_LEADER_HINT, toConsulError, type Unreachable} from './errors.js'
 
 export type {ConsulSpec} from './clients.js'
@@ -34,6 +34,8 @@ export interface CallOptions {
   /** Bound for one attempt on one agent. */
   attemptMs?: number
   signal?: AbortSignal
+  /** The keep-alive pool the requests go through (clients.ts). */
+  lane?: Lane
 }
 
 export type ReadOptions = {index?: string; stale?: boolean; wait?: string}
@@ -161,6 +163,7 @@ export class Agents {
     signal?: AbortSignal,
     /** Bound for the probe after a timeout; 0: none. */
     probeMs = PROBE_MS,
+    lane: Lane = 'shared',
   ): Promise<T> {
     this.assertOpen()
     const ctx = new EventEmitter()
@@ -172,7 +175,7 @@ export class Agents {
     for (const s of signals) s.addEventListener('abort', cancel, {once: true})
     try {
       if (signals.some((s) => s.aborted)) throw new Error('aborted')
-      const value = await request(this.clients.get(agent), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
+      const value = await request(this.clients.get(agent, lane), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
       this.answered = true
       if (agent === this.active) this.failing = false
       return value
@@ -197,6 +200,7 @@ export class Agents {
     request: Request<unknown>,
     timeoutMs: number,
     signal?: AbortSignal,
+    lane: Lane = 'shared',
   ): Promise<Answer> {
     const result = await this.attempt(
       agent,
@@ -206,6 +210,8 @@ export class Agents {
       },
       timeoutMs,
       signal,
+      PROBE_MS,
+      lane,
     )
     if (!Array.isArray(result) || result.length === 0)
       throw new ConsulError('unexpected answer from consul', {transient: true})
@@ -227,14 +233,17 @@ export class Agents {
     const attemptMs = Math.min(opts.attemptMs ?? this.defaultAttemptMs, this.options.connectTimeoutMs)
     let timer: NodeJS.Timeout | undefined
     try {
-      const primary = this.attempt(first, request, attemptMs, race.signal).then((value) => ({agent: first, value}))
+      const primary = this.attempt(first, request, attemptMs, race.signal, PROBE_MS, opts.lane).then((value) => ({
+        agent: first,
+        value,
+      }))
       const hedge = new Promise<{agent: number; value: T}>((resolve, reject) => {
         let sent = false
         const send = (): void => {
           if (sent) return
           sent = true
           clearTimeout(timer)
-          this.attempt(second, request, attemptMs, race.signal, 0).then(
+          this.attempt(second, request, attemptMs, race.signal, 0, opts.lane).then(
             (value) => resolve({agent: second, value}),
             reject,
           )
@@ -292,7 +301,7 @@ export class Agents {
       // the probe after a timeout may not outlast the deadline either
       const probeMs = Math.max(0, Math.min(PROBE_MS, until - Date.now() - timeoutMs))
       try {
-        return {agent, value: await this.attempt(agent, request, timeoutMs, opts.signal, probeMs)}
+        return {agent, value: await this.attempt(agent, request, timeoutMs, opts.signal, probeMs, opts.lane)}
       } catch (error) {
         const failure = error as ConsulError
         if (opts.signal?.aborted || this.lifetime.signal.aborted) throw failure

@@ -1,17 +1,24 @@
 import {BugError} from '../../errors.js'
-import type {Binding, Driver, DriverEvent, DriverWatchSink, OwnedRecord, ReadResult} from '../core/driver.js'
+import type {Binding, Driver, DriverEvent, DriverWatchSink, OwnedRecord, ReadResult, RecordKey} from '../core/driver.js'
 import {isSkipped} from '../core/driver.js'
 import {foreignRecords} from '../core/foreign.js'
 import {type BackendOptions, withDefaults} from '../options.js'
 import {describeBackend} from '../spec.js'
 import type {ClusterInfo, Health, ServiceSummary} from '../types.js'
 import {Agents, type ConsulSpec} from './agents.js'
-import {ConsulBinding} from './binding.js'
+import {type BindingContext, ConsulBinding} from './binding.js'
 import {Catalog} from './catalog.js'
 import {describeCluster} from './cluster.js'
 import {ConsulError} from './errors.js'
+import {OwnerCheck} from './owner-check.js'
+import {AgentListings} from './presence.js'
 import {catalogNames, toRecords} from './records.js'
 import {BlockingWatch} from './watch.js'
+
+/** readMany shares an agent listing this recent with the bindings' refreshes. */
+const PRESENCE_MAX_AGE_MS = 1000
+
+const bindingKey = (key: RecordKey): string => `${key.service}\u0000${key.id}`
 
 /** Consul through the agent HTTP API: a driver for the one registration lifecycle of core/. */
 export function createDriver(spec: ConsulSpec, options: Partial<BackendOptions> = {}): Driver {
@@ -31,12 +38,33 @@ class ConsulDriver implements Driver {
   private readonly catalog: Catalog
   /** The current binding of each id this process holds, so that a new write knows the agents it leaves. */
   private readonly bindings = new Map<string, ConsulBinding>()
+  /** This process's owner check on each agent it registered on: the liveness every instance there aliases. */
+  private readonly owners = new Map<number, OwnerCheck>()
+  private readonly context: BindingContext
+  private readonly eventListeners = new Set<(event: DriverEvent) => void>()
+  private unsubscribeSwitch?: () => void
   private aclExplained = false
 
   constructor(spec: ConsulSpec, options: BackendOptions) {
     this.description = describeBackend(spec)
     this.agents = new Agents(spec, options)
     this.catalog = new Catalog(this.agents)
+    this.context = {
+      agents: this.agents,
+      catalog: this.catalog,
+      settled: new Set(),
+      listings: new AgentListings(this.agents, this.catalog),
+      current: (binding) => this.bindings.get(bindingKey(binding.key)) === binding,
+      owner: (agent, record) => {
+        let owner = this.owners.get(agent)
+        if (!owner) {
+          owner = new OwnerCheck(this.agents, agent, record.owner)
+          this.owners.set(agent, owner)
+        }
+
+        return owner
+      },
+    }
   }
 
   async ping(): Promise<void> {
@@ -54,8 +82,8 @@ class ConsulDriver implements Driver {
   write(record: OwnedRecord): Promise<Binding> {
     const {service, id} = record.instance
     return this.agents.about(service, async () => {
-      const key = `${service}\u0000${id}`
-      const binding = await ConsulBinding.create(this.agents, this.catalog, record, this.bindings.get(key))
+      const key = bindingKey({service, id})
+      const binding = await ConsulBinding.create(this.context, record, this.bindings.get(key))
       this.bindings.set(key, binding)
       return binding
     })
@@ -69,12 +97,41 @@ class ConsulDriver implements Driver {
     return this.agents.about(record.instance.service, () => own(binding).setHealth(health, output))
   }
 
+  /**
+   * A record this process holds: from the agent's listing, shared by all of them within the period (the
+   * lifecycle's presence check of thousands costs one request); any other: from the catalog.
+   */
   async read(service: string, id: string): Promise<ReadResult | undefined> {
+    const key = bindingKey({service, id})
+    const binding = this.bindings.get(key)
+    if (binding) {
+      const found = await this.context.listings.records(binding.agent, [{service, id}], binding.refreshMs / 2)
+      return found.get(key)
+    }
+
     const records = await this.listRecords(service)
     return records.find((r) => (isSkipped(r) ? r.key === `${service}/${id}` : r.instance.id === id))
   }
 
+  /** One /v1/agent/services per agent that holds some of `keys` (the agent this process bound them to). */
+  async readMany(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>> {
+    const byAgent = new Map<number, RecordKey[]>()
+    for (const key of keys) {
+      const agent = this.bindings.get(`${key.service}\u0000${key.id}`)?.agent ?? this.agents.active
+      byAgent.set(agent, [...(byAgent.get(agent) ?? []), key])
+    }
+
+    const found = new Map<string, ReadResult>()
+    for (const [agent, wanted] of byAgent) {
+      for (const [key, record] of await this.context.listings.records(agent, wanted, PRESENCE_MAX_AGE_MS))
+        found.set(key, record)
+    }
+
+    return found
+  }
+
   remove(service: string, id: string): Promise<boolean> {
+    this.context.listings.removed(id)
     for (const [key, binding] of this.bindings) {
       if (key === `${service}\u0000${id}`) {
         this.bindings.delete(key)
@@ -115,18 +172,26 @@ class ConsulDriver implements Driver {
     return describeCluster(this.agents, this.catalog)
   }
 
+  /** One subscription to the agents for every registration's listener (thousands of them at scale). */
   onEvent(listener: (event: DriverEvent) => void): () => void {
-    return this.agents.onSwitch((from, to, reason) =>
-      listener({
+    this.eventListeners.add(listener)
+    this.unsubscribeSwitch ??= this.agents.onSwitch((from, to, reason) => {
+      const event: DriverEvent = {
         type: 'member-changed',
         detail: `consul agent ${this.agents.name(from)} failed (${reason}); now ${this.agents.name(to)}`,
-      }),
-    )
+      }
+      for (const each of this.eventListeners) each(event)
+    })
+    return () => {
+      this.eventListeners.delete(listener)
+    }
   }
 
   async close(): Promise<void> {
-    for (const binding of this.bindings.values()) await binding.release()
+    // a record still bound is left in place: its release gives it a TTL check of its own (critical within its TTL)
+    await Promise.allSettled([...this.bindings.values()].map((binding) => binding.release()))
     this.bindings.clear()
+    for (const owner of this.owners.values()) owner.stop()
     this.agents.close()
   }
 

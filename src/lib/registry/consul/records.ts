@@ -39,6 +39,8 @@ const SOURCE_KEYS: Record<keyof InstanceSource, string> = {
   host: 'svc_source_host',
 }
 const OWNER_KEYS: Record<keyof Owner, string> = {host: 'svc_owner_host', pid: 'svc_owner_pid', nonce: 'svc_owner_nonce'}
+/** The meta key of the owner's start nonce. */
+export const OWNER_NONCE_KEY = OWNER_KEYS.nonce
 /**
  * Consul has no `unknown` health: svc stores it as a warning TTL check plus this meta key (a check's output alone
  * would not do: the agent syncs output-only changes only every few minutes).
@@ -50,6 +52,14 @@ const HEALTH_RANK: Record<Health, number> = {passing: 0, unknown: 1, warning: 2,
 
 export function ttlCheckId(id: string): string {
   return `service:${id}`
+}
+
+/** The service name of svc's per-process owner services: hidden from every listing svc makes. */
+export const OWNER_SERVICE = 'svc-owner'
+
+/** The alias of the owner's TTL check that carries an instance's liveness. */
+export function aliveCheckId(id: string): string {
+  return `service:${id}:alive`
 }
 
 /** The critical check Consul adds while a service is in maintenance mode. */
@@ -108,11 +118,18 @@ export function encodeMeta(instance: ServiceInstance, owner: Owner, unknown: boo
     }
   }
 
-  meta[OWNER_KEYS.host] = owner.host.slice(0, META_VALUE_MAX)
-  meta[OWNER_KEYS.pid] = String(owner.pid)
-  meta[OWNER_KEYS.nonce] = owner.nonce
+  Object.assign(meta, ownerMeta(owner))
   if (unknown) meta[HEALTH_KEY] = 'unknown'
   return meta
+}
+
+/** The meta pairs that name a record's owner. */
+export function ownerMeta(owner: Owner): Record<string, string> {
+  return {
+    [OWNER_KEYS.host]: owner.host.slice(0, META_VALUE_MAX),
+    [OWNER_KEYS.pid]: String(owner.pid),
+    [OWNER_KEYS.nonce]: owner.nonce,
+  }
 }
 
 function storedMetaKey(key: string): string {
@@ -310,7 +327,7 @@ export function consulStatus(health: Health): 'critical' | 'passing' | 'warning'
 export function catalogNames(body: unknown): string[] {
   return isObject(body)
     ? Object.keys(body)
-        .filter((name) => name !== 'consul')
+        .filter((name) => name !== 'consul' && name !== OWNER_SERVICE)
         .sort()
     : []
 }
