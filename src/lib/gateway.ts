@@ -60,23 +60,7 @@ export async function runGateway(run: GatewayRun): Promise<void> {
   const admin =
     flags['admin-listen'] === undefined ? undefined : parseListenAddress(flags['admin-listen'], '--admin-listen')
   if (flags.workers > 1 && cluster.isPrimary) {
-    const primary = await runPrimary({
-      workers: flags.workers,
-      // each worker waits up to --start-timeout for its snapshot, then reports; the primary waits a little longer
-      startTimeoutMs: flags['start-timeout'] + 15_000,
-      // each worker writes its own lines (O_APPEND); logrotate signals the primary, which passes it on
-      forwardSignals: flags['access-log'] === undefined ? [] : ['SIGUSR1'],
-      log,
-      ...(await run.workerBackend()),
-    })
-    ready(run.out, primary, `${flags.workers} workers`)
-    // each worker holds its own TLS listener: a reload is theirs to do
-    const hup = (): void => primary.forward('SIGHUP')
-    if (listeners.tls !== undefined) process.on('SIGHUP', hup)
-    await aborted(run.signal)
-    process.off('SIGHUP', hup)
-    log('draining')
-    log(stopped(await primary.stop(flags['drain-timeout'])))
+    await servePrimary(run, listeners)
     return
   }
 
@@ -137,6 +121,28 @@ export async function runGateway(run: GatewayRun): Promise<void> {
     process.off('SIGUSR1', reopen)
     await accessLog?.close()
   }
+}
+
+/** The primary of --workers processes: starts them, passes signals on, and drains them. */
+async function servePrimary(run: GatewayRun, listeners: ListenerOptions): Promise<void> {
+  const {flags, log} = run
+  const primary = await runPrimary({
+    workers: flags.workers,
+    // each worker waits up to --start-timeout for its snapshot, then reports; the primary waits a little longer
+    startTimeoutMs: flags['start-timeout'] + 15_000,
+    // each worker writes its own lines (O_APPEND); logrotate signals the primary, which passes it on
+    forwardSignals: flags['access-log'] === undefined ? [] : ['SIGUSR1'],
+    log,
+    ...(await run.workerBackend()),
+  })
+  ready(run.out, primary, `${flags.workers} workers`)
+  // each worker holds its own TLS listener: a reload is theirs to do
+  const hup = (): void => primary.forward('SIGHUP')
+  if (listeners.tls !== undefined) process.on('SIGHUP', hup)
+  await aborted(run.signal)
+  process.off('SIGHUP', hup)
+  log('draining')
+  log(stopped(await primary.stop(flags['drain-timeout'])))
 }
 
 function stopped(cut: number): string {
