@@ -11,6 +11,9 @@ import {validateServiceName} from '../validate.js'
 /** Marks a directory as an svc registry, so that svc writes into it and into no other non-empty directory. */
 export const MARKER = '.svc-registry'
 
+/** The directory of owner heartbeats (owners.ts), beside the service directories: no service can have its name. */
+export const OWNERS_DIR = '.svc@owners'
+
 /**
  * The registry directory. Reads only look: they never create, chmod or remove anything. Writes create it (and
  * its missing parents) at 0700, and refuse a directory that is not an svc registry and is not empty.
@@ -101,6 +104,8 @@ export class RegistryDirectory {
 
     const names: string[] = []
     for (const e of entries) {
+      // the owners' heartbeats: a name no service can have
+      if (e.name === OWNERS_DIR) continue
       const key = path.join(this.dir, e.name)
       if (e.isSymbolicLink())
         foreign.skip({skipped: true, key, reason: 'it is a symbolic link, which svc does not follow'})

@@ -1,0 +1,142 @@
+import type {Stats} from 'node:fs'
+import {lstat, readdir} from 'node:fs/promises'
+import path from 'node:path'
+
+import {hasErrorCode} from '../../guards.js'
+import type {ReadResult} from '../core/driver.js'
+import type {RegistryDirectory} from './directory.js'
+import {readInstanceFile} from './files.js'
+import {OwnerBeats} from './owners.js'
+import {decodeFile, expiresAt, type FileRecord} from './record.js'
+
+/** One service directory as read: 'ok', 'missing', or why it must not be used; its files' records. */
+export interface ServiceFiles {
+  state: string
+  records: FileRecord[]
+}
+
+/** One service's live records, and when the earliest of them expires. */
+export interface ServiceRead {
+  records: ReadResult[]
+  nextExpiry: number
+}
+
+interface Cached {
+  ino: number
+  size: number
+  mtimeMs: number
+  ctimeMs: number
+  record: FileRecord
+}
+
+const LINK_REASON = 'it is a symbolic link, which svc does not follow'
+
+/**
+ * Reads service directories, decoding a file again only when its inode, size, mtime or ctime moved: instance files
+ * are written once (atomically, a new inode each time), so a rescan of an unchanged registry is one lstat a file.
+ */
+export class FileReader {
+  private readonly cache = new Map<string, Map<string, Cached>>()
+
+  constructor(private readonly directory: RegistryDirectory) {}
+
+  /** A fresh view of owner heartbeats, for one pass. */
+  beats(): OwnerBeats {
+    return new OwnerBeats(this.directory.dir)
+  }
+
+  /** Every instance file of a service, expired ones included; `known` skips looking at the registry first. */
+  async serviceFiles(service: string, known = false): Promise<ServiceFiles> {
+    const state = known || (await this.directory.exists()) ? await this.directory.serviceState(service) : 'missing'
+    const dir = this.directory.servicePath(service)
+    if (state !== 'ok') {
+      this.cache.delete(dir)
+      const records = state === 'missing' ? [] : [foreign(dir, `it ${state}`)]
+      return {state, records}
+    }
+
+    const names = await this.entries(dir)
+    const before = this.cache.get(dir) ?? new Map<string, Cached>()
+    const after = new Map<string, Cached>()
+    const records: FileRecord[] = []
+    const found = await Promise.all(names.map((name) => this.file(path.join(dir, name), service, before.get(name))))
+    for (const [i, name] of names.entries()) {
+      const one = found[i]
+      if (one === undefined) continue
+      if ('ino' in one) after.set(name, one)
+      records.push('ino' in one ? one.record : one)
+    }
+
+    this.cache.set(dir, after)
+    return {state, records}
+  }
+
+  /** One instance file, undefined when it is absent. */
+  async one(service: string, file: string): Promise<FileRecord | undefined> {
+    const dir = path.dirname(file)
+    const cached = this.cache.get(dir)?.get(path.basename(file))
+    const found = await this.file(file, service, cached)
+    return found && 'ino' in found ? found.record : found
+  }
+
+  /** The live records of a service files, given owner heartbeats. */
+  async live(files: FileRecord[], beats: OwnerBeats, now = Date.now()): Promise<ServiceRead> {
+    const read: ServiceRead = {records: [], nextExpiry: Infinity}
+    for (const record of files) {
+      const until = expiresAt(record, record.owner === undefined ? undefined : await beats.beat(record.owner))
+      if (until < now) continue
+      read.records.push(record.result)
+      if (until !== Infinity) read.nextExpiry = Math.min(read.nextExpiry, until)
+    }
+
+    return read
+  }
+
+  async entries(dir: string): Promise<string[]> {
+    try {
+      const entries = await readdir(dir)
+      return entries.filter((name) => name.endsWith('.json') && !name.startsWith('.'))
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return []
+      throw this.directory.fsError(error)
+    }
+  }
+
+  private async file(
+    file: string,
+    service: string,
+    cached: Cached | undefined,
+  ): Promise<Cached | FileRecord | undefined> {
+    let info: Stats
+    try {
+      info = await lstat(file)
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return undefined
+      throw this.directory.fsError(error)
+    }
+
+    if (info.isSymbolicLink()) return {...foreign(file, LINK_REASON), notFile: true}
+    if (!info.isFile()) return {...foreign(file, 'it is not a regular file'), notFile: true}
+    if (cached && same(cached, info)) return cached
+    const read = await readInstanceFile(file)
+    if (read === undefined) return undefined
+    if ('skip' in read) return foreign(file, read.skip)
+    const record = decodeFile(read.content, read.mtimeMs, file, service)
+    // a file changed between lstat and open is decoded from its new content, and cached on the next pass
+    if (read.mtimeMs !== info.mtimeMs) return record
+    return {ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, record}
+  }
+}
+
+function same(cached: Cached, info: Stats): boolean {
+  return (
+    cached.ino === info.ino &&
+    cached.size === info.size &&
+    cached.mtimeMs === info.mtimeMs &&
+    cached.ctimeMs === info.ctimeMs
+  )
+}
+
+function foreign(key: string, reason: string): FileRecord {
+  return {result: {skipped: true, key, reason}, mtimeMs: 0, ttlMs: Infinity}
+}
