@@ -23,7 +23,15 @@ export function instanceFileName(id: string): string {
 }
 
 /** What an instance file holds as text, with its mtime (the owner's last heartbeat), or why it is not readable. */
-type FileRead = {content: string; mtimeMs: number} | {skip: string} | undefined
+type FileRead = {content: string; mtimeMs: number; stat: FileStamp} | {skip: string; notFile?: true} | undefined
+
+/** What tells a file's content has not changed since it was read (instance files are replaced by a rename). */
+export interface FileStamp {
+  ino: number
+  size: number
+  mtimeMs: number
+  ctimeMs: number
+}
 
 /**
  * Writes a file atomically: readers see the old or the new content, never a partial one. The temporary file is
@@ -66,19 +74,20 @@ export async function readInstanceFile(file: string): Promise<FileRead> {
     handle = await open(file, READ_FLAGS)
   } catch (error) {
     if (hasErrorCode(error, 'ENOENT')) return undefined
-    if (hasErrorCode(error, 'ELOOP') || hasErrorCode(error, 'EMLINK')) return {skip: LINK}
+    if (hasErrorCode(error, 'ELOOP') || hasErrorCode(error, 'EMLINK')) return {skip: LINK, notFile: true}
     return {skip: `it cannot be read (${errorMessage(error)})`}
   }
 
   try {
     const info = await handle.stat()
-    if (!info.isFile()) return {skip: 'it is not a regular file'}
+    if (!info.isFile()) return {skip: 'it is not a regular file', notFile: true}
     const uid = process.getuid?.()
     if (uid !== undefined && info.uid !== uid) return {skip: `it belongs to uid ${info.uid}, not to uid ${uid}`}
     if (info.size > MAX_INSTANCE_FILE_BYTES) return {skip: `it is ${info.size} bytes, too large for an instance file`}
     const content = await readBounded(handle, info.size, MAX_INSTANCE_FILE_BYTES)
     if (content === undefined) return {skip: 'it is too large for an instance file'}
-    return {content, mtimeMs: info.mtimeMs}
+    const stat = {ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs}
+    return {content, mtimeMs: info.mtimeMs, stat}
   } catch (error) {
     return {skip: `it cannot be read (${errorMessage(error)})`}
   } finally {
@@ -98,9 +107,11 @@ async function readBounded(handle: FileHandle, sizeHint: number, max: number): P
       buffer = bigger
     }
 
-    const {bytesRead} = await handle.read(buffer, length, buffer.length - length, length)
-    if (bytesRead === 0) break
+    const wanted = buffer.length - length
+    const {bytesRead} = await handle.read(buffer, length, wanted, length)
     length += bytesRead
+    // a short read of a regular file is its end: no second read to learn it
+    if (bytesRead < wanted) break
   }
 
   return length > max ? undefined : buffer.subarray(0, length).toString('utf8')

@@ -5,7 +5,7 @@ import path from 'node:path'
 import {hasErrorCode} from '../../guards.js'
 import type {ReadResult} from '../core/driver.js'
 import type {RegistryDirectory} from './directory.js'
-import {readInstanceFile} from './files.js'
+import {type FileStamp, readInstanceFile} from './files.js'
 import {OwnerBeats} from './owners.js'
 import {decodeFile, expiresAt, type FileRecord} from './record.js'
 
@@ -21,15 +21,9 @@ export interface ServiceRead {
   nextExpiry: number
 }
 
-interface Cached {
-  ino: number
-  size: number
-  mtimeMs: number
-  ctimeMs: number
+interface Cached extends FileStamp {
   record: FileRecord
 }
-
-const LINK_REASON = 'it is a symbolic link, which svc does not follow'
 
 /**
  * Reads service directories, decoding a file again only when its inode, size, mtime or ctime moved: instance files
@@ -102,33 +96,32 @@ export class FileReader {
     }
   }
 
+  /** A file as cached (one lstat) when unchanged, else read (open, fstat, read, close); undefined when absent. */
   private async file(
     file: string,
     service: string,
     cached: Cached | undefined,
   ): Promise<Cached | FileRecord | undefined> {
-    let info: Stats
-    try {
-      info = await lstat(file)
-    } catch (error) {
-      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return undefined
-      throw this.directory.fsError(error)
+    if (cached) {
+      let info: Stats
+      try {
+        info = await lstat(file)
+      } catch (error) {
+        if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return undefined
+        throw this.directory.fsError(error)
+      }
+
+      if (same(cached, info)) return cached
     }
 
-    if (info.isSymbolicLink()) return {...foreign(file, LINK_REASON), notFile: true}
-    if (!info.isFile()) return {...foreign(file, 'it is not a regular file'), notFile: true}
-    if (cached && same(cached, info)) return cached
     const read = await readInstanceFile(file)
     if (read === undefined) return undefined
-    if ('skip' in read) return foreign(file, read.skip)
-    const record = decodeFile(read.content, read.mtimeMs, file, service)
-    // a file changed between lstat and open is decoded from its new content, and cached on the next pass
-    if (read.mtimeMs !== info.mtimeMs) return record
-    return {ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, record}
+    if ('skip' in read) return {...foreign(file, read.skip), ...(read.notFile ? {notFile: true as const} : {})}
+    return {...read.stat, record: decodeFile(read.content, read.mtimeMs, file, service)}
   }
 }
 
-function same(cached: Cached, info: Stats): boolean {
+function same(cached: FileStamp, info: Stats): boolean {
   return (
     cached.ino === info.ino &&
     cached.size === info.size &&
