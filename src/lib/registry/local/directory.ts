@@ -57,10 +57,17 @@ export class RegistryDirectory {
 
   /** 'ok' for a real directory of ours, 'missing', or why it must not be used. */
   async serviceState(service: string): Promise<string> {
+    return (await this.serviceInfo(service)).state
+  }
+
+  /** The state, and the directory's own times when it is 'ok' (a rename or removal inside moves them). */
+  async serviceInfo(service: string): Promise<{state: string; stamp?: string}> {
     try {
-      return foreignDirectory(await lstat(this.servicePath(service)), {sticky: false}) ?? 'ok'
+      const info = await lstat(this.servicePath(service))
+      const state = foreignDirectory(info, {sticky: false}) ?? 'ok'
+      return state === 'ok' ? {state, stamp: `${info.ino}:${info.mtimeMs}:${info.ctimeMs}`} : {state}
     } catch (error) {
-      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return 'missing'
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return {state: 'missing'}
       throw this.fsError(error)
     }
   }

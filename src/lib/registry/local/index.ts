@@ -91,6 +91,7 @@ export class LocalDriver implements Driver {
     }
 
     const found = new Map<string, ReadResult>()
+    if (!(await this.directory.exists())) return found
     const beats = this.reader.beats()
     const now = Date.now()
     const services = [...byService.entries()]
@@ -98,7 +99,7 @@ export class LocalDriver implements Driver {
     const worker = async (): Promise<void> => {
       while (next < services.length) {
         const [service, wanted] = services[next++] as [string, Map<string, RecordKey>]
-        const {records, state} = await this.reader.serviceFiles(service)
+        const {records, state} = await this.reader.serviceFiles(service, true, beats)
         if (state !== 'ok') continue
         for (const record of records) {
           const key = wanted.get(fileOf(record.result, this.directory.servicePath(service)))

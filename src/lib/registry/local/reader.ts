@@ -31,6 +31,8 @@ interface Cached extends FileStamp {
  */
 export class FileReader {
   private readonly cache = new Map<string, Map<string, Cached>>()
+  /** Service directories as last listed, by their times: see serviceFiles. */
+  private readonly listings = new Map<string, {stamp: string; records: FileRecord[]}>()
 
   constructor(private readonly directory: RegistryDirectory) {}
 
@@ -39,11 +41,20 @@ export class FileReader {
     return new OwnerBeats(this.directory.dir)
   }
 
-  /** Every instance file of a service, expired ones included; `known` skips looking at the registry first. */
-  async serviceFiles(service: string, known = false): Promise<ServiceFiles> {
-    const state = known || (await this.directory.exists()) ? await this.directory.serviceState(service) : 'missing'
+  /**
+   * Every instance file of a service, expired ones included; `known` skips looking at the registry first. With
+   * `beats` (a periodic check, not an event), a directory whose times have not moved is not listed again when
+   * every owner in it heartbeats by its own file: svc replaces instance files by renaming, which moves them. An
+   * older svc's owner touches its files in place instead, so its directory is always listed.
+   */
+  async serviceFiles(service: string, known = false, beats?: OwnerBeats): Promise<ServiceFiles> {
+    const {state, stamp} =
+      known || (await this.directory.exists()) ? await this.directory.serviceInfo(service) : {state: 'missing'}
     const dir = this.directory.servicePath(service)
+    const listed = this.listings.get(dir)
+    if (beats && listed && listed.stamp === stamp) return {state, records: listed.records}
     if (state !== 'ok') {
+      this.listings.delete(dir)
       this.cache.delete(dir)
       const records = state === 'missing' ? [] : [foreign(dir, `it ${state}`)]
       return {state, records}
@@ -62,6 +73,12 @@ export class FileReader {
     }
 
     this.cache.set(dir, after)
+    if (beats && stamp !== undefined && (await everyOwnerBeats(records, beats))) {
+      this.listings.set(dir, {stamp, records})
+    } else {
+      this.listings.delete(dir)
+    }
+
     return {state, records}
   }
 
@@ -119,6 +136,16 @@ export class FileReader {
     if ('skip' in read) return {...foreign(file, read.skip), ...(read.notFile ? {notFile: true as const} : {})}
     return {...read.stat, record: decodeFile(read.content, read.mtimeMs, file, service)}
   }
+}
+
+/** Whether every svc record of a listing names an owner with a heartbeat file (none of an older svc's). */
+async function everyOwnerBeats(records: FileRecord[], beats: OwnerBeats): Promise<boolean> {
+  for (const record of records) {
+    if ('skipped' in record.result) continue
+    if (record.owner === undefined || (await beats.beat(record.owner)) === undefined) return false
+  }
+
+  return true
 }
 
 function same(cached: FileStamp, info: Stats): boolean {

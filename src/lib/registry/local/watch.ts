@@ -122,7 +122,7 @@ export function watchDirectory(source: WatchSource, sink: DriverWatchSink): () =
         if (stopped) return
         const i = next++
         const name = names[i] as string
-        const read = await reader.serviceFiles(name, true)
+        const read = await reader.serviceFiles(name, true, beats)
         if (read.state === 'missing') {
           forget(name)
           continue
