@@ -78,7 +78,8 @@ function connections(pid: number): number {
     ...parseProcNetTcp(readFileSync('/proc/net/tcp6', 'utf8')),
   ]
   const established = new Set(sockets.filter((s) => s.state === 1).map((s) => s.inode))
-  return socketHolders(established).get(pid)?.length ?? 0
+  // socketHolders maps each socket to the pids holding it
+  return [...socketHolders(established).values()].filter((pids) => pids.includes(pid)).length
 }
 
 /** A child with its output kept, and the time its stdout or stderr first matched `pattern`. */

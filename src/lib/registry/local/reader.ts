@@ -5,7 +5,7 @@ import path from 'node:path'
 import {hasErrorCode} from '../../guards.js'
 import type {ReadResult} from '../core/driver.js'
 import type {RegistryDirectory} from './directory.js'
-import {type FileStamp, readInstanceFile} from './files.js'
+import {type FileStamp, readInstanceFile, readInstanceFileSync} from './files.js'
 import {OwnerBeats} from './owners.js'
 import {decodeFile, expiresAt, type FileRecord} from './record.js'
 
@@ -47,7 +47,7 @@ export class FileReader {
    * every owner in it heartbeats by its own file: svc replaces instance files by renaming, which moves them. An
    * older svc's owner touches its files in place instead, so its directory is always listed.
    */
-  async serviceFiles(service: string, known = false, beats?: OwnerBeats): Promise<ServiceFiles> {
+  async serviceFiles(service: string, known = false, beats?: OwnerBeats, sync = false): Promise<ServiceFiles> {
     const {state, stamp} =
       known || (await this.directory.exists()) ? await this.directory.serviceInfo(service) : {state: 'missing'}
     const dir = this.directory.servicePath(service)
@@ -64,7 +64,9 @@ export class FileReader {
     const before = this.cache.get(dir) ?? new Map<string, Cached>()
     const after = new Map<string, Cached>()
     const records: FileRecord[] = []
-    const found = await Promise.all(names.map((name) => this.file(path.join(dir, name), service, before.get(name))))
+    const found = await Promise.all(
+      names.map((name) => this.file(path.join(dir, name), service, before.get(name), sync)),
+    )
     for (const [i, name] of names.entries()) {
       const one = found[i]
       if (one === undefined) continue
@@ -118,6 +120,7 @@ export class FileReader {
     file: string,
     service: string,
     cached: Cached | undefined,
+    sync = false,
   ): Promise<Cached | FileRecord | undefined> {
     if (cached) {
       let info: Stats
@@ -131,7 +134,7 @@ export class FileReader {
       if (same(cached, info)) return cached
     }
 
-    const read = await readInstanceFile(file)
+    const read = sync ? readInstanceFileSync(file) : await readInstanceFile(file)
     if (read === undefined) return undefined
     if ('skip' in read) return {...foreign(file, read.skip), ...(read.notFile ? {notFile: true as const} : {})}
     return {...read.stat, record: decodeFile(read.content, read.mtimeMs, file, service)}

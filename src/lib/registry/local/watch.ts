@@ -60,6 +60,8 @@ export function watchDirectory(source: WatchSource, sink: DriverWatchSink): () =
   const watchers = new Map<string, FSWatcher>()
   let dirty = new Set<string>()
   let full = true
+  /** The first scan reads files synchronously: nothing is served before its snapshot (files.ts). */
+  let first = true
   let running = false
   let again = false
   let stopped = false
@@ -122,7 +124,7 @@ export function watchDirectory(source: WatchSource, sink: DriverWatchSink): () =
         if (stopped) return
         const i = next++
         const name = names[i] as string
-        const read = await reader.serviceFiles(name, true, beats)
+        const read = await reader.serviceFiles(name, true, beats, first)
         if (read.state === 'missing') {
           forget(name)
           continue
@@ -135,6 +137,7 @@ export function watchDirectory(source: WatchSource, sink: DriverWatchSink): () =
 
     await Promise.all(Array.from({length: Math.min(RESCAN_CONCURRENCY, names.length)}, worker))
     if (stopped) return
+    first = false
     sink.publish(all.flat())
     clearTimeout(timers.rescan)
     timers.rescan = setTimeout(() => {
