@@ -124,13 +124,14 @@ export function watchDirectory(source: WatchSource, sink: DriverWatchSink): () =
         if (stopped) return
         const i = next++
         const name = names[i] as string
+        // watched before it is read: a file written between the read and the watch would be seen by neither
+        watch(name, directory.servicePath(name))
         const read = await reader.serviceFiles(name, true, beats, first)
         if (read.state === 'missing') {
           forget(name)
           continue
         }
 
-        watch(name, directory.servicePath(name))
         all[i] = (await liveOf(name, read.records, beats)).records
       }
     }
@@ -151,16 +152,16 @@ export function watchDirectory(source: WatchSource, sink: DriverWatchSink): () =
     dirty = new Set()
     for (const name of batch) {
       if (!services.has(name) && !(await isNewService(name))) continue
+      watch(name, directory.servicePath(name))
       const read = await reader.serviceFiles(name)
       if (stopped) return
       if (read.state === 'missing') {
-        if (!services.has(name)) continue
+        const known = services.has(name)
         forget(name)
-        sink.publish([], name)
+        if (known) sink.publish([], name)
         continue
       }
 
-      watch(name, directory.servicePath(name))
       sink.publish((await liveOf(name, read.records, beats)).records, name)
     }
   }
