@@ -23,5 +23,6 @@ export {
   withDefaults,
 } from './registry/index.js'
 export * from './registry/types.js'
+export {watchCounters, type WatchCounters} from './registry/core/watch.js'
 export {type RunningProxy, runProxy, type RunProxyOptions} from './proxy/index.js'
 export {BackendError, BackendUnavailableError, NotFoundError, UserError} from './errors.js'

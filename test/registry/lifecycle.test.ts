@@ -10,6 +10,7 @@ import type {
   OwnedRecord,
   ReadResult,
 } from '../../src/lib/registry/core/driver.js'
+import {instanceKey} from '../../src/lib/registry/core/diff.js'
 import {CoreRegistry} from '../../src/lib/registry/core/registry.js'
 import {withDefaults} from '../../src/lib/registry/options.js'
 
@@ -148,5 +149,59 @@ describe('the registration lifecycle', () => {
     const floor = open(new MemoryDriver({defaultTtlMs: 10_000, minTtlMs: 0, refreshApplies: true})).registry
     await expect(floor.register(input, {ttlMs: 1})).rejects.toThrow(/floor of 1s/)
     await expect(floor.register(input, {ttlMs: 3000, refreshMs: 3000})).rejects.toThrow(/is not below the TTL/)
+  })
+})
+
+/** The memory backend with a bulk read, counting how the lifecycle reads. */
+class BulkDriver extends MemoryDriver {
+  reads = 0
+  bulkReads = 0
+  bulkKeys = 0
+
+  override async read(service: string, id: string): Promise<ReadResult | undefined> {
+    this.reads++
+    return super.read(service, id)
+  }
+
+  async readMany(keys: ReadonlyArray<{service: string; id: string}>): Promise<Map<string, ReadResult>> {
+    this.bulkReads++
+    this.bulkKeys += keys.length
+    const found = new Map<string, ReadResult>()
+    for (const {service, id} of keys) {
+      const record = this.records.get(id)
+      if (record) found.set(instanceKey({service, id}), {instance: record.instance, owner: record.owner})
+    }
+
+    return found
+  }
+}
+
+describe('the presence scheduler', () => {
+  it('checks every registration of a registry with one readMany a period, and one per driver event', async () => {
+    const driver = new BulkDriver()
+    const {registry} = open(driver)
+    const handles = []
+    for (let i = 0; i < 500; i++) {
+      handles.push(await registry.register({...input, id: `w${i}`, port: 9000 + i}, {ttlMs: 3000, refreshMs: 200}))
+    }
+
+    const claims = driver.reads
+    driver.records.delete('w7')
+    await sleep(500)
+    // two or three periods: never one read per registration
+    expect(driver.bulkReads).toBeGreaterThanOrEqual(1)
+    expect(driver.bulkReads).toBeLessThanOrEqual(4)
+    expect(driver.reads).toBe(claims)
+    expect(driver.records.has('w7')).toBe(true)
+
+    const before = driver.bulkReads
+    driver.emit({type: 'reconnected', detail: 'test'})
+    await sleep(50)
+    expect(driver.bulkReads).toBe(before + 1)
+    // each pass takes (nearly) everyone: a registration whose re-creation finished late may fall to the next
+    expect(driver.bulkKeys).toBeGreaterThan(490 * driver.bulkReads)
+    expect(driver.bulkKeys).toBeLessThanOrEqual(500 * driver.bulkReads)
+    for (const handle of handles) await handle.close()
+    await registry.close()
   })
 })

@@ -21,6 +21,9 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {UserError} from '../../src/lib/errors.js'
 import {MAX_INSTANCE_FILE_BYTES} from '../../src/lib/registry/local/files.js'
 import {type LocalRegistry, localRegistry} from '../helpers/local.js'
+import {currentOwner} from '../../src/lib/registry/core/owner.js'
+import {OWNERS_DIR} from '../../src/lib/registry/local/directory.js'
+import {ownerFileName} from '../../src/lib/registry/local/owners.js'
 import {withDefaults} from '../../src/lib/registry/options.js'
 import type {ServiceInstance, WatchEvent} from '../../src/lib/registry/types.js'
 
@@ -272,10 +275,11 @@ describe('local registry and foreign files', () => {
     expect(logs.find((l) => l.includes('misplaced.json'))).toMatch(/belongs in another file/)
     for (const file of files) expect(existsSync(file)).toBe(true)
 
-    // the owners keep heartbeating beside them
-    const before = statSync(registry.instancePath('web', a.instance.id)).mtimeMs
+    // the owner keeps heartbeating beside them
+    const beat = path.join(dir, OWNERS_DIR, ownerFileName(currentOwner()))
+    const before = statSync(beat).mtimeMs
     await sleep(200)
-    expect(statSync(registry.instancePath('web', a.instance.id)).mtimeMs).toBeGreaterThan(before)
+    expect(statSync(beat).mtimeMs).toBeGreaterThan(before)
   })
 
   it('sweeps svc’s own expired instance on a write, and only that; a read removes nothing', async () => {

@@ -1,8 +1,11 @@
-import {mkdtempSync, rmSync, statSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 
+import {currentOwner} from '../../src/lib/registry/core/owner.js'
+import {OWNERS_DIR} from '../../src/lib/registry/local/directory.js'
+import {ownerFileName} from '../../src/lib/registry/local/owners.js'
 import {localRegistry} from '../helpers/local.js'
 import {refreshPeriod, withDefaults} from '../../src/lib/registry/options.js'
 
@@ -24,7 +27,7 @@ describe('local registry heartbeat', () => {
   let dir = ''
   afterEach(() => rmSync(dir, {recursive: true, force: true}))
 
-  it('touches the instance file every refreshMs', async () => {
+  it("touches the owner's one heartbeat every refreshMs, and never the instance file", async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'svc-local-refresh-'))
     const registry = localRegistry({kind: 'local', dir}, withDefaults())
     const handle = await registry.register(
@@ -32,10 +35,12 @@ describe('local registry heartbeat', () => {
       {ttlMs: 10_000, refreshMs: 100},
     )
     const file = registry.instancePath('beat', handle.instance.id)
+    const beat = path.join(dir, OWNERS_DIR, ownerFileName(currentOwner()))
+    const written = statSync(file).mtimeMs
     const seen = new Set<number>()
     const until = Date.now() + 1000
     while (Date.now() < until) {
-      seen.add(statSync(file).mtimeMs)
+      seen.add(statSync(beat).mtimeMs)
       await new Promise((resolve) => {
         setTimeout(resolve, 20)
       })
@@ -43,7 +48,23 @@ describe('local registry heartbeat', () => {
 
     // a third of the TTL would touch it not once in this second
     expect(seen.size).toBeGreaterThanOrEqual(5)
+    expect(statSync(file).mtimeMs).toBe(written)
     await handle.close()
+    await registry.close()
+  })
+
+  it('reads a record of an svc before owner heartbeats by its own mtime, and lets it expire by it', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'svc-local-legacy-'))
+    const registry = localRegistry({kind: 'local', dir}, withDefaults())
+    const owner = {host: 'old-host', pid: 1, nonce: 'legacy'}
+    const instance = {service: 'old', id: 'a', address: '127.0.0.1', port: 80, tags: [], meta: {}, health: 'passing'}
+    mkdirSync(path.join(dir, 'old'), {recursive: true, mode: 0o700})
+    const file = path.join(dir, 'old', 'a.json')
+    writeFileSync(file, JSON.stringify({instance, owner, ttlMs: 5000}), {mode: 0o600})
+    expect((await registry.listInstances('old')).map((i) => i.id)).toEqual(['a'])
+    const old = new Date(Date.now() - 10_000)
+    utimesSync(file, old, old)
+    expect(await registry.listInstances('old')).toEqual([])
     await registry.close()
   })
 })

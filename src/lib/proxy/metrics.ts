@@ -117,6 +117,27 @@ export class ProxyMetrics {
         },
       }),
     )
+    this.routeCounters(table)
+  }
+
+  /** The route table's rebuild and update counters, read at each scrape. */
+  private routeCounters(table: RouteTable | undefined): void {
+    for (const [name, help, read] of [
+      ['svc_proxy_route_rebuilds_total', 'Whole route-table rebuilds (one per watch snapshot).', () => table?.rebuilds],
+      ['svc_proxy_route_updates_total', 'Changes applied to one service route.', () => table?.updates],
+    ] as const) {
+      this.registry.registerMetric(
+        new Counter({
+          name,
+          help,
+          registers: [],
+          collect() {
+            this.reset()
+            this.inc(read() ?? 0)
+          },
+        }),
+      )
+    }
   }
 
   /** The stats of `route` (created on first use), or those of unknown services. */

@@ -107,6 +107,28 @@ export class ServiceRoute<P extends UpstreamPool = UpstreamPool> {
   }
 
   set(instance: ServiceInstance): void {
+    this.upsert(instance)
+    this.rebuild()
+  }
+
+  /** The service's instances become exactly `instances`, with one balancer rebuild. */
+  replace(instances: readonly ServiceInstance[]): void {
+    const ids = new Set<string>()
+    for (const instance of instances) {
+      ids.add(instance.id)
+      this.upsert(instance)
+    }
+
+    for (const [id, upstream] of this.upstreams) {
+      if (ids.has(id)) continue
+      this.upstreams.delete(id)
+      this.drop(upstream)
+    }
+
+    this.rebuild()
+  }
+
+  private upsert(instance: ServiceInstance): void {
     const current = this.upstreams.get(instance.id)
     if (current && current.hostPort === hostPortOf(instance)) {
       current.instance = instance
@@ -118,8 +140,6 @@ export class ServiceRoute<P extends UpstreamPool = UpstreamPool> {
         new Upstream(instance, this.hooks.createPool(`http://${hostPortOf(instance)}`, instance)),
       )
     }
-
-    this.rebuild()
   }
 
   remove(id: string): void {
@@ -204,6 +224,10 @@ export interface RouteTableOptions<P extends UpstreamPool> extends RouteHooks<P>
  */
 export class RouteTable<P extends UpstreamPool = UpstreamPool> {
   readonly services = new Map<string, ServiceRoute<P>>()
+  /** Whole-table rebuilds: one per snapshot (a watch start or restart), none per change. */
+  rebuilds = 0
+  /** Changes applied to one service's route. */
+  updates = 0
   private readonly prefixes: Array<{prefix: string; route: ServiceRoute<P>}>
   private readonly hostRouting: boolean
   private readonly health: PassiveHealthOptions
@@ -230,14 +254,17 @@ export class RouteTable<P extends UpstreamPool = UpstreamPool> {
   apply(event: WatchEvent): void {
     switch (event.type) {
       case 'snapshot': {
-        const seen = new Set<string>()
+        this.rebuilds++
+        const byService = new Map<string, ServiceInstance[]>()
         for (const instance of event.instances) {
-          seen.add(`${instance.service}\n${instance.id}`)
-          this.route(instance.service).set(instance)
+          const list = byService.get(instance.service)
+          if (list) list.push(instance)
+          else byService.set(instance.service, [instance])
         }
 
+        for (const [service, instances] of byService) this.route(service).replace(instances)
         for (const route of this.services.values()) {
-          for (const id of route.upstreams.keys()) if (!seen.has(`${route.name}\n${id}`)) route.remove(id)
+          if (!byService.has(route.name) && route.upstreams.size > 0) route.replace([])
         }
 
         return
@@ -245,11 +272,13 @@ export class RouteTable<P extends UpstreamPool = UpstreamPool> {
 
       case 'added':
       case 'changed': {
+        this.updates++
         this.route(event.instance.service).set(event.instance)
         return
       }
 
       case 'removed': {
+        this.updates++
         this.services.get(event.instance.service)?.remove(event.instance.id)
         break
       }

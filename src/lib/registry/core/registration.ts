@@ -9,9 +9,10 @@ import type {
   ServiceInstance,
 } from '../types.js'
 import {applyChanges} from '../validate.js'
-import {type Binding, type Driver, isSkipped, type OwnedRecord, type ReadResult} from './driver.js'
+import {type Binding, type Driver, isSkipped, type OwnedRecord, type ReadResult, type RecordKey} from './driver.js'
 import {describeOwner, ownerAlive, sameOwner} from './owner.js'
 import {backoffDelay} from './policy.js'
+import type {Checked, CheckResult, PresenceScheduler} from './presence.js'
 
 /** What every method of a closed handle throws. */
 export class RegistrationClosedError extends UserError {
@@ -33,6 +34,8 @@ export interface LifecycleSettings {
   driver: Driver
   record: OwnedRecord
   binding: Binding
+  /** The registry's one scheduler, which checks every registration of the process in one pass. */
+  scheduler: PresenceScheduler
   onStateChange?: RegisterOptions['onStateChange']
   log: (message: string) => void
   /** Called once when the handle closes, so the registry forgets it. */
@@ -47,7 +50,7 @@ const FIRST_RETRY_MS = 200
  * refresh and on every driver event it re-asserts liveness, checks that the record is present and ours, and
  * re-creates it when it is missing or its owner is gone; each loss episode reports `lost` once and `restored` once.
  */
-export class Registration implements RegistrationHandle {
+export class Registration implements Checked, RegistrationHandle {
   private readonly driver: Driver
   private readonly settings: LifecycleSettings
   private record: OwnedRecord
@@ -57,10 +60,8 @@ export class Registration implements RegistrationHandle {
   /** When liveness was last re-asserted: a longer gap than the TTL is a loss whatever the backend says now. */
   private aliveAt = Date.now()
   private failures = 0
-  private timer?: NodeJS.Timeout
-  private checking?: Promise<void>
-  private again = false
-  private readonly unsubscribe: () => void
+  private due: number
+  private readonly scheduler: PresenceScheduler
   /** Serializes writes: a presence check, setHealth, update and close never interleave. */
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -69,12 +70,29 @@ export class Registration implements RegistrationHandle {
     this.driver = settings.driver
     this.record = settings.record
     this.binding = settings.binding
-    this.unsubscribe = this.driver.onEvent(() => this.check())
-    this.schedule(this.record.refreshMs)
+    this.scheduler = settings.scheduler
+    this.due = Date.now() + this.record.refreshMs
+    this.scheduler.add(this)
   }
 
   get instance(): ServiceInstance {
     return this.record.instance
+  }
+
+  get key(): RecordKey {
+    return this.record.instance
+  }
+
+  get refreshMs(): number {
+    return this.record.refreshMs
+  }
+
+  get dueAt(): number {
+    return this.due
+  }
+
+  get currentBinding(): Binding {
+    return this.binding
   }
 
   async setHealth(health: Health, output?: string): Promise<void> {
@@ -102,8 +120,7 @@ export class Registration implements RegistrationHandle {
   async close(opts: {deregister?: boolean} = {}): Promise<void> {
     this.assertOpen()
     this.closedError = new RegistrationClosedError(this.record.instance)
-    clearTimeout(this.timer)
-    this.unsubscribe()
+    this.scheduler.delete(this)
     this.settings.onClosed()
     await this.serial(async () => {
       try {
@@ -118,31 +135,9 @@ export class Registration implements RegistrationHandle {
     })
   }
 
-  /** Checks presence now; a check asked for while one runs runs once more after it. */
-  private check(): Promise<void> {
-    if (this.closedError) return Promise.resolve()
-    if (this.checking) {
-      this.again = true
-      return this.checking
-    }
-
-    this.checking = this.serial(() => this.presence())
-      // only a throwing onStateChange gets here: presence() handles the backend's errors itself
-      .catch((error: unknown) => this.settings.log(`registration check failed: ${errorMessage(error)}`))
-      .finally(() => {
-        this.checking = undefined
-        if (this.again) {
-          this.again = false
-          this.check()
-        }
-      })
-    return this.checking
-  }
-
-  private async presence(): Promise<void> {
-    if (this.closedError) return
-    clearTimeout(this.timer)
-    const {service, id} = this.record.instance
+  /** The start of a check: a pause longer than the TTL is a loss whatever the backend says now. */
+  begin(): boolean {
+    if (this.closedError) return false
     const gap = Date.now() - this.aliveAt
     if (gap > this.record.ttlMs) {
       // a pause longer than the TTL (SIGSTOP, a frozen VM, a suspended laptop): clients saw the instance gone
@@ -150,13 +145,26 @@ export class Registration implements RegistrationHandle {
       this.report('lost', `no refresh for ${formatDuration(gap)}, longer than the TTL of ${ttl}`)
     }
 
+    return true
+  }
+
+  /** Acts on what the scheduler's pass found: re-creates a missing record, reports each episode once. */
+  settle(result: CheckResult): Promise<void> {
+    return this.serial(() => this.act(result)).catch((error: unknown) =>
+      // only a throwing onStateChange gets here: act() handles the backend's errors itself
+      this.settings.log(`registration check failed: ${errorMessage(error)}`),
+    )
+  }
+
+  private async act(result: CheckResult): Promise<void> {
+    if (this.closedError) return
+    const {service, id} = this.record.instance
     try {
-      const liveness = await this.binding.refresh()
+      if (result.kind === 'failed') throw result.error
       const found: Presence =
-        liveness === 'missing'
+        result.kind === 'missing-liveness'
           ? {kind: 'missing', why: 'its liveness (session, lease, check or heartbeat) expired'}
-          : this.judge(await this.driver.read(service, id))
-      if (this.closedError) return
+          : this.judge(result.found)
       if (found.kind === 'held') {
         this.report('lost', found.why)
       } else if (found.kind === 'missing') {
@@ -169,16 +177,17 @@ export class Registration implements RegistrationHandle {
 
       this.failures = 0
       this.aliveAt = Date.now()
-      this.schedule(this.record.refreshMs)
+      this.next(this.record.refreshMs)
     } catch (error) {
       if (this.closedError) return
       // a check that could not be made is no loss: the record outlives it until its TTL, when the gap rule above
       // reports it lost; a leader election that fails one read no longer makes a second loss episode
-      if (this.failures === 0)
+      const quiet = result.kind === 'failed' && result.quiet === true
+      if (this.failures === 0 && !quiet)
         this.settings.log(`registration check of ${service} ${id} failed: ${errorMessage(error)}; retrying`)
       const delay = backoffDelay({initialDelayMs: FIRST_RETRY_MS, maxDelayMs: this.record.refreshMs}, this.failures)
       this.failures++
-      this.schedule(delay)
+      this.next(delay)
     }
   }
 
@@ -207,10 +216,9 @@ export class Registration implements RegistrationHandle {
     else log(`registration ${state}: ${detail}`)
   }
 
-  private schedule(ms: number): void {
-    clearTimeout(this.timer)
-    if (this.closedError) return
-    this.timer = setTimeout(() => this.check(), ms)
+  private next(ms: number): void {
+    this.due = Date.now() + ms
+    this.scheduler.moved(this)
   }
 
   private serial<T>(task: () => Promise<T>): Promise<T> {

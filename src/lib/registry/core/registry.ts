@@ -19,6 +19,7 @@ import {type Driver, type DriverLimits, isSkipped, type OwnedRecord} from './dri
 import {type ForeignRecords, foreignRecords} from './foreign.js'
 import {currentOwner, describeOwner, ownerAlive, sameOwner} from './owner.js'
 import {refreshPeriod, withPolicy} from './policy.js'
+import {PresenceScheduler} from './presence.js'
 import {Registration} from './registration.js'
 import {snapshotWatch} from './watch.js'
 
@@ -36,6 +37,7 @@ export class CoreRegistry implements Registry {
   private readonly options: BackendOptions
   private readonly foreign: ForeignRecords
   private readonly handles = new Set<Registration>()
+  private readonly scheduler: PresenceScheduler
   /** Open watch streams, ended by close() so no caller waits on a closed registry. */
   private readonly watches = new Set<AbortController>()
 
@@ -46,6 +48,7 @@ export class CoreRegistry implements Registry {
     this.nativeChecks = driver.nativeChecks
     this.description = driver.description
     this.foreign = foreignRecords(options.log)
+    this.scheduler = new PresenceScheduler(driver, options.log)
   }
 
   ping(): Promise<void> {
@@ -69,6 +72,7 @@ export class CoreRegistry implements Registry {
       driver: this.driver,
       record,
       binding,
+      scheduler: this.scheduler,
       onStateChange: opts.onStateChange,
       log: this.options.log,
       onClosed: () => this.handles.delete(handle),
@@ -120,6 +124,7 @@ export class CoreRegistry implements Registry {
     for (const watch of this.watches) watch.abort()
     this.watches.clear()
     await Promise.allSettled([...this.handles].map((h) => h.close()))
+    this.scheduler.close()
     await this.driver.close()
   }
 

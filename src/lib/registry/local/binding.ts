@@ -1,30 +1,16 @@
-import {lstat} from 'node:fs/promises'
-
-import {hasErrorCode} from '../../guards.js'
 import type {Binding} from '../core/driver.js'
-import {touch} from './files.js'
+import type {OwnerHeartbeat} from './owners.js'
 
-/** A local record's liveness: the mtime of its file, touched at every refresh. */
+/** A local record's liveness: its owner's one heartbeat file, shared by every instance of the process. */
 export class HeartbeatBinding implements Binding {
-  readonly file: string
+  constructor(
+    private readonly heartbeat: OwnerHeartbeat,
+    private readonly refreshMs: number,
+  ) {}
 
-  constructor(file: string) {
-    this.file = file
-  }
-
+  /** Presence is the lifecycle's readMany: a refresh only beats, once for all bindings within half a period. */
   async refresh(): Promise<'ok' | 'missing'> {
-    try {
-      const info = await lstat(this.file)
-      if (!info.isFile()) return 'missing'
-      await touch(this.file)
-    } catch (error) {
-      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ELOOP') || hasErrorCode(error, 'ENOTDIR')) {
-        return 'missing'
-      }
-
-      throw error
-    }
-
+    await this.heartbeat.beat(this.refreshMs / 2)
     return 'ok'
   }
 

@@ -11,6 +11,9 @@ import {validateServiceName} from '../validate.js'
 /** Marks a directory as an svc registry, so that svc writes into it and into no other non-empty directory. */
 export const MARKER = '.svc-registry'
 
+/** The directory of owner heartbeats (owners.ts), beside the service directories: no service can have its name. */
+export const OWNERS_DIR = '.svc@owners'
+
 /**
  * The registry directory. Reads only look: they never create, chmod or remove anything. Writes create it (and
  * its missing parents) at 0700, and refuse a directory that is not an svc registry and is not empty.
@@ -54,10 +57,17 @@ export class RegistryDirectory {
 
   /** 'ok' for a real directory of ours, 'missing', or why it must not be used. */
   async serviceState(service: string): Promise<string> {
+    return (await this.serviceInfo(service)).state
+  }
+
+  /** The state, and the directory's own times when it is 'ok' (a rename or removal inside moves them). */
+  async serviceInfo(service: string): Promise<{state: string; stamp?: string}> {
     try {
-      return foreignDirectory(await lstat(this.servicePath(service)), {sticky: false}) ?? 'ok'
+      const info = await lstat(this.servicePath(service))
+      const state = foreignDirectory(info, {sticky: false}) ?? 'ok'
+      return state === 'ok' ? {state, stamp: `${info.ino}:${info.mtimeMs}:${info.ctimeMs}`} : {state}
     } catch (error) {
-      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return 'missing'
+      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return {state: 'missing'}
       throw this.fsError(error)
     }
   }
@@ -101,6 +111,8 @@ export class RegistryDirectory {
 
     const names: string[] = []
     for (const e of entries) {
+      // the owners' heartbeats: a name no service can have
+      if (e.name === OWNERS_DIR) continue
       const key = path.join(this.dir, e.name)
       if (e.isSymbolicLink())
         foreign.skip({skipped: true, key, reason: 'it is a symbolic link, which svc does not follow'})

@@ -1,33 +1,42 @@
-import {lstat, readdir, unlink} from 'node:fs/promises'
+import {unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import path from 'node:path'
 
 import {hasErrorCode} from '../../guards.js'
-import type {Binding, Driver, DriverLimits, DriverWatchSink, OwnedRecord, ReadResult} from '../core/driver.js'
+import {instanceKey} from '../core/diff.js'
+import type {
+  Binding,
+  Driver,
+  DriverLimits,
+  DriverWatchSink,
+  OwnedRecord,
+  ReadResult,
+  RecordKey,
+} from '../core/driver.js'
 import {type ForeignRecords, foreignRecords} from '../core/foreign.js'
+import {currentOwner} from '../core/owner.js'
 import type {BackendOptions} from '../options.js'
 import type {BackendSpec} from '../spec.js'
 import type {ClusterInfo, ServiceSummary} from '../types.js'
 import {HeartbeatBinding} from './binding.js'
 import {RegistryDirectory} from './directory.js'
-import {instanceFileName, readInstanceFile, writeAtomic} from './files.js'
-import {decodeFile, encodeFile, type FileRecord} from './record.js'
-import {watchDirectory, type WatchRead} from './watch.js'
+import {instanceFileName, writeAtomic} from './files.js'
+import {OwnerHeartbeat} from './owners.js'
+import {FileReader, type ServiceRead} from './reader.js'
+import {encodeFile, expiresAt} from './record.js'
+import {watchDirectory} from './watch.js'
 
 const LOCAL_DEFAULT_TTL_MS = 15_000
+/** Service directories read at once by readMany. */
+const READ_CONCURRENCY = 16
 
 type LocalSpec = Extract<BackendSpec, {kind: 'local'}>
 
-/** One service's records as read, and when the earliest live one expires. */
-interface ServiceRead {
-  records: ReadResult[]
-  nextExpiry: number
-}
-
 /**
  * The embedded registry: a directory shared by the processes of one machine, one JSON file per instance, written
- * atomically. Owners heartbeat by touching their file; readers ignore files whose heartbeat is older than their
- * TTL. Directories are 0700 and files 0600; symbolic links are never followed.
+ * atomically and never touched again. Each owner (process) heartbeats one file, `.svc@owners/<host>-<pid>-<nonce>`;
+ * readers ignore instances whose owner's heartbeat (or own write) is older than their TTL. Directories are 0700
+ * and files 0600; symbolic links are never followed.
  */
 export class LocalDriver implements Driver {
   readonly kind = 'local'
@@ -36,11 +45,14 @@ export class LocalDriver implements Driver {
   readonly limits: DriverLimits = {defaultTtlMs: LOCAL_DEFAULT_TTL_MS, minTtlMs: 1000, refreshApplies: true}
   private readonly directory: RegistryDirectory
   private readonly foreign: ForeignRecords
+  private readonly reader: FileReader
+  private heartbeat?: OwnerHeartbeat
 
   constructor(spec: LocalSpec, options: BackendOptions) {
     this.directory = new RegistryDirectory(spec.dir, options.log)
     this.description = `local://${spec.dir}`
     this.foreign = foreignRecords(options.log)
+    this.reader = new FileReader(this.directory)
   }
 
   async ping(): Promise<void> {
@@ -48,7 +60,13 @@ export class LocalDriver implements Driver {
   }
 
   async write(record: OwnedRecord): Promise<Binding> {
-    return new HeartbeatBinding(await this.put(record))
+    await this.put(record)
+    this.heartbeat ??= new OwnerHeartbeat(this.directory.dir, currentOwner())
+    // the file's own write keeps it alive for a TTL: the heartbeat need only exist by the next refresh
+    await this.heartbeat.beat(record.refreshMs / 2).catch((error: unknown) => {
+      throw this.directory.fsError(error)
+    })
+    return new HeartbeatBinding(this.heartbeat, record.refreshMs)
   }
 
   async rewrite(record: OwnedRecord): Promise<void> {
@@ -57,12 +75,43 @@ export class LocalDriver implements Driver {
 
   async read(service: string, id: string): Promise<ReadResult | undefined> {
     if ((await this.serviceState(service)) !== 'ok') return undefined
-    const file = this.instancePath(service, id)
-    // a link or a non-file planted at the instance's own name is no record: the next write replaces it
-    const info = await lstat(file).catch(() => undefined)
-    if (!info?.isFile()) return undefined
-    const found = await this.readFile(file, service)
-    return found && found.expiresAt >= Date.now() ? found.result : undefined
+    const found = await this.reader.one(service, this.instancePath(service, id))
+    if (found === undefined || found.notFile) return undefined
+    const beat = found.owner === undefined ? undefined : await this.reader.beats().beat(found.owner)
+    return expiresAt(found, beat) >= Date.now() ? found.result : undefined
+  }
+
+  /** One directory listing per service named; files are decoded again only when they changed. */
+  async readMany(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>> {
+    const byService = new Map<string, Map<string, RecordKey>>()
+    for (const key of keys) {
+      const files = byService.get(key.service) ?? new Map<string, RecordKey>()
+      files.set(this.instancePath(key.service, key.id), key)
+      byService.set(key.service, files)
+    }
+
+    const found = new Map<string, ReadResult>()
+    if (!(await this.directory.exists())) return found
+    const beats = this.reader.beats()
+    const now = Date.now()
+    const services = [...byService.entries()]
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < services.length) {
+        const [service, wanted] = services[next++] as [string, Map<string, RecordKey>]
+        const {records, state} = await this.reader.serviceFiles(service, true, beats)
+        if (state !== 'ok') continue
+        for (const record of records) {
+          const key = wanted.get(fileOf(record.result, this.directory.servicePath(service)))
+          if (key === undefined || record.notFile) continue
+          const beat = record.owner === undefined ? undefined : await beats.beat(record.owner)
+          if (expiresAt(record, beat) >= now) found.set(instanceKey(key), record.result)
+        }
+      }
+    }
+
+    await Promise.all(Array.from({length: Math.min(READ_CONCURRENCY, services.length)}, worker))
+    return found
   }
 
   async remove(service: string, id: string): Promise<boolean> {
@@ -99,19 +148,15 @@ export class LocalDriver implements Driver {
   }
 
   watch(service: string | undefined, sink: DriverWatchSink): () => void {
-    const read = async (): Promise<WatchRead> => {
-      const services = service === undefined ? await this.directory.serviceNames(this.foreign) : [service]
-      const state: WatchRead = {services, records: [], nextExpiry: Infinity}
-      for (const name of services) {
-        const {records, nextExpiry} = await this.readService(name)
-        state.records.push(...records)
-        state.nextExpiry = Math.min(state.nextExpiry, nextExpiry)
-      }
-
-      return state
-    }
-
-    return watchDirectory(this.directory, read, sink)
+    return watchDirectory(
+      {
+        directory: this.directory,
+        reader: this.reader,
+        serviceNames: async () => (service === undefined ? this.directory.serviceNames(this.foreign) : [service]),
+        only: service,
+      },
+      sink,
+    )
   }
 
   async cluster(): Promise<ClusterInfo> {
@@ -154,59 +199,29 @@ export class LocalDriver implements Driver {
 
   /** Every record of a service; expired ones of svc's are left out, never removed by a read. */
   private async readService(service: string): Promise<ServiceRead> {
-    const none: ServiceRead = {records: [], nextExpiry: Infinity}
-    const state = await this.serviceState(service)
-    if (state === 'missing') return none
-    const dir = this.directory.servicePath(service)
-    if (state !== 'ok') return {...none, records: [{skipped: true, key: dir, reason: `it ${state}`}]}
-    const read: ServiceRead = {records: [], nextExpiry: Infinity}
-    const now = Date.now()
-    for (const entry of await this.entries(dir)) {
-      const file = path.join(dir, entry.name)
-      const found: FileRecord | undefined = entry.isSymbolicLink()
-        ? {
-            result: {skipped: true, key: file, reason: 'it is a symbolic link, which svc does not follow'},
-            expiresAt: Infinity,
-          }
-        : await this.readFile(file, service)
-      if (found === undefined || found.expiresAt < now) continue
-      read.records.push(found.result)
-      if (found.expiresAt !== Infinity) read.nextExpiry = Math.min(read.nextExpiry, found.expiresAt)
-    }
-
-    return read
-  }
-
-  private async entries(dir: string) {
-    try {
-      const entries = await readdir(dir, {withFileTypes: true})
-      return entries.filter((e) => e.name.endsWith('.json') && !e.name.startsWith('.'))
-    } catch (error) {
-      if (hasErrorCode(error, 'ENOENT') || hasErrorCode(error, 'ENOTDIR')) return []
-      throw this.directory.fsError(error)
-    }
-  }
-
-  private async readFile(file: string, service: string): Promise<FileRecord | undefined> {
-    const read = await readInstanceFile(file)
-    if (read === undefined) return undefined
-    if ('skip' in read) return {result: {skipped: true, key: file, reason: read.skip}, expiresAt: Infinity}
-    return decodeFile(read.content, read.mtimeMs, file, service)
+    const {records} = await this.reader.serviceFiles(service)
+    return this.reader.live(records, this.reader.beats())
   }
 
   /** A write removes the expired files of svc's in its service directory: the one place the registry shrinks. */
   private async sweep(service: string): Promise<void> {
-    const dir = this.directory.servicePath(service)
+    const {records, state} = await this.reader.serviceFiles(service)
+    if (state !== 'ok') return
+    const beats = this.reader.beats()
     const now = Date.now()
-    for (const entry of await this.entries(dir)) {
-      if (!entry.isFile()) continue
-      const file = path.join(dir, entry.name)
-      const found = await this.readFile(file, service)
-      if (!found || found.expiresAt >= now || 'skipped' in found.result) continue
+    for (const record of records) {
+      if ('skipped' in record.result) continue
+      const beat = record.owner === undefined ? undefined : await beats.beat(record.owner)
+      if (expiresAt(record, beat) >= now) continue
       // another writer may have removed it first, and unlink removes a link that replaced it, never its target
-      await unlink(file).catch(() => {})
+      await unlink(this.instancePath(service, record.result.instance.id)).catch(() => {})
     }
   }
+}
+
+/** Where a record read from a service directory lives. */
+function fileOf(result: ReadResult, dir: string): string {
+  return 'skipped' in result ? result.key : path.join(dir, instanceFileName(result.instance.id))
 }
 
 export function createDriver(spec: LocalSpec, options: BackendOptions): Driver {

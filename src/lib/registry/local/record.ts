@@ -4,11 +4,28 @@ import {UserError} from '../../errors.js'
 import {decodeJsonValue, encodeJson, parseJson, skipped} from '../core/codec.js'
 import {isSkipped, type OwnedRecord, type ReadResult} from '../core/driver.js'
 import {instanceFileName, MAX_INSTANCE_FILE_BYTES} from './files.js'
+import {ownerFileName} from './owners.js'
 
-/** A decoded instance file and, for svc's own, when its heartbeat runs out. */
+/** A decoded instance file and, for svc's own, what its liveness depends on. */
 export interface FileRecord {
   result: ReadResult
-  expiresAt: number
+  /** When the file was written (an svc before owner heartbeats touched it at every refresh). */
+  mtimeMs: number
+  /** Infinity for a record svc does not own (skipped ones): it never expires, it is never swept. */
+  ttlMs: number
+  /** The owner's heartbeat file name (owners.ts). */
+  owner?: string
+  /** A link or a non-file at an instance's name: listed as skipped, but no record (the next write replaces it). */
+  notFile?: true
+}
+
+/**
+ * When a record's liveness runs out: a TTL after its owner's last heartbeat or its own write, whichever is later
+ * (records of an svc before owner heartbeats have no heartbeat file, and their touched mtime is the heartbeat).
+ */
+export function expiresAt(record: FileRecord, beat: number | undefined): number {
+  if (record.ttlMs === Infinity) return Infinity
+  return Math.max(record.mtimeMs, beat ?? 0) + record.ttlMs
 }
 
 /** The instance file's bytes: the common JSON shape plus the TTL its readers apply to the file's mtime. */
@@ -29,7 +46,7 @@ export function encodeFile(record: OwnedRecord): Buffer {
  * a TTL, and the file named after the instance in its service's directory (so a copy cannot pose as another).
  */
 export function decodeFile(content: string, mtimeMs: number, file: string, service: string): FileRecord {
-  const never = {expiresAt: Infinity}
+  const never = {mtimeMs, ttlMs: Infinity}
   const place = {key: file, service}
   const parsed = parseJson(content, place)
   if ('skipped' in parsed) return {...never, result: parsed}
@@ -46,5 +63,5 @@ export function decodeFile(content: string, mtimeMs: number, file: string, servi
     return {...never, result: skipped(file, why)}
   }
 
-  return {result, expiresAt: mtimeMs + ttlMs}
+  return {result, mtimeMs, ttlMs, ...(result.owner ? {owner: ownerFileName(result.owner)} : {})}
 }
