@@ -232,7 +232,9 @@ describe('svc proxy with TLS and HTTP/2 (the built binary)', () => {
         expect(JSON.parse(echoed.body)).toMatchObject({headers: expect.objectContaining({'x-forwarded-proto': 'http'})})
         // HTTP/1.1 handed over by the TLS listener says https upstream
         const secure = await httpsGet(proxy.tls!, '/shop/echo', 'shop.test', [ok.pem])
-        expect(JSON.parse(secure.body)).toMatchObject({headers: expect.objectContaining({'x-forwarded-proto': 'https'})})
+        expect(JSON.parse(secure.body)).toMatchObject({
+          headers: expect.objectContaining({'x-forwarded-proto': 'https'}),
+        })
       } finally {
         session.destroy()
         await stop(proxy)
