@@ -1,6 +1,12 @@
 import {watchCounters} from '../../src/lib/registry/core/watch.js'
 import {RouteTable, type UpstreamPool} from '../../src/lib/proxy/routes.js'
-import type {Registry, RegistrationHandle, RegisterOptions, WatchEvent} from '../../src/lib/registry/types.js'
+import type {
+  InstanceInput,
+  Registry,
+  RegistrationHandle,
+  RegisterOptions,
+  WatchEvent,
+} from '../../src/lib/registry/types.js'
 
 /** Registrations in flight at once: enough to keep a backend busy, few enough to stay bounded. */
 const REGISTER_CONCURRENCY = 64
@@ -10,24 +16,29 @@ export function scaleService(prefix: string, i: number, n: number): string {
   return `${prefix}-${i % Math.max(1, Math.floor(n / 5))}`
 }
 
-/** Registers `n` instances over n/5 services through the library, `REGISTER_CONCURRENCY` at a time. */
+/** Instance `i` of a registry of `n`: in `scaleService`'s service, on a port of its own (ZooKeeper names znodes by it). */
+export function scaleInstance(prefix: string, i: number, n: number): InstanceInput {
+  return {service: scaleService(prefix, i, n), id: `i${i}`, address: '127.0.0.1', port: 10_000 + i}
+}
+
+/** Registers `n` instances over n/5 services through the library, `concurrency` at a time. */
 export async function registerMany(
   registry: Registry,
   n: number,
   prefix: string,
   opts: RegisterOptions = {},
+  concurrency = REGISTER_CONCURRENCY,
 ): Promise<RegistrationHandle[]> {
   const handles: RegistrationHandle[] = []
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < n) {
       const i = next++
-      const service = scaleService(prefix, i, n)
-      handles.push(await registry.register({service, id: `i${i}`, address: '127.0.0.1', port: 10_000 + i}, opts))
+      handles.push(await registry.register(scaleInstance(prefix, i, n), opts))
     }
   }
 
-  await Promise.all(Array.from({length: Math.min(REGISTER_CONCURRENCY, n)}, worker))
+  await Promise.all(Array.from({length: Math.min(concurrency, n)}, worker))
   return handles
 }
 

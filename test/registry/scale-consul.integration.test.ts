@@ -7,11 +7,11 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {connectionsTo} from '../../src/lib/procnet.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
 import {parseBackend} from '../../src/lib/registry/spec.js'
-import type {RegistrationHandle, Registry} from '../../src/lib/registry/types.js'
 import {uniqueService} from '../helpers/backends.js'
 import {eventually, ROOT, waitForOutput} from '../helpers/cli.js'
 import {hasTestCluster, testCluster} from '../helpers/clusters.js'
 import {consulHttp} from '../helpers/consul-api.js'
+import {registerMany} from '../helpers/scale.js'
 
 // 2,000 instances over 400 services: a watcher holds a constant number of connections and an idle period is silent
 const uri = hasTestCluster('consul')
@@ -24,23 +24,6 @@ const TTL_MS = 3000
 const REFRESH_MS = 1000
 /** Registrations in flight at once: an agent applies registrations one at a time, more would only queue there. */
 const CONCURRENCY = 4
-
-/** Registers `n` instances, five a service, `CONCURRENCY` at a time. */
-async function registerMany(registry: Registry, n: number, prefix: string): Promise<RegistrationHandle[]> {
-  const handles: RegistrationHandle[] = []
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++
-      const service = `${prefix}-${i % (n / 5)}`
-      const instance = {service, id: `i${i}`, address: '127.0.0.1', port: 10_000 + i}
-      handles.push(await registry.register(instance, {ttlMs: TTL_MS, refreshMs: REFRESH_MS}))
-    }
-  }
-
-  await Promise.all(Array.from({length: CONCURRENCY}, worker))
-  return handles
-}
 
 /** A watch of everything in another process, printing its snapshot's size and each change of `prefix`'s services. */
 function watcherScript(dir: string, prefix: string): string {
@@ -73,7 +56,7 @@ describe('consul at 2,000 instances', () => {
     const prefix = uniqueService('scale')
     try {
       const started = Date.now()
-      const handles = await registerMany(registry, N, prefix)
+      const handles = await registerMany(registry, N, prefix, {ttlMs: TTL_MS, refreshMs: REFRESH_MS}, CONCURRENCY)
       const registerMs = Date.now() - started
       expect(handles).toHaveLength(N)
 

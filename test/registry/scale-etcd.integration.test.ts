@@ -3,13 +3,14 @@ import {afterAll, describe, expect, it} from 'vitest'
 
 import type {Registry} from '../../src/lib/registry/types.js'
 import {etcdTarget, openEtcd, rawClient} from '../helpers/etcd.js'
-import {establishedConnections, registerMany, scaleInstance, WatcherProcess} from '../helpers/scale-driver.js'
+import {establishedConnections} from '../../src/lib/procnet.js'
+import {WatcherProcess} from '../helpers/scale-driver.js'
+import {registerMany, scaleInstance} from '../helpers/scale.js'
 import {hostPort} from '../helpers/tcp-proxy.js'
 
 // issue 15 at 2,000 instances over 400 services: one lease for every key of the registering process, a watcher in
 // another process on at most 3 connections, and keep-alives that no watcher ever sees.
 const N = 2000
-const SERVICES = 400
 // a long TTL keeps the lifecycle's own presence reads few; one registration refreshing every second keeps the shared
 // lease alive that often, so a quiet window of 5 s holds keep-alives of every key
 const TTL_MS = 30_000
@@ -33,9 +34,12 @@ describe(`etcd at ${N} instances (${hosts.join(',')}${prefix})`, {timeout: 90_00
   it('registers them in seconds on one lease, and a watcher sees one snapshot, no keep-alive, then one change', async () => {
     raw = rawClient(hosts)
     const {registry} = await open()
-    const pacer = await registry.register(scaleInstance(N + 1, SERVICES), {ttlMs: TTL_MS, refreshMs: PACER_REFRESH_MS})
+    const pacer = await registry.register(scaleInstance('scale', N + 1, N), {
+      ttlMs: TTL_MS,
+      refreshMs: PACER_REFRESH_MS,
+    })
     const started = Date.now()
-    await registerMany(registry, N, SERVICES, {ttlMs: TTL_MS})
+    await registerMany(registry, N, 'scale', {ttlMs: TTL_MS})
     const registeredMs = Date.now() - started
     // 2,000 gets and puts take 10 to 15 s from a bare etcd3 client on a shared 2-core machine at load 20
     expect(registeredMs).toBeLessThan(40_000)
@@ -52,10 +56,10 @@ describe(`etcd at ${N} instances (${hosts.join(',')}${prefix})`, {timeout: 90_00
 
     const watchFrom = Date.now()
     watcher = new WatcherProcess({kind: 'etcd', hosts: hosts.map((h) => hostPort(h)), prefix})
-    // the bound covers the child's start (tsx compiles src/ on a loaded machine); bench/driver-scale.ts times the snapshot
+    // the bound covers the child's start (tsx compiles src/ on a loaded machine); bench/scale.sh times the snapshot
     const snapshot = await watcher.waitFor((l) => l.type === 'snapshot', 30_000)
     expect(snapshot.n).toBe(N + 1)
-    expect(establishedConnections(watcher.pid)).toBeLessThanOrEqual(3)
+    expect(establishedConnections(watcher.pid).length).toBeLessThanOrEqual(3)
 
     // keep-alives of the one lease, and no watch event
     const quietFrom = watcher.lines.length
@@ -67,11 +71,11 @@ describe(`etcd at ${N} instances (${hosts.join(',')}${prefix})`, {timeout: 90_00
     expect(Number((await raw.leaseClient.leaseTimeToLive({ID: lease!})).TTL)).toBeGreaterThanOrEqual(25)
     expect(pacer.instance.id).toBe(`i${N + 1}`)
 
-    const extra = await registry.register(scaleInstance(N, SERVICES), {ttlMs: TTL_MS})
+    const extra = await registry.register(scaleInstance('scale', N, N), {ttlMs: TTL_MS})
     await watcher.waitFor((l) => l.type === 'added' && l.id === extra.instance.id, 5000)
     expect(watcher.changes().map((l) => l.type)).toEqual(['snapshot', 'added'])
     expect((await raw.get(`${prefix}/${extra.instance.service}/${extra.instance.id}`).exec()).kvs[0]!.lease).toBe(lease)
-    expect(establishedConnections(watcher.pid)).toBeLessThanOrEqual(3)
+    expect(establishedConnections(watcher.pid).length).toBeLessThanOrEqual(3)
     console.log(`etcd ${N}: registered in ${registeredMs} ms, watcher snapshot ${snapshot.at - watchFrom} ms`)
   })
 })

@@ -4,13 +4,14 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {parseBackend} from '../../src/lib/registry/spec.js'
 import type {Registry} from '../../src/lib/registry/types.js'
 import {testCluster} from '../helpers/clusters.js'
-import {establishedConnections, registerMany, scaleInstance, WatcherProcess} from '../helpers/scale-driver.js'
+import {establishedConnections} from '../../src/lib/procnet.js'
+import {WatcherProcess} from '../helpers/scale-driver.js'
+import {registerMany, scaleInstance} from '../helpers/scale.js'
 import {openZk, rawZkClient, zk} from '../helpers/zookeeper.js'
 
 // issue 15 at 2,000 instances over 400 services: every znode on the registering process's one session, a watcher in
 // another process on one connection, and a session timeout that passes with no watch event and no rewrite.
 const N = 2000
-const SERVICES = 400
 // the default session timeout: the client pings every 3.3 s, so a quiet window of 4 s holds a ping (a TTL of its own
 // would make the first registrations reopen the session under the others' reads)
 const TTL_MS = 10_000
@@ -26,7 +27,7 @@ let watcher: WatcherProcess | undefined
 async function znodes(client: Client, n: number): Promise<Array<{owner: string; version: number}>> {
   return Promise.all(
     Array.from({length: n}, async (_, i) => {
-      const {service, address, port} = scaleInstance(i, SERVICES)
+      const {service, address, port} = scaleInstance('scale', i, N)
       const stat = await zk<{ephemeralOwner: Buffer; version: number} | null>((cb) =>
         client.exists(`${base}/${service}/${address}:${port}`, (e, s) => cb(e, s)),
       )
@@ -47,7 +48,7 @@ describe(`ZooKeeper at ${N} instances (${base})`, () => {
     const {registry} = openZk({...spec, base})
     opened.push(registry)
     const started = Date.now()
-    await registerMany(registry, N, SERVICES, {ttlMs: TTL_MS})
+    await registerMany(registry, N, 'scale', {ttlMs: TTL_MS})
     expect(Date.now() - started).toBeLessThan(15_000)
 
     const before = await znodes(raw, N)
@@ -56,10 +57,10 @@ describe(`ZooKeeper at ${N} instances (${base})`, () => {
     expect([...owners][0]).not.toBe('')
 
     watcher = new WatcherProcess({...spec, base})
-    // the bound covers the child's start (tsx compiles src/ on a loaded machine); bench/driver-scale.ts times the snapshot
+    // the bound covers the child's start (tsx compiles src/ on a loaded machine); bench/scale.sh times the snapshot
     const snapshot = await watcher.waitFor((l) => l.type === 'snapshot', 30_000)
     expect(snapshot.n).toBe(N)
-    expect(establishedConnections(watcher.pid)).toBeLessThanOrEqual(3)
+    expect(establishedConnections(watcher.pid).length).toBeLessThanOrEqual(3)
 
     // a ping of the session and the lifecycle's presence checks, and no watch event, no rewrite
     const quietFrom = watcher.lines.length
@@ -70,9 +71,9 @@ describe(`ZooKeeper at ${N} instances (${base})`, () => {
     const after = await znodes(raw, N)
     expect(after).toEqual(before)
 
-    const extra = await registry.register(scaleInstance(N, SERVICES), {ttlMs: TTL_MS})
+    const extra = await registry.register(scaleInstance('scale', N, N), {ttlMs: TTL_MS})
     await watcher.waitFor((l) => l.type === 'added' && l.id === extra.instance.id, 5000)
     expect(watcher.changes().map((l) => l.type)).toEqual(['snapshot', 'added'])
-    expect(establishedConnections(watcher.pid)).toBeLessThanOrEqual(3)
+    expect(establishedConnections(watcher.pid).length).toBeLessThanOrEqual(3)
   })
 })

@@ -1,3 +1,4 @@
+import {mapBounded} from '../../bounded.js'
 import {errorMessage} from '../../errors.js'
 import type {Binding, Driver, ReadResult, RecordKey} from './driver.js'
 import {instanceKey} from './diff.js'
@@ -179,17 +180,4 @@ export class PresenceScheduler {
       }
     })
   }
-}
-
-/** Runs `task` over `items`, at most `limit` at once. */
-async function mapBounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T
-      await task(item)
-    }
-  }
-
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
 }

@@ -237,7 +237,8 @@ function foreignDirectory(info: Stats, opts: {sticky?: boolean} = {}): string | 
   return undefined
 }
 
-function isServiceName(name: string): boolean {
+/** A directory entry that can be a service's folder (the marker, the owners' folder and temp files cannot). */
+export function isServiceName(name: string): boolean {
   try {
     validateServiceName(name)
     return true

@@ -2,11 +2,10 @@ import {type FSWatcher, lstatSync, watch as fsWatch} from 'node:fs'
 
 import {hasErrorCode} from '../../guards.js'
 import type {DriverWatchSink, ReadResult} from '../core/driver.js'
-import {MARKER, OWNERS_DIR, type RegistryDirectory} from './directory.js'
+import {isServiceName, MARKER, OWNERS_DIR, type RegistryDirectory} from './directory.js'
 import type {OwnerBeats} from './owners.js'
 import type {FileReader} from './reader.js'
 import type {FileRecord} from './record.js'
-import {validateServiceName} from '../validate.js'
 
 /** Events within this long are read in one pass (an atomic write is a create and a rename). */
 const SETTLE_MS = 5
@@ -29,15 +28,6 @@ export interface WatchSource {
 /** The live set of a service, to tell whether an expiry changed it. */
 function signature(records: readonly ReadResult[]): string {
   return records.map((r) => ('skipped' in r ? r.key : r.instance.id)).join('\n')
-}
-
-function isServiceName(name: string): boolean {
-  try {
-    validateServiceName(name)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** One watched service: its files as last read, and which of them were live at the last publish. */

@@ -1,3 +1,5 @@
+import {mapBounded} from '../../bounded.js'
+
 /** Requests in flight at once on the session: enough to fill its one connection, without thousands queued. */
 export const IN_FLIGHT = 256
 
@@ -10,15 +12,5 @@ export async function pipelined<T, R>(
   fn: (item: T) => Promise<R>,
   limit = IN_FLIGHT,
 ): Promise<R[]> {
-  const results: R[] = Array.from({length: items.length})
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await fn(items[i]!)
-    }
-  }
-
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, () => worker()))
-  return results
+  return mapBounded(items, limit, fn)
 }
