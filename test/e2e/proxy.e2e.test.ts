@@ -82,7 +82,9 @@ describe('svc proxy (the built binary)', () => {
       expect(await get(`http://${proxy.admin}/healthz`)).toEqual({status: 200, body: 'ok\n'})
       // the public listener knows nothing of the admin endpoints
       expect((await get(`http://${proxy.address}/routes`)).status).toBe(404)
-      expect(proxy.stderr()).toMatch(/"GET \/shop\/user\?id=7 HTTP\/1\.1" 200 [\d.]+ms shop 127\.0\.0\.1:\d+/)
+      // access-log lines go out in batches (every 100 ms)
+      const logged = /"GET \/shop\/user\?id=7 HTTP\/1\.1" 200 [\d.]+ms shop 127\.0\.0\.1:\d+/
+      await eventually(async () => logged.test(proxy.stderr()), 2000)
 
       // SIGTERM while a slow request is in flight: it finishes, then the process exits 0
       const slow = get(`http://${proxy.address}/shop/slow?ms=800`)
