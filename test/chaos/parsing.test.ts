@@ -32,11 +32,8 @@ describe('/proc/net/tcp parsing', () => {
   it("lists a process's established connections only, through its own fd table", () => {
     const root = mkdtempSync(path.join(tmpdir(), 'svc-proc-'))
     mkdirSync(path.join(root, '42/fd'), {recursive: true})
-    mkdirSync(path.join(root, '42/net'))
-    writeFileSync(
-      path.join(root, '42/net/tcp'),
-      TCP.replace(/ 0 1 0000000000000000 20 4/, ' 99 1 0000000000000000 20 4'),
-    )
+    mkdirSync(path.join(root, 'net'))
+    writeFileSync(path.join(root, 'net/tcp'), TCP.replace(/ 0 1 0000000000000000 20 4/, ' 99 1 0000000000000000 20 4'))
     symlinkSync('socket:[99]', path.join(root, '42/fd/3'))
     symlinkSync('socket:[1550805]', path.join(root, '42/fd/4'))
     expect(establishedConnections(42, root).map((s) => [s.remotePort, s.inode])).toEqual([[53_956, 99]])
