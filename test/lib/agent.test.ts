@@ -7,7 +7,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type Dockerode from 'dockerode'
 import {afterEach, describe, expect, it} from 'vitest'
 
-import {Agent, isSigkill} from '../../src/lib/docker/agent.js'
+import {Agent} from '../../src/lib/docker/agent.js'
+import {isSigkill} from '../../src/lib/docker/container-events.js'
 import type {AgentEvent, AgentOptions} from '../../src/lib/docker/types.js'
 import type {
   Health,

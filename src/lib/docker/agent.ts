@@ -7,7 +7,10 @@ import type {Health, Registry, RegistrationHandle, ServiceInstance} from '../reg
 import {isSwarmInstance, removeStale} from './cleanup.js'
 import {type DockerEvent, type EventSubscription, statusOf, subscribeContainerEvents, within} from './docker.js'
 import {planContainerWithWarnings} from './mapping.js'
-import type {AgentEvent, AgentOptions, AgentSnapshot, ContainerState, PlannedService} from './types.js'
+import {waitForBackend} from './backend-wait.js'
+import {containerAction} from './container-events.js'
+import {registerPlanned} from './register-planned.js'
+import type {AgentEvent, AgentEventBody, AgentOptions, AgentSnapshot, ContainerState, PlannedService} from './types.js'
 
 /** How long one Docker request (ping, inspect, list, subscribe) may take before it counts as failed. */
 const DOCKER_REQUEST_MS = 5000
@@ -26,8 +29,6 @@ export interface AgentDeps {
   /** Diagnostics that are not AgentEvents. */
   log?: (message: string) => void
 }
-
-type AgentEventBody = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, 'ts'> : never) : never
 
 interface Registration {
   planned: PlannedService
@@ -106,7 +107,7 @@ export class Agent {
 
   /** Runs until the signal aborts, then deregisters everything it registered and resolves. */
   async start(signal: AbortSignal): Promise<void> {
-    await this.pingBackend(signal)
+    await waitForBackend(this.registry, this.options, (body) => this.emit(body), signal)
     if (signal.aborted) return
     let subscription: EventSubscription | undefined
     let resync: NodeJS.Timeout | undefined
@@ -136,26 +137,6 @@ export class Agent {
       clearInterval(resync)
       subscription?.close()
       await this.shutdown()
-    }
-  }
-
-  private async pingBackend(signal: AbortSignal): Promise<void> {
-    const {retryAttempts, retryIntervalMs} = this.options
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.registry.ping()
-        this.emit({type: 'backend', state: 'connected', detail: this.registry.description})
-        return
-      } catch (error) {
-        if (retryAttempts !== -1 && attempt > retryAttempts) throw error
-        const left =
-          retryAttempts === -1
-            ? 'retrying forever'
-            : `${retryAttempts - attempt + 1} more attempt${retryAttempts - attempt === 0 ? '' : 's'}`
-        this.emit({type: 'backend', state: 'retrying', detail: `${errorMessage(error)} (${left})`})
-        await sleep(retryIntervalMs, signal)
-        if (signal.aborted) return
-      }
     }
   }
 
@@ -238,45 +219,29 @@ export class Agent {
     if (this.stopping) return
     if (event.timeNano) this.emit({type: 'event-lag', ms: Math.max(0, Date.now() - event.timeNano / 1e6)})
     const id = event.Actor.ID
-    const action = event.Action
-    switch (action) {
-      case 'start':
-      case 'unpause':
-      case 'pause':
-      case 'rename':
-      case 'stop': {
-        // the container's state as Docker reports it now: idempotent, so events during a sync are harmless
+    const action = containerAction(event)
+    switch (action?.kind) {
+      case 'reconcile': {
         this.enqueue(id, () => this.reconcile(id))
         break
       }
 
-      case 'die': {
-        const code = Number(event.Actor.Attributes.exitCode ?? Number.NaN)
-        this.enqueue(id, () => this.exited(id, Number.isNaN(code) ? undefined : code))
+      case 'exited': {
+        this.enqueue(id, () => this.exited(id, action.exitCode))
         break
       }
 
-      case 'destroy': {
-        this.enqueue(id, () => this.drop(id, 'container removed'))
+      case 'drop': {
+        this.enqueue(id, () => this.drop(id, action.reason))
         break
       }
 
-      case 'health_status: healthy':
-      case 'health_status: unhealthy': {
-        const status = action.endsWith('unhealthy') ? 'unhealthy' : 'healthy'
-        this.enqueue(id, () => this.setContainerHealth(id, status))
+      case 'health': {
+        this.enqueue(id, () => this.setContainerHealth(id, action.status))
         break
       }
 
-      case 'kill': {
-        // SIGKILL cannot be caught: the instance goes now, not when `die` follows. Other signals may be handled
-        // (docker kill -s HUP reloads): the container's state decides, and a deadly one is followed by `die`.
-        if (isSigkill(event.Actor.Attributes.signal)) this.enqueue(id, () => this.exited(id, 137))
-        else this.enqueue(id, () => this.reconcile(id))
-        break
-      }
-
-      default: {
+      case undefined: {
         break
       }
     }
@@ -377,19 +342,14 @@ export class Agent {
 
     // Consul's native checks own the health; critical there means maintenance mode, set after registering
     const initial: Health = native && check ? 'passing' : this.effective(tracked, {checkHealth: reg.checkHealth})
-    const handle = await this.registry.register(
-      {...planned.input, health: initial},
-      {
-        ttlMs: planned.ttlMs ?? this.options.ttlMs,
-        refreshMs: this.options.ttlRefreshMs,
-        check: native ? check : undefined,
-        onStateChange: (state, detail) => {
-          const what = `${planned.input.service} ${planned.input.id}: ${detail}`
-          if (state === 'error') this.emit({type: 'error', message: what, container: tracked.name})
-          else this.emit({type: 'backend', state: state === 'lost' ? 'lost' : 'restored', detail: what})
-        },
-      },
-    )
+    const handle = await registerPlanned({
+      registry: this.registry,
+      planned,
+      options: this.options,
+      health: initial,
+      container: tracked.name,
+      emit: (body) => this.emit(body),
+    })
     const registration: Registration = {...reg, handle, key: keyOf(planned), published: initial}
     tracked.regs.set(planned.input.id, registration)
     this.counts.registered++
@@ -527,9 +487,4 @@ export class Agent {
 function keyOf(planned: PlannedService): string {
   const input = {...planned.input, health: undefined}
   return JSON.stringify([input, planned.check ?? null, planned.ttlMs ?? null])
-}
-
-/** Docker's `kill` event names the signal by number (`9`) or name (`KILL`, `SIGKILL`). */
-export function isSigkill(signal: string | undefined): boolean {
-  return signal !== undefined && /^(9|(sig)?kill)$/i.test(signal.trim())
 }

@@ -54,6 +54,9 @@ export type AgentEvent = {ts: number} & (
   | {type: 'error'; message: string; container?: string}
 )
 
+/** An agent event as emitted, before its timestamp is added. */
+export type AgentEventBody = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, 'ts'> : never) : never
+
 export interface ContainerState {
   id: string
   name: string

@@ -6,7 +6,8 @@ import {sleep} from '../../registry/options.js'
 import type {Health, Registry, RegistrationHandle, ServiceInstance} from '../../registry/types.js'
 import {isSwarmInstance, removeStale} from '../cleanup.js'
 import {type DockerEvent, type EventSubscription, subscribeEvents} from '../docker.js'
-import type {AgentEvent, AgentOptions, PlannedService} from '../types.js'
+import {registerPlanned} from '../register-planned.js'
+import type {AgentEvent, AgentEventBody, AgentOptions, PlannedService} from '../types.js'
 import {converged, planSwarm} from './plan.js'
 import {readSwarm} from './source.js'
 
@@ -19,8 +20,6 @@ const POLL_MS = 500
 const POLL_BOUND_MS = 30_000
 const RECONNECT_FIRST_MS = 100
 const RECONNECT_MAX_MS = 3000
-
-type AgentEventBody = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, 'ts'> : never) : never
 
 export interface SwarmFollowerDeps {
   registry: Registry
@@ -201,19 +200,14 @@ export class SwarmFollower {
     const first = check && !native ? await runCheck(check) : undefined
     const initial: Health = first?.health ?? 'passing'
     const name = planned.input.source.containerName
-    const handle = await this.registry.register(
-      {...planned.input, health: initial},
-      {
-        ttlMs: planned.ttlMs ?? this.options.ttlMs,
-        refreshMs: this.options.ttlRefreshMs,
-        check: native ? check : undefined,
-        onStateChange: (state, detail) => {
-          const what = `${planned.input.service} ${planned.input.id}: ${detail}`
-          if (state === 'error') this.emit({type: 'error', message: what, container: name})
-          else this.emit({type: 'backend', state: state === 'lost' ? 'lost' : 'restored', detail: what})
-        },
-      },
-    )
+    const handle = await registerPlanned({
+      registry: this.registry,
+      planned,
+      options: this.options,
+      health: initial,
+      container: name,
+      emit: (body) => this.emit(body),
+    })
     const reg: Registration = {planned, handle, published: initial, closed: false}
     this.regs.set(planned.input.id, reg)
     this.counts.registered++
