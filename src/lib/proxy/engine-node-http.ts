@@ -29,7 +29,7 @@ import {
   writeJson,
 } from './node-http-support.js'
 import {type Refusal, resolveTarget} from './resolve-target.js'
-import {splice} from './tunnel.js'
+import {tunnelUpgrade} from './node-http-tunnel.js'
 
 const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
@@ -412,81 +412,17 @@ export class NodeHttpProxy {
       return
     }
 
-    this.tunnel(req, socket as Socket, head, route, upstream, {
+    tunnelUpgrade(req, socket as Socket, head, route, upstream, {
       path: match.path,
       headers: fieldsOf(upstreamHeaders(req.rawHeaders, remote, true, trusted, schemeOf(req.socket)).block),
-      started,
+      timeoutMs: this.opts.timeoutMs,
+      metrics: this.metrics,
+      tunnels: this.tunnels,
+      end: (status) => {
+        this.finish(req, route, status, upstream, started)
+        this.idle?.()
+      },
     })
-  }
-
-  /**
-   * Asks the upstream to switch protocols and splices the two sockets only once it answers 101; any other answer
-   * is relayed (delimited by closing) and both connections close, so nothing the client sends later goes unrouted.
-   */
-  private tunnel(
-    req: IncomingMessage,
-    socket: Socket,
-    head: Buffer,
-    route: Route,
-    upstream: Target,
-    ask: {path: string; headers: string[]; started: number},
-  ): void {
-    const {address, port} = upstream.instance
-    const up = httpRequest({
-      host: address,
-      port,
-      method: req.method,
-      path: ask.path,
-      headers: ask.headers,
-      agent: false,
-      setHost: false,
-    })
-    this.tunnels.add(socket)
-    upstream.inflight++
-    const end = (status: number): void => {
-      if (!this.tunnels.delete(socket)) return
-      upstream.inflight--
-      this.finish(req, route, status, upstream, ask.started)
-      this.idle?.()
-    }
-
-    up.setTimeout(this.opts.timeoutMs, () =>
-      up.destroy(problem(`no response for ${this.opts.timeoutMs} ms`, 'ERESPONSETIMEOUT')),
-    )
-    up.on('upgrade', (ures: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
-      up.setTimeout(0)
-      route.outcome(upstream, false)
-      const upgrade = ures.headers.upgrade ?? ''
-      socket.write(
-        `HTTP/1.1 101 ${ures.statusMessage ?? 'Switching Protocols'}\r\n${downstreamHeaders(ures.rawHeaders).block}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`,
-        'latin1',
-      )
-      splice(socket, upSocket, head, upHead, this.opts.timeoutMs, () => end(101))
-    })
-    up.on('response', (ures: IncomingMessage) => {
-      route.outcome(upstream, false)
-      const status = ures.statusCode ?? 502
-      const fields = downstreamHeaders(ures.rawHeaders).block.replaceAll(
-        /^(content-length|transfer-encoding):.*\r\n/gim,
-        '',
-      )
-      socket.write(`HTTP/1.1 ${status} ${ures.statusMessage ?? ''}\r\n${fields}connection: close\r\n\r\n`, 'latin1')
-      ures.pipe(socket)
-      ures.on('end', () => end(status))
-      ures.on('error', () => socket.destroy())
-    })
-    up.on('error', (error) => {
-      this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind: errorKind(error)})
-      route.outcome(upstream, true)
-      if (!socket.destroyed)
-        rawReply(socket, 502, {error: `upstream failed: ${error.message}`, service: route.name, instance: upstream.id})
-      end(502)
-    })
-    socket.on('close', () => {
-      up.destroy()
-      end(499)
-    })
-    up.end()
   }
 
   private resolve(url: string, host: string | undefined): RouteMatch<AgentPool> | Refusal {
