@@ -7,7 +7,7 @@
  * Each h2load run has a warm-up; SVC_BENCH_ROUNDS rounds (order rotated), medians reported, with svc/nginx for h2
  * (goal >= 0.5) and svc/direct for gRPC (reported). p99 comes from h2load's per-request log.
  */
-import {type ChildProcess, execFile, execFileSync, spawn, spawnSync} from 'node:child_process'
+import {type ChildProcess, execFile, spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import path from 'node:path'
@@ -17,6 +17,7 @@ import {promisify} from 'node:util'
 
 import {allocatePorts} from '../src/lib/cluster/ports.js'
 import {openRegistry} from '../src/lib/registry/index.js'
+import {makeCert} from '../test/helpers/tls-certs.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DURATION = Number(process.env.SVC_BENCH_DURATION ?? 8)
@@ -152,31 +153,7 @@ async function main(): Promise<void> {
   await start(LOAD_CPUS, process.execPath, ['bench/proxy-upstream-raw.mjs', String(up1)], /upstream on/)
   await start(LOAD_CPUS, process.execPath, ['bench/proxy-upstream-raw.mjs', String(up2)], /upstream on/)
   await start(LOAD_CPUS, process.execPath, ['bench/proxy-h2-grpc.mjs', 'server', String(grpcPort)], /grpc upstream on/)
-  const cert = path.join(dir, 'bench.crt')
-  const key = path.join(dir, 'bench.key')
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=bench.test',
-      '-addext',
-      'subjectAltName=DNS:bench.test',
-    ],
-    {stdio: 'ignore', timeout: 10_000},
-  )
+  const {cert, key} = makeCert(dir, 'bench', ['bench.test'])
 
   const prefix = path.join(dir, 'nginx')
   mkdirSync(path.join(prefix, 'tmp'), {recursive: true})
