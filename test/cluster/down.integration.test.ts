@@ -40,8 +40,17 @@ describe('svc cluster down', () => {
       expect(pid).not.toBe(member.pid)
       await eventually(async () => listeningPids(CLUSTER_HOST, member.clientPort).includes(pid), 30_000)
 
-      const status = await runCli(['cluster', 'status', '--name', name, '--json'], {env})
-      expect(JSON.parse(status.stdout)).toMatchObject({members: [{up: true}, {up: true, pid}, {up: true}]})
+      // listening is not serving yet: a ZooKeeper member answers only once it has synced with the leader
+      const members = await eventually(
+        async () => {
+          const status = await runCli(['cluster', 'status', '--name', name, '--json'], {env})
+          const parsed = JSON.parse(status.stdout) as {members: {up: boolean; pid?: number}[]}
+          return parsed.members.every((m) => m.up) && parsed.members
+        },
+        30_000,
+        250,
+      )
+      expect(members).toMatchObject([{up: true}, {up: true, pid}, {up: true}])
 
       // sampled while `down` runs: the member's data never goes while its process lives
       const dataDir = member.dataDir
