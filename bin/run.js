@@ -5,9 +5,9 @@ import module from 'node:module'
 // eslint-disable-next-line n/no-unsupported-features/node-builtins -- absent on Node 20, hence the optional call
 module.enableCompileCache?.()
 // the bundle (scripts/bundle.mjs) carries oclif's core: one file to load where the package graph is about a hundred
-const {execute, settings} = await import('../dist/cli/cli.js')
+const {runCli, settings} = await import('../dist/cli/cli.js')
 // the bundle is compiled code with no TypeScript source beside it: under NODE_ENV=test or development oclif would
 // look for one and warn on stderr that it found none
 settings.enableAutoTranspile = false
 
-await execute({dir: import.meta.url})
+await runCli(import.meta.url)

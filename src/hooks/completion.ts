@@ -2,12 +2,14 @@ import type {Hook} from '@oclif/core'
 import {readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
-import {patchBashScript, patchZshScript, SERVICE_ARG_COMMANDS, type ValueFlag} from '../lib/completion/scripts.js'
+import type {ValueFlag} from '../lib/completion/scripts.js'
 
 /** After `svc autocomplete` writes its scripts, adds service-name completion to them. */
 const hook: Hook.Postrun = async function (options) {
   // `svc autocomplete [SHELL]` runs Create directly (no postrun of its own); plugin installs run autocomplete:create
   if (options.Command.id !== 'autocomplete' && options.Command.id !== 'autocomplete:create') return
+  // every command runs this hook: what it needs loads only for the one command it is about (start-up, issue 17)
+  const {patchBashScript, patchZshScript, SERVICE_ARG_COMMANDS} = await import('../lib/completion/scripts.js')
   const {bin, cacheDir} = options.config
   const dir = path.join(cacheDir, 'autocomplete', 'functions')
   const valueFlags: ValueFlag[] = []
