@@ -3,7 +3,8 @@
 # disturbs less) of `svc resolve X --backend local`, `svc --version` and `node -e 0`, beside `etcdctl get` on a
 # real etcd (one member on 127.0.0.1). Goals: `svc resolve` at most 60 ms on Node 24 and 100 ms on Node 20.
 # Lines: the machine's node and those of NODE_LINES (default "22 24 26") fetched in .node-cache/ (`npm test`
-# fetches them). Knobs: RUNS (21). Run after `npm run build`.
+# fetches them). Knobs: RUNS (21), SVC_BENCH_INSTRUCTIONS (1: also count instructions under callgrind, ~15 s a line).
+# Run after `npm run build`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs="${RUNS:-21}"
@@ -87,6 +88,24 @@ for node in "${nodes[@]}"; do
   [ -n "$etcd_wall" ] && ratios+=$(awk -v a="$resolve_wall" -v b="$etcd_wall" 'BEGIN {printf "; svc resolve / etcdctl get: %.1fx", a / b}')
   echo "  $ratios"
 done
+
+# instructions executed (valgrind's callgrind), which another process on the machine does not change: the figure to
+# compare changes by on a shared machine; wall time above is what a user sees
+if command -v valgrind >/dev/null && [ "${SVC_BENCH_INSTRUCTIONS:-1}" = 1 ]; then
+  instructions() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null | awk '/Collected/ {printf "%.0f", $4 / 1e6}'
+  }
+  echo "instructions (millions, callgrind, one run each; SVC_BENCH_INSTRUCTIONS=0 skips)"
+  for node in "${nodes[@]}"; do
+    base=$(instructions "$node" -e 0)
+    ver=$(SVC_HOME="$work/home" instructions "$node" bin/run.js --version)
+    res=$(SVC_HOME="$work/home" instructions "$node" bin/run.js resolve X --backend local)
+    printf '  Node %-9s node -e 0 %5sM  svc --version %5sM  svc resolve %5sM  (%s)\n' "$("$node" --version)" "$base" "$ver" "$res" \
+      "$(awk -v a="$res" -v b="$base" 'BEGIN {printf "%.2fx node -e 0", a / b}')"
+  done
+else
+  echo "bench: valgrind missing (apt-get install valgrind): no instruction counts" >&2
+fi
 
 # what the resolve path loads: packages required (CommonJS) or imported (ES modules); plugins load only for their
 # commands (help, version, autocomplete) and not-found only on an unknown command on a terminal
