@@ -54,8 +54,11 @@ export interface PoolClient {
    * after the 101's head.
    */
   onSwitchingProtocols(socket: Socket, rest: Buffer, reason: string, headers: string[]): void
-  /** The client's socket, corked while a read from the upstream is parsed (from the head or body written). */
-  readonly downstream: Socket
+  /**
+   * The client's socket, corked while a read from the upstream is parsed (from the head or body written); none for
+   * an HTTP/2 stream, whose session writes its frames itself.
+   */
+  readonly downstream: Socket | undefined
 }
 
 /** Response parser callbacks: `this` is the parser, its connection in `conn`. */
@@ -237,8 +240,8 @@ export class UpstreamConnection {
   }
 
   /** Corks `out` until the read being parsed is done. */
-  corkOut(out: Socket): void {
-    if (this.corked === out) return
+  corkOut(out: Socket | undefined): void {
+    if (out === undefined || this.corked === out) return
     this.corked?.uncork()
     this.corked = out
     out.cork()

@@ -7,6 +7,8 @@ import {fieldsOf} from '../node-http-support.js'
 export interface ForwardFields {
   /** Flat [name, value, ...] list, `host` first, for an HTTP/1.1 upstream. */
   h1: string[]
+  /** The same as HTTP/1.1 header lines, each ending in CRLF, without the blank line that ends the head. */
+  block: string
   /** The same as an HTTP/2 header object (lower-case names, pseudo-headers set), for an h2c upstream. */
   h2: OutgoingHttpHeaders
 }
@@ -30,9 +32,8 @@ export function forwardFields(
   }
 
   if (head.authority !== undefined && !regular.includes('host')) regular.push('host', head.authority)
-  const fields = fieldsOf(
-    upstreamHeaders(regular, head.clientIp, false, head.trusted, head.tls ? 'https' : 'http').block,
-  )
+  const {block} = upstreamHeaders(regular, head.clientIp, false, head.trusted, head.tls ? 'https' : 'http')
+  const fields = fieldsOf(block)
 
   const h2: OutgoingHttpHeaders = {
     ':method': head.method,
@@ -50,7 +51,7 @@ export function forwardFields(
   }
 
   if (trailers) h2.te = 'trailers'
-  return {h1: fields, h2}
+  return {h1: fields, block, h2}
 }
 
 /** An HTTP/1.1 upstream's response head (raw list) as HTTP/2 response headers, hop-by-hop fields dropped. */

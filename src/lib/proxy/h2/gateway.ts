@@ -18,10 +18,12 @@ import {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyOptions} from '../options.js'
 import {resolveTarget} from '../resolve-target.js'
 import type {RouteTable, ServiceRoute, Upstream} from '../routes.js'
 import {errorKind} from '../server.js'
+import {ConnectionPool} from '../upstream-pool.js'
 import type {H2Completion, H2Exchange} from './exchange.js'
 import {type ForwardFields, forwardFields} from './fields.js'
 import {type AttemptOutcome, forwardH1} from './forward-h1.js'
 import {forwardH2} from './forward-h2.js'
+import {forwardPooled} from './forward-pooled.js'
 import {GRPC, grpcStatusFor, grpcTrailersOnly, isGrpc, parseGrpcTimeout} from './grpc.js'
 import {upstreamProtocol, UpstreamSessions} from './sessions.js'
 
@@ -239,9 +241,13 @@ export class H2Gateway {
       this.settle(ex, outcome.status)
     }
 
-    const forward = upstreamProtocol(upstream) === 'h2c' ? forwardH2 : forwardH1
     const {timeoutMs, connectTimeoutMs} = this.opts
-    forward(ex, this.upstreams, fields, {path, timeoutMs, connectTimeoutMs}, done)
+    const opts = {path, timeoutMs, connectTimeoutMs}
+    const {pool} = upstream
+    // HTTP/1.1 upstreams over the llhttp engine's own pool; the node:http engine's (no such pool) through node:http
+    if (upstreamProtocol(upstream) === 'h2c') forwardH2(ex, this.upstreams, fields, opts, done)
+    else if (pool instanceof ConnectionPool) forwardPooled(ex, pool, fields, opts, done)
+    else forwardH1(ex, this.upstreams, fields, opts, done)
   }
 
   /** An attempt failed before its response: another instance when that is safe, else 502/504 or gRPC 14/4. */
