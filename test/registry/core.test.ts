@@ -5,7 +5,7 @@ import {decodeFields, decodeJson, encodeJson} from '../../src/lib/registry/core/
 import {isSkipped} from '../../src/lib/registry/core/driver.js'
 import {ForeignRecords} from '../../src/lib/registry/core/foreign.js'
 import {currentOwner, ownerAlive, sameOwner} from '../../src/lib/registry/core/owner.js'
-import {MemberPool, withPolicy} from '../../src/lib/registry/core/policy.js'
+import {withPolicy} from '../../src/lib/registry/core/policy.js'
 import {toInstance, validateAddress, validateInstanceId} from '../../src/lib/registry/validate.js'
 
 const fields = {service: 'web', id: 'w1', address: '127.0.0.1', port: 8080}
@@ -111,20 +111,5 @@ describe('the policy', () => {
     await expect(
       withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 50, retry}, () => new Promise(() => {})),
     ).rejects.toThrow('listing took longer than 50 ms')
-  })
-
-  it('starts from the member that answered last, so a frozen first member costs one timeout once', async () => {
-    const pool = new MemberPool(['frozen', 'b', 'c'])
-    const tried: string[] = []
-    const call = (member: string): Promise<string> => {
-      tried.push(member)
-      return member === 'frozen' ? Promise.reject(transient()) : Promise.resolve(member)
-    }
-
-    expect(await pool.first(call)).toBe('b')
-    expect(await pool.first(call)).toBe('b')
-    expect(tried).toEqual(['frozen', 'b', 'b'])
-    expect(pool.order()).toEqual(['b', 'c', 'frozen'])
-    await expect(pool.first(() => Promise.reject(transient()))).rejects.toThrow('member gone')
   })
 })

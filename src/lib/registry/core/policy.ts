@@ -40,20 +40,23 @@ export interface CallPolicy {
   backend: string
   /** What the call does, for the timeout error ("listing services"). */
   what: string
-  /** Upper bound for the whole call, retries included. */
-  deadlineMs: number
+  /** Upper bound for the whole call, retries included; omitted: the caller bounds the call itself. */
+  deadlineMs?: number
   retry: RetryPolicy
   signal?: AbortSignal
+  /** Which errors are worth another attempt; default: transient BackendErrors. */
+  retryable?: (error: unknown) => boolean
 }
 
 /**
- * Runs `operation` under one deadline, retrying transient BackendErrors with capped jittered backoff; permanent
- * errors and the last transient one are thrown as they are.
+ * Runs `operation` under one deadline, retrying the errors `retryable` accepts with capped jittered backoff;
+ * other errors and the last retryable one are thrown as they are.
  */
 export async function withPolicy<T>(policy: CallPolicy, operation: (attempt: number) => Promise<T>): Promise<T> {
-  const deadline = Date.now() + policy.deadlineMs
+  const {deadlineMs, retryable = isTransient, signal} = policy
+  const deadline = deadlineMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs
   const timedOut = (): BackendError =>
-    new BackendError(policy.backend, `${policy.what} took longer than ${policy.deadlineMs} ms`, {
+    new BackendError(policy.backend, `${policy.what} took longer than ${deadlineMs} ms`, {
       hint: 'check that the servers answer, or raise the request timeout',
       transient: true,
     })
@@ -61,12 +64,13 @@ export async function withPolicy<T>(policy: CallPolicy, operation: (attempt: num
     const left = deadline - Date.now()
     if (left <= 0) throw timedOut()
     try {
-      return await within(operation(attempt), left, timedOut)
+      return await (Number.isFinite(left) ? within(operation(attempt), left, timedOut) : operation(attempt))
     } catch (error) {
       const delay = backoffDelay(policy.retry, attempt)
       const last = attempt + 1 >= policy.retry.attempts || Date.now() + delay >= deadline
-      if (!isTransient(error) || last || policy.signal?.aborted) throw error
-      await sleep(delay, policy.signal)
+      if (!retryable(error) || last || signal?.aborted) throw error
+      await sleep(delay, signal)
+      if (signal?.aborted) throw error
     }
   }
 }
@@ -88,6 +92,11 @@ export class MemberPool<M> {
     return this.members
   }
 
+  /** The member asked first. */
+  get current(): M {
+    return this.members[this.preferred]!
+  }
+
   order(): M[] {
     return [...this.members.slice(this.preferred), ...this.members.slice(0, this.preferred)]
   }
@@ -98,25 +107,14 @@ export class MemberPool<M> {
   }
 
   /**
-   * Calls `operation` on each member in order until one succeeds; a transient error (or one `failOver` accepts)
-   * moves on to the next member, any other is thrown at once. Throws the last error when every member failed.
+   * `member` failed: when it is the one asked first, `to` (default: the next one) is from now on. False when
+   * another call moved on already, or there is nowhere to go.
    */
-  async first<T>(
-    operation: (member: M) => Promise<T>,
-    failOver: (error: unknown) => boolean = isTransient,
-  ): Promise<T> {
-    let lastError: unknown
-    for (const member of this.order()) {
-      try {
-        const result = await operation(member)
-        this.answered(member)
-        return result
-      } catch (error) {
-        if (!failOver(error)) throw error
-        lastError = error
-      }
-    }
-
-    throw lastError
+  failed(member: M, to?: M): boolean {
+    const index = this.members.indexOf(member)
+    const next = to === undefined ? (index + 1) % this.members.length : this.members.indexOf(to)
+    if (index !== this.preferred || next === -1 || next === index) return false
+    this.preferred = next
+    return true
   }
 }
