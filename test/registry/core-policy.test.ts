@@ -1,8 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {BackendError} from '../../src/lib/errors.js'
-import {type MemberCallPolicy, withMembers} from '../../src/lib/registry/core/members.js'
-import {MemberPool} from '../../src/lib/registry/core/policy.js'
+import {type MemberCallPolicy, MemberPool, withMembers, withPolicy} from '../../src/lib/registry/core/policy.js'
 
 /** The member did not answer: `final` when waiting does not change that (refused, not found). */
 class NoAnswer extends BackendError {
@@ -15,6 +14,7 @@ class NoAnswer extends BackendError {
 }
 
 const retry = {attempts: 2, initialDelayMs: 1, maxDelayMs: 5}
+const transient = (): BackendError => new BackendError('etcd', 'member gone', {transient: true})
 
 function policy(extra: Partial<MemberCallPolicy<string>> = {}): MemberCallPolicy<string> {
   return {
@@ -154,5 +154,47 @@ describe('the member policy', () => {
     // a, b failed (one round), then the next round starts where the pool moved to: a again
     expect(tried).toEqual(['a', 'b', 'a'])
     expect(answer.member).toBe('a')
+  })
+})
+
+describe('the policy', () => {
+  it('retries transient errors within the deadline and throws permanent ones at once', async () => {
+    const retry = {attempts: 3, initialDelayMs: 1, maxDelayMs: 5}
+    let calls = 0
+    const value = await withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 1000, retry}, async () => {
+      calls++
+      if (calls < 3) throw transient()
+      return 'ok'
+    })
+    expect([value, calls]).toEqual(['ok', 3])
+    calls = 0
+    const permanent = new BackendError('etcd', 'denied', {transient: false})
+    await expect(
+      withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 1000, retry}, async () => {
+        calls++
+        throw permanent
+      }),
+    ).rejects.toBe(permanent)
+    expect(calls).toBe(1)
+    await expect(
+      withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 50, retry}, () => new Promise(() => {})),
+    ).rejects.toThrow('listing took longer than 50 ms')
+  })
+
+  it('retries what `retryable` accepts without a deadline of its own, and stops when its signal aborts', async () => {
+    const retry = {attempts: 5, initialDelayMs: 20, maxDelayMs: 20}
+    const recoverable = new Error('UNAVAILABLE')
+    const stop = new AbortController()
+    let calls = 0
+    const retryable = (error: unknown): boolean => error === recoverable
+    const started = Date.now()
+    await expect(
+      withPolicy({backend: 'etcd', what: 'a call', retry, retryable, signal: stop.signal}, async () => {
+        if (++calls === 2) setTimeout(() => stop.abort(), 5)
+        throw recoverable
+      }),
+    ).rejects.toBe(recoverable)
+    expect(calls).toBe(2)
+    expect(Date.now() - started).toBeLessThan(200)
   })
 })
