@@ -18,9 +18,11 @@ import {promisify} from 'node:util'
 import {allocatePorts} from '../src/lib/cluster/ports.js'
 import {openRegistry} from '../src/lib/registry/index.js'
 import {makeCert} from '../test/helpers/tls-certs.js'
+import {cpuTicks, TICK_US} from './proc-cpu.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DURATION = Number(process.env.SVC_BENCH_DURATION ?? 8)
+const WARMUP_S = 2
 const CLIENTS = Number(process.env.SVC_BENCH_CONNECTIONS ?? 20)
 const STREAMS = Number(process.env.SVC_BENCH_STREAMS ?? 10)
 const ROUNDS = Number(process.env.SVC_BENCH_ROUNDS ?? 3)
@@ -37,6 +39,8 @@ interface Result {
   rps: number
   p99Ms: number
   errors: number
+  /** User + system CPU of the target's processes per request (h2 only): less disturbed by a busy machine than req/s. */
+  cpuUs?: number
 }
 
 function pinned(cpus: string, cmd: string, args: string[]): [string, string[]] {
@@ -75,12 +79,25 @@ function median(values: number[]): number {
 }
 
 /** h2load over TLS for DURATION seconds after a warm-up; p99 from its per-request log (µs until each response end). */
-async function h2load(url: string): Promise<Result> {
+async function h2load(url: string, target: ChildProcess): Promise<Result> {
   const log = path.join(dir, 'h2load.log')
   rmSync(log, {force: true})
-  const args = [`-c${CLIENTS}`, `-m${STREAMS}`, '-t1', `-D${DURATION}`, '--warm-up-time=2', `--log-file=${log}`, url]
+  const args = [
+    `-c${CLIENTS}`,
+    `-m${STREAMS}`,
+    '-t1',
+    `-D${DURATION}`,
+    `--warm-up-time=${WARMUP_S}`,
+    `--log-file=${log}`,
+    url,
+  ]
   const [cmd, full] = pinned(LOAD_CPUS, 'h2load', args)
-  const {stdout} = await run(cmd, full, {timeout: (DURATION + 30) * 1000, maxBuffer: 16 * 1024 * 1024})
+  const running = run(cmd, full, {timeout: (DURATION + 30) * 1000, maxBuffer: 16 * 1024 * 1024})
+  // the target's CPU over the measured part only: from the end of the warm-up to the end of the run
+  await sleep(WARMUP_S * 1000)
+  const before = cpuTicks(target.pid!)
+  const {stdout} = await running
+  const ticks = cpuTicks(target.pid!) - before
   const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout)
   const counts = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout)
   const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout)
@@ -93,7 +110,8 @@ async function h2load(url: string): Promise<Result> {
     .sort((a, b) => a - b)
   const p99 = (times[Math.min(times.length - 1, Math.floor(times.length * 0.99))] ?? Number.NaN) / 1000
   const errors = Number(counts[2]) + Number(counts[3]) + Number(status?.[3] ?? 0) + Number(status?.[4] ?? 0)
-  return {rps: Number(rps[1]), p99Ms: p99, errors}
+  const done = Number(counts[1])
+  return {rps: Number(rps[1]), p99Ms: p99, errors, cpuUs: done > 0 ? (ticks * TICK_US) / done : Number.NaN}
 }
 
 async function grpcLoad(address: string): Promise<Result> {
@@ -122,6 +140,10 @@ error_log ${prefix}/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # nginx ends an HTTP/2 connection after 1,000 requests by default (keepalive_requests, http2_max_requests before
+  # 1.19.7), and h2load's timed runs do not reconnect: every client stopped inside the warm-up
+  keepalive_requests 100000000;
+  ${modern ? '' : 'http2_max_requests 100000000;'}
   client_body_temp_path ${prefix}/tmp/body;
   proxy_temp_path ${prefix}/tmp/proxy;
   fastcgi_temp_path ${prefix}/tmp/fastcgi;
@@ -158,7 +180,7 @@ async function main(): Promise<void> {
   const prefix = path.join(dir, 'nginx')
   mkdirSync(path.join(prefix, 'tmp'), {recursive: true})
   writeFileSync(path.join(prefix, 'nginx.conf'), nginxConf(prefix, nginxPort!, [up1!, up2!], cert, key))
-  await start(PROXY_CPUS, nginx(), [
+  const nginxProcess = await start(PROXY_CPUS, nginx(), [
     '-p',
     prefix,
     '-c',
@@ -174,7 +196,7 @@ async function main(): Promise<void> {
     registry.register({service: 'svctest.Echo', address: '127.0.0.1', port: grpcPort!, meta: {protocol: 'grpc'}}),
   ])
   try {
-    await start(
+    const svcProcess = await start(
       PROXY_CPUS,
       process.execPath,
       [
@@ -198,8 +220,8 @@ async function main(): Promise<void> {
     )
     await sleep(500)
     const targets: Array<[string, () => Promise<Result>]> = [
-      ['h2 nginx', async () => h2load(`https://127.0.0.1:${nginxPort}/bench/`)],
-      ['h2 svc', async () => h2load(`https://127.0.0.1:${svcTls}/bench/`)],
+      ['h2 nginx', async () => h2load(`https://127.0.0.1:${nginxPort}/bench/`, nginxProcess)],
+      ['h2 svc', async () => h2load(`https://127.0.0.1:${svcTls}/bench/`, svcProcess)],
       ['grpc direct', async () => grpcLoad(`127.0.0.1:${grpcPort}`)],
       ['grpc svc', async () => grpcLoad(`127.0.0.1:${svcPlain}`)],
     ]
@@ -213,7 +235,7 @@ async function main(): Promise<void> {
         const result = await measure()
         results.get(name)!.push(result)
         console.log(
-          `  round ${round + 1} ${name.padEnd(11)} ${result.rps.toFixed(0).padStart(7)} req/s  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
+          `  round ${round + 1} ${name.padEnd(11)} ${result.rps.toFixed(0).padStart(7)} req/s  p99 ${result.p99Ms.toFixed(2).padStart(7)} ms${result.cpuUs === undefined ? '' : `  cpu ${result.cpuUs.toFixed(0).padStart(4)} µs/req`}${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
         )
       }
     }
@@ -224,6 +246,7 @@ async function main(): Promise<void> {
         rps: median(list.map((r) => r.rps)),
         p99Ms: median(list.map((r) => r.p99Ms)),
         errors: list.reduce((a, r) => a + r.errors, 0),
+        cpuUs: list[0]?.cpuUs === undefined ? undefined : median(list.map((r) => r.cpuUs ?? Number.NaN)),
       }
     }
 
@@ -231,7 +254,7 @@ async function main(): Promise<void> {
     for (const [name] of targets) {
       const m = med(name)
       console.log(
-        `  ${name.padEnd(11)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99Ms.toFixed(2).padStart(7)} ms  errors ${m.errors}`,
+        `  ${name.padEnd(11)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99Ms.toFixed(2).padStart(7)} ms${m.cpuUs === undefined ? '' : `  cpu ${m.cpuUs.toFixed(0).padStart(4)} µs/req`}  errors ${m.errors}`,
       )
     }
 
@@ -242,6 +265,9 @@ async function main(): Promise<void> {
     )
     console.log(
       `  svc/nginx h2 p99        ${(med('h2 svc').p99Ms / med('h2 nginx').p99Ms).toFixed(2).padStart(6)}  (reported)`,
+    )
+    console.log(
+      `  svc/nginx h2 cpu/req    ${(med('h2 svc').cpuUs! / med('h2 nginx').cpuUs!).toFixed(2).padStart(6)}  (reported: user + system time of each proxy's processes per request)`,
     )
     console.log(
       `  svc/direct grpc calls/s ${(med('grpc svc').rps / med('grpc direct').rps).toFixed(2).padStart(6)}  (reported)`,

@@ -11,7 +11,7 @@
  * <= 1.5x nginx p99, svc CPU per request <= 1.4x nginx's; svc/article >= 10 (the earlier goal) is kept.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -22,6 +22,7 @@ import {request} from 'undici'
 
 import {allocatePorts} from '../src/lib/cluster/ports.js'
 import {openRegistry} from '../src/lib/registry/index.js'
+import {cpuTicks, TICK_US} from './proc-cpu.js'
 import {haproxyConfig, nginxConfig} from './proxy-peers.js'
 import {type Median, printRatios, type Result} from './proxy-report.js'
 
@@ -55,28 +56,6 @@ function pinned(cpus: string, cmd: string, args: string[]): [string, string[]] {
 }
 
 const run = promisify(execFile)
-
-const TICK_US = 1e6 / 100
-
-/** User + system CPU ticks (1/100 s) of one process. */
-function ticksOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    .replace(/^.*\) /, '')
-    .split(' ')
-  return Number(fields[11]) + Number(fields[12])
-}
-
-/** User + system CPU ticks of `pid` and its child processes (nginx's worker). */
-function cpuTicks(pid: number): number {
-  let kids: number[] = []
-  try {
-    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    // no children file: count the process alone
-  }
-
-  return [pid, ...kids].reduce((sum, p) => sum + ticksOf(p), 0)
-}
 
 const children: ChildProcess[] = []
 const dir = mkdtempSync(path.join(tmpdir(), 'svc-bench-proxy-'))
