@@ -16,11 +16,14 @@ import {downstreamHeaders, schemeOf, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
+import {requestRefusal} from './framing.js'
 import {errorKind, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
 import {
   AgentPool,
   BAD_REQUEST,
   CLIENT_ERRORS,
+  connectDeadline,
+  failureAnswer,
   fieldsOf,
   headerObject,
   pairsOf,
@@ -254,16 +257,7 @@ export class NodeHttpProxy {
       upstream.pool.done()
     }
 
-    up.on('socket', (socket: Socket) => {
-      if (!socket.connecting) return
-      const {connectTimeoutMs} = this.opts
-      const timer = setTimeout(
-        () => up.destroy(problem(`connect timed out after ${connectTimeoutMs} ms`, 'ECONNECTTIMEOUT')),
-        connectTimeoutMs,
-      )
-      socket.once('connect', () => clearTimeout(timer))
-      socket.once('close', () => clearTimeout(timer))
-    })
+    connectDeadline(up, this.opts.connectTimeoutMs)
     up.setTimeout(this.opts.timeoutMs, () =>
       up.destroy(problem(`no response for ${this.opts.timeoutMs} ms`, 'ERESPONSETIMEOUT')),
     )
@@ -353,8 +347,7 @@ export class NodeHttpProxy {
       return
     }
 
-    const status = kind === 'timeout' ? 504 : 502
-    const message = `${status === 504 ? 'upstream timed out' : 'upstream failed'}: ${error.message}`
+    const {status, error: message} = failureAnswer(error)
     fwd.bytes = writeJson(res, status, {error: message, service: route.name, instance: upstream.id}, this.draining)
     this.settle(fwd, status)
   }
@@ -388,6 +381,15 @@ export class NodeHttpProxy {
     socket.on('error', () => socket.destroy())
     const remote = req.socket.remoteAddress ?? ''
     const trusted = this.opts.trustedProxy?.(remote) ?? false
+    const fields = upstreamHeaders(req.rawHeaders, remote, true, trusted, schemeOf(req.socket))
+    // as the llhttp engine: the framing checks first (an Upgrade that carries a body is refused, 400)
+    const refusal = requestRefusal(req.httpVersionMajor, req.httpVersionMinor, fields, true)
+    if (refusal !== undefined) {
+      rawReply(socket, refusal.status, {error: refusal.error})
+      this.finish(req, undefined, refusal.status, undefined, started)
+      return
+    }
+
     const found = this.resolve(req.url ?? '', req.headers.host)
     const match = 'status' in found ? undefined : found
     const route = match?.route
@@ -414,7 +416,8 @@ export class NodeHttpProxy {
 
     tunnelUpgrade(req, socket as Socket, head, route, upstream, {
       path: match.path,
-      headers: fieldsOf(upstreamHeaders(req.rawHeaders, remote, true, trusted, schemeOf(req.socket)).block),
+      headers: fieldsOf(fields.block),
+      connectTimeoutMs: this.opts.connectTimeoutMs,
       timeoutMs: this.opts.timeoutMs,
       metrics: this.metrics,
       tunnels: this.tunnels,
