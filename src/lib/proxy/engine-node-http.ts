@@ -16,12 +16,10 @@ import {downstreamHeaders, schemeOf, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
-import {requestRefusal} from './framing.js'
+import {requestRefusal, responseFraming} from './framing.js'
 import {errorKind, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
 import {
   AgentPool,
-  BAD_REQUEST,
-  CLIENT_ERRORS,
   connectDeadline,
   failureAnswer,
   fieldsOf,
@@ -32,6 +30,7 @@ import {
   writeJson,
 } from './node-http-support.js'
 import {type Refusal, resolveTarget} from './resolve-target.js'
+import {type ClientError, ClientErrors} from './node-http-client-errors.js'
 import {tunnelUpgrade} from './node-http-tunnel.js'
 
 const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
@@ -49,7 +48,6 @@ interface Forward {
   path: string
   headers: string[]
   hasBody: boolean
-  chunked: boolean
   started: number
   up?: ClientRequest
   retried: boolean
@@ -79,6 +77,7 @@ export class NodeHttpProxy {
   private readonly hashKey: HashKey | undefined
   private readonly hostRouting: boolean
   private idle: (() => void) | undefined
+  private readonly clientErrors = new ClientErrors()
 
   constructor(private readonly opts: ProxyOptions) {
     this.hashKey = opts.strategy === 'hash' ? (opts.hashKey ?? {kind: 'ip'}) : undefined
@@ -112,12 +111,7 @@ export class NodeHttpProxy {
     })
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head))
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      // as the llhttp engine: a connection that never sent a byte is closed without an answer
-      const silent = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as Socket).bytesRead === 0
-      if (silent || !socket.writable) socket.destroy()
-      else socket.end(CLIENT_ERRORS[error.code ?? ''] ?? BAD_REQUEST)
-    })
+    this.server.on('clientError', (error: ClientError, socket: Duplex) => this.clientErrors.answer(error, socket))
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
       rawReply(socket, 405, {error: 'CONNECT is refused: svc proxy forwards only to registered services'}),
     )
@@ -165,6 +159,14 @@ export class NodeHttpProxy {
     const remote = req.socket.remoteAddress ?? ''
     const trusted = this.opts.trustedProxy?.(remote) ?? false
     const head = upstreamHeaders(req.rawHeaders, remote, false, trusted, schemeOf(req.socket))
+    this.clientErrors.track(req, res)
+    // as the llhttp engine: what node's parser lets through and the framing rules refuse (codings, Host, version)
+    const refusal = requestRefusal(req.httpVersionMajor, req.httpVersionMinor, head, false)
+    if (refusal !== undefined) {
+      this.reply(req, res, refusal.status, {error: refusal.error}, undefined, started, true)
+      return
+    }
+
     const url = req.url ?? ''
     const found = this.resolve(url, head.host)
     if ('status' in found) {
@@ -212,7 +214,6 @@ export class NodeHttpProxy {
       path: found.path,
       headers,
       hasBody: head.hasBody,
-      chunked: head.chunked,
       started,
       retried: false,
       resent: false,
@@ -222,6 +223,7 @@ export class NodeHttpProxy {
     }
     this.inflight++
     this.budget.request()
+    this.clientErrors.track(req, res, (status) => this.cut(fwd, status))
     res.once('close', () => {
       // the client left before its response ended
       if (fwd.settled) return
@@ -273,7 +275,18 @@ export class NodeHttpProxy {
       }
 
       const status = ures.statusCode ?? 502
-      const fields = fieldsOf(downstreamHeaders(ures.rawHeaders).block)
+      const down = downstreamHeaders(ures.rawHeaders)
+      const framing = responseFraming(down, req.method === 'HEAD' || status === 204 || status === 304)
+      if (framing.kind === 'bad') {
+        // a coding other than chunked cannot be passed on once node has decoded the chunked layer: 502
+        ures.on('error', () => {})
+        up.destroy()
+        release()
+        this.failed(fwd, problem(framing.error, 'EUPSTREAMPROTO'), false)
+        return
+      }
+
+      const fields = fieldsOf(down.block)
       if (this.draining) fields.push('connection', 'close')
       res.writeHead(status, ures.statusMessage, fields)
       ures.on('data', (chunk: Buffer) => {
@@ -310,10 +323,8 @@ export class NodeHttpProxy {
       if (!up.write(chunk)) req.pause()
     })
     up.on('drain', () => req.resume())
-    req.once('end', () => {
-      if (fwd.chunked && req.rawTrailers.length > 0) up.addTrailers(pairsOf(downstreamHeaders(req.rawTrailers).block))
-      up.end()
-    })
+    // a chunked body's trailer fields are dropped, as the llhttp engine and nginx do: none reach the upstream
+    req.once('end', () => up.end())
   }
 
   /** As the llhttp engine's: resend or retry elsewhere when safe, else 502/504 (or cut a started response). */
@@ -352,6 +363,13 @@ export class NodeHttpProxy {
     this.settle(fwd, status)
   }
 
+  /** node's parser failed in the request's body: it never completes upstream (its connection there is dropped). */
+  private cut(fwd: Forward, status: number): void {
+    if (fwd.settled) return
+    this.settle(fwd, status)
+    fwd.up?.destroy()
+  }
+
   private settle(fwd: Forward, status: number): void {
     if (fwd.settled) return
     fwd.settled = true
@@ -369,6 +387,7 @@ export class NodeHttpProxy {
     started: number,
     close = false,
   ): void {
+    if (close || this.draining) this.clientErrors.closes(res)
     const bytes = writeJson(res, status, body, close || this.draining)
     // a client waiting for 100 Continue may never send the body it announced
     if (!req.complete) req.resume()
