@@ -17,7 +17,7 @@ import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
 import {requestRefusal, responseFraming} from './framing.js'
-import {errorKind, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
+import {errorKind, MAX_RETRIES, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
 import {
   AgentPool,
   connectDeadline,
@@ -50,7 +50,9 @@ interface Forward {
   hasBody: boolean
   started: number
   up?: ClientRequest
-  retried: boolean
+  /** Retries on other instances so far, and the instances tried. */
+  retries: number
+  tried?: Set<Target>
   resent: boolean
   settled: boolean
   /** Response body bytes sent to the client. */
@@ -215,7 +217,7 @@ export class NodeHttpProxy {
       headers,
       hasBody: head.hasBody,
       started,
-      retried: false,
+      retries: 0,
       resent: false,
       settled: false,
       bytes: 0,
@@ -332,7 +334,9 @@ export class NodeHttpProxy {
     const {route, upstream, req, res} = fwd
     const kind = errorKind(error)
     const idempotent = IDEMPOTENT.has(req.method ?? '')
-    if (reused && kind === 'reset' && !fwd.resent && !res.headersSent && !fwd.hasBody && idempotent) {
+    // the instance left the table (its pool is closing): not overload, so retried outside the budget
+    const left = upstream.pool.closed
+    if (reused && kind === 'reset' && !left && !fwd.resent && !res.headersSent && !fwd.hasBody && idempotent) {
       fwd.resent = true
       this.send(fwd, upstream)
       return
@@ -340,18 +344,9 @@ export class NodeHttpProxy {
 
     this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind})
     route.outcome(upstream, true)
-    const mayRetry =
-      kind === 'connect' || kind === 'reset' || (error as NodeJS.ErrnoException).code === 'ECONNECTTIMEOUT'
-    if (!res.headersSent && !fwd.retried && !fwd.hasBody && mayRetry && idempotent && this.budget.tryRetry()) {
-      const other = route.balancer.pickOther(upstream, fwd.key)
-      if (other !== undefined) {
-        fwd.retried = true
-        this.metrics.retries.inc({service: route.name})
-        this.send(fwd, other)
-        return
-      }
-    }
-
+    const retriable =
+      kind === 'connect' || kind === 'reset' || left || (error as NodeJS.ErrnoException).code === 'ECONNECTTIMEOUT'
+    if (retriable && idempotent && this.retryElsewhere(fwd, left)) return
     if (res.headersSent) {
       res.destroy()
       this.settle(fwd, res.statusCode)
@@ -361,6 +356,20 @@ export class NodeHttpProxy {
     const {status, error: message} = failureAnswer(error)
     fwd.bytes = writeJson(res, status, {error: message, service: route.name, instance: upstream.id}, this.draining)
     this.settle(fwd, status)
+  }
+
+  /** As the llhttp engine: up to MAX_RETRIES, each on an instance not tried yet; false when none is sent. */
+  private retryElsewhere(fwd: Forward, left: boolean): boolean {
+    if (fwd.res.headersSent || fwd.hasBody || fwd.retries >= MAX_RETRIES) return false
+    if (!left && !this.budget.tryRetry()) return false
+    fwd.tried ??= new Set()
+    fwd.tried.add(fwd.upstream)
+    const other = fwd.route.balancer.pickUntried(fwd.tried, fwd.key)
+    if (other === undefined) return false
+    fwd.retries++
+    this.metrics.retries.inc({service: fwd.route.name})
+    this.send(fwd, other)
+    return true
   }
 
   /** node's parser failed in the request's body: it never completes upstream (its connection there is dropped). */

@@ -17,6 +17,8 @@ export const CLIENT_ERRORS: Record<string, string> = {
 export class AgentPool implements UpstreamPool {
   readonly agent: Agent
   active = 0
+  /** The instance left the table: its pool is closing. */
+  closed = false
   private closing: (() => void) | undefined
 
   constructor(max: number) {
@@ -29,6 +31,7 @@ export class AgentPool implements UpstreamPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true
     if (this.active > 0)
       await new Promise<void>((resolve) => {
         this.closing = resolve
@@ -37,6 +40,7 @@ export class AgentPool implements UpstreamPool {
   }
 
   async destroy(): Promise<void> {
+    this.closed = true
     this.agent.destroy()
   }
 }
