@@ -8,10 +8,13 @@ import {testBackends, uniqueService} from '../helpers/backends.js'
 import {eventually} from '../helpers/cli.js'
 import {startUpstream, type TestUpstream} from '../helpers/upstream.js'
 
-// The proxy suites again, on the engine on public APIs (what svc falls back to when Node's internals move).
+// The proxy suites again, on the engine on public APIs (what svc falls back to when Node's internals move);
+// edge.integration.test.ts runs on both engines itself, and soak.integration.test.ts (20 s) on the default only.
 process.env.SVC_PROXY_ENGINE = 'node-http'
 await import('./proxy.integration.test.js')
 await import('./abuse.integration.test.js')
+await import('./framing.integration.test.js')
+await import('./churn.integration.test.js')
 
 describe('svc proxy on the node:http engine: drain', () => {
   const [backend] = testBackends(['local'])

@@ -23,6 +23,11 @@ export interface FramingCase {
   neverRequest?: string[]
   check?: (svc: RawConversation, upstream: RecordingUpstream) => void
   opts?: RawOptions
+  /**
+   * Where the node:http engine (public APIs only) cannot give the llhttp engine's answer: what it answers, and why.
+   * On that engine `svc`, `check` and `opts` are these (no `check` here: none).
+   */
+  nodeHttp?: Pick<FramingCase, 'svc' | 'check' | 'opts'> & {why: string}
 }
 
 const H = 'Host: x\r\n'
@@ -332,6 +337,14 @@ export const CASES: FramingCase[] = [
     check(c) {
       if (c.ms > 1000) fail(`answered after ${c.ms} ms`)
     },
+    nodeHttp: {
+      why: "node's parser reads the line as HTTP/0.9 and waits for a head; no public API shows it the bytes: the headers timeout ends it",
+      svc: [408],
+      opts: {quietMs: 3000, limitMs: 6000},
+      check(c) {
+        if (c.ms > 5000) fail(`answered after ${c.ms} ms`)
+      },
+    },
   },
   {
     id: 'request-line-100k',
@@ -350,6 +363,10 @@ export const CASES: FramingCase[] = [
     svc: [200],
     check(c) {
       if (c.responses[0]?.body !== 'ok') fail('the body was lost')
+    },
+    nodeHttp: {
+      why: "node's client parser refuses a bare LF, and its one public leniency (insecureHTTPParser) would also pass Content-Length with Transfer-Encoding",
+      svc: [502],
     },
   },
   {

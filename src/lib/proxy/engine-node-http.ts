@@ -16,11 +16,12 @@ import {downstreamHeaders, schemeOf, upstreamHeaders} from './headers.js'
 import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
-import {errorKind, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
+import {requestRefusal, responseFraming} from './framing.js'
+import {errorKind, MAX_RETRIES, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
 import {
   AgentPool,
-  BAD_REQUEST,
-  CLIENT_ERRORS,
+  connectDeadline,
+  failureAnswer,
   fieldsOf,
   headerObject,
   pairsOf,
@@ -29,6 +30,7 @@ import {
   writeJson,
 } from './node-http-support.js'
 import {type Refusal, resolveTarget} from './resolve-target.js'
+import {type ClientError, ClientErrors} from './node-http-client-errors.js'
 import {tunnelUpgrade} from './node-http-tunnel.js'
 
 const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
@@ -46,10 +48,11 @@ interface Forward {
   path: string
   headers: string[]
   hasBody: boolean
-  chunked: boolean
   started: number
   up?: ClientRequest
-  retried: boolean
+  /** Retries on other instances so far, and the instances tried. */
+  retries: number
+  tried?: Set<Target>
   resent: boolean
   settled: boolean
   /** Response body bytes sent to the client. */
@@ -76,6 +79,7 @@ export class NodeHttpProxy {
   private readonly hashKey: HashKey | undefined
   private readonly hostRouting: boolean
   private idle: (() => void) | undefined
+  private readonly clientErrors = new ClientErrors()
 
   constructor(private readonly opts: ProxyOptions) {
     this.hashKey = opts.strategy === 'hash' ? (opts.hashKey ?? {kind: 'ip'}) : undefined
@@ -109,12 +113,7 @@ export class NodeHttpProxy {
     })
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head))
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      // as the llhttp engine: a connection that never sent a byte is closed without an answer
-      const silent = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as Socket).bytesRead === 0
-      if (silent || !socket.writable) socket.destroy()
-      else socket.end(CLIENT_ERRORS[error.code ?? ''] ?? BAD_REQUEST)
-    })
+    this.server.on('clientError', (error: ClientError, socket: Duplex) => this.clientErrors.answer(error, socket))
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
       rawReply(socket, 405, {error: 'CONNECT is refused: svc proxy forwards only to registered services'}),
     )
@@ -162,6 +161,14 @@ export class NodeHttpProxy {
     const remote = req.socket.remoteAddress ?? ''
     const trusted = this.opts.trustedProxy?.(remote) ?? false
     const head = upstreamHeaders(req.rawHeaders, remote, false, trusted, schemeOf(req.socket))
+    this.clientErrors.track(req, res)
+    // as the llhttp engine: what node's parser lets through and the framing rules refuse (codings, Host, version)
+    const refusal = requestRefusal(req.httpVersionMajor, req.httpVersionMinor, head, false)
+    if (refusal !== undefined) {
+      this.reply(req, res, refusal.status, {error: refusal.error}, undefined, started, true)
+      return
+    }
+
     const url = req.url ?? ''
     const found = this.resolve(url, head.host)
     if ('status' in found) {
@@ -209,9 +216,8 @@ export class NodeHttpProxy {
       path: found.path,
       headers,
       hasBody: head.hasBody,
-      chunked: head.chunked,
       started,
-      retried: false,
+      retries: 0,
       resent: false,
       settled: false,
       bytes: 0,
@@ -219,6 +225,7 @@ export class NodeHttpProxy {
     }
     this.inflight++
     this.budget.request()
+    this.clientErrors.track(req, res, (status) => this.cut(fwd, status))
     res.once('close', () => {
       // the client left before its response ended
       if (fwd.settled) return
@@ -254,16 +261,7 @@ export class NodeHttpProxy {
       upstream.pool.done()
     }
 
-    up.on('socket', (socket: Socket) => {
-      if (!socket.connecting) return
-      const {connectTimeoutMs} = this.opts
-      const timer = setTimeout(
-        () => up.destroy(problem(`connect timed out after ${connectTimeoutMs} ms`, 'ECONNECTTIMEOUT')),
-        connectTimeoutMs,
-      )
-      socket.once('connect', () => clearTimeout(timer))
-      socket.once('close', () => clearTimeout(timer))
-    })
+    connectDeadline(up, this.opts.connectTimeoutMs)
     up.setTimeout(this.opts.timeoutMs, () =>
       up.destroy(problem(`no response for ${this.opts.timeoutMs} ms`, 'ERESPONSETIMEOUT')),
     )
@@ -279,7 +277,18 @@ export class NodeHttpProxy {
       }
 
       const status = ures.statusCode ?? 502
-      const fields = fieldsOf(downstreamHeaders(ures.rawHeaders).block)
+      const down = downstreamHeaders(ures.rawHeaders)
+      const framing = responseFraming(down, req.method === 'HEAD' || status === 204 || status === 304)
+      if (framing.kind === 'bad') {
+        // a coding other than chunked cannot be passed on once node has decoded the chunked layer: 502
+        ures.on('error', () => {})
+        up.destroy()
+        release()
+        this.failed(fwd, problem(framing.error, 'EUPSTREAMPROTO'), false)
+        return
+      }
+
+      const fields = fieldsOf(down.block)
       if (this.draining) fields.push('connection', 'close')
       res.writeHead(status, ures.statusMessage, fields)
       ures.on('data', (chunk: Buffer) => {
@@ -316,10 +325,8 @@ export class NodeHttpProxy {
       if (!up.write(chunk)) req.pause()
     })
     up.on('drain', () => req.resume())
-    req.once('end', () => {
-      if (fwd.chunked && req.rawTrailers.length > 0) up.addTrailers(pairsOf(downstreamHeaders(req.rawTrailers).block))
-      up.end()
-    })
+    // a chunked body's trailer fields are dropped, as the llhttp engine and nginx do: none reach the upstream
+    req.once('end', () => up.end())
   }
 
   /** As the llhttp engine's: resend or retry elsewhere when safe, else 502/504 (or cut a started response). */
@@ -327,7 +334,9 @@ export class NodeHttpProxy {
     const {route, upstream, req, res} = fwd
     const kind = errorKind(error)
     const idempotent = IDEMPOTENT.has(req.method ?? '')
-    if (reused && kind === 'reset' && !fwd.resent && !res.headersSent && !fwd.hasBody && idempotent) {
+    // the instance left the table (its pool is closing): not overload, so retried outside the budget
+    const left = upstream.pool.closed
+    if (reused && kind === 'reset' && !left && !fwd.resent && !res.headersSent && !fwd.hasBody && idempotent) {
       fwd.resent = true
       this.send(fwd, upstream)
       return
@@ -335,28 +344,39 @@ export class NodeHttpProxy {
 
     this.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind})
     route.outcome(upstream, true)
-    const mayRetry =
-      kind === 'connect' || kind === 'reset' || (error as NodeJS.ErrnoException).code === 'ECONNECTTIMEOUT'
-    if (!res.headersSent && !fwd.retried && !fwd.hasBody && mayRetry && idempotent && this.budget.tryRetry()) {
-      const other = route.balancer.pickOther(upstream, fwd.key)
-      if (other !== undefined) {
-        fwd.retried = true
-        this.metrics.retries.inc({service: route.name})
-        this.send(fwd, other)
-        return
-      }
-    }
-
+    const retriable =
+      kind === 'connect' || kind === 'reset' || left || (error as NodeJS.ErrnoException).code === 'ECONNECTTIMEOUT'
+    if (retriable && idempotent && this.retryElsewhere(fwd, left)) return
     if (res.headersSent) {
       res.destroy()
       this.settle(fwd, res.statusCode)
       return
     }
 
-    const status = kind === 'timeout' ? 504 : 502
-    const message = `${status === 504 ? 'upstream timed out' : 'upstream failed'}: ${error.message}`
+    const {status, error: message} = failureAnswer(error)
     fwd.bytes = writeJson(res, status, {error: message, service: route.name, instance: upstream.id}, this.draining)
     this.settle(fwd, status)
+  }
+
+  /** As the llhttp engine: up to MAX_RETRIES, each on an instance not tried yet; false when none is sent. */
+  private retryElsewhere(fwd: Forward, left: boolean): boolean {
+    if (fwd.res.headersSent || fwd.hasBody || fwd.retries >= MAX_RETRIES) return false
+    if (!left && !this.budget.tryRetry()) return false
+    fwd.tried ??= new Set()
+    fwd.tried.add(fwd.upstream)
+    const other = fwd.route.balancer.pickUntried(fwd.tried, fwd.key)
+    if (other === undefined) return false
+    fwd.retries++
+    this.metrics.retries.inc({service: fwd.route.name})
+    this.send(fwd, other)
+    return true
+  }
+
+  /** node's parser failed in the request's body: it never completes upstream (its connection there is dropped). */
+  private cut(fwd: Forward, status: number): void {
+    if (fwd.settled) return
+    this.settle(fwd, status)
+    fwd.up?.destroy()
   }
 
   private settle(fwd: Forward, status: number): void {
@@ -376,6 +396,7 @@ export class NodeHttpProxy {
     started: number,
     close = false,
   ): void {
+    if (close || this.draining) this.clientErrors.closes(res)
     const bytes = writeJson(res, status, body, close || this.draining)
     // a client waiting for 100 Continue may never send the body it announced
     if (!req.complete) req.resume()
@@ -388,6 +409,15 @@ export class NodeHttpProxy {
     socket.on('error', () => socket.destroy())
     const remote = req.socket.remoteAddress ?? ''
     const trusted = this.opts.trustedProxy?.(remote) ?? false
+    const fields = upstreamHeaders(req.rawHeaders, remote, true, trusted, schemeOf(req.socket))
+    // as the llhttp engine: the framing checks first (an Upgrade that carries a body is refused, 400)
+    const refusal = requestRefusal(req.httpVersionMajor, req.httpVersionMinor, fields, true)
+    if (refusal !== undefined) {
+      rawReply(socket, refusal.status, {error: refusal.error})
+      this.finish(req, undefined, refusal.status, undefined, started)
+      return
+    }
+
     const found = this.resolve(req.url ?? '', req.headers.host)
     const match = 'status' in found ? undefined : found
     const route = match?.route
@@ -414,7 +444,8 @@ export class NodeHttpProxy {
 
     tunnelUpgrade(req, socket as Socket, head, route, upstream, {
       path: match.path,
-      headers: fieldsOf(upstreamHeaders(req.rawHeaders, remote, true, trusted, schemeOf(req.socket)).block),
+      headers: fieldsOf(fields.block),
+      connectTimeoutMs: this.opts.connectTimeoutMs,
       timeoutMs: this.opts.timeoutMs,
       metrics: this.metrics,
       tunnels: this.tunnels,

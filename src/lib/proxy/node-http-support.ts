@@ -1,9 +1,11 @@
 // the node:http engine's pieces that need none of its state: its pools, canned answers and header-block codecs
-import {Agent, type ServerResponse, STATUS_CODES} from 'node:http'
+import {Agent, type ClientRequest, type ServerResponse, STATUS_CODES} from 'node:http'
+import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 
 import {RETRY_AFTER, RETRY_AFTER_SECONDS} from './replies.js'
 import type {UpstreamPool} from './routes.js'
+import {errorKind} from './server.js'
 
 export const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
 export const CLIENT_ERRORS: Record<string, string> = {
@@ -15,6 +17,8 @@ export const CLIENT_ERRORS: Record<string, string> = {
 export class AgentPool implements UpstreamPool {
   readonly agent: Agent
   active = 0
+  /** The instance left the table: its pool is closing. */
+  closed = false
   private closing: (() => void) | undefined
 
   constructor(max: number) {
@@ -27,6 +31,7 @@ export class AgentPool implements UpstreamPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true
     if (this.active > 0)
       await new Promise<void>((resolve) => {
         this.closing = resolve
@@ -35,6 +40,7 @@ export class AgentPool implements UpstreamPool {
   }
 
   async destroy(): Promise<void> {
+    this.closed = true
     this.agent.destroy()
   }
 }
@@ -52,6 +58,22 @@ export function fieldsOf(block: string): string[] {
 
 export function problem(message: string, code: string): Error {
   return Object.assign(new Error(message), {code})
+}
+
+/** Fails `up` with ECONNECTTIMEOUT when its new connection is not up within `ms` (a reused one is left alone). */
+export function connectDeadline(up: ClientRequest, ms: number): void {
+  up.on('socket', (socket: Socket) => {
+    if (!socket.connecting) return
+    const timer = setTimeout(() => up.destroy(problem(`connect timed out after ${ms} ms`, 'ECONNECTTIMEOUT')), ms)
+    socket.once('connect', () => clearTimeout(timer))
+    socket.once('close', () => clearTimeout(timer))
+  })
+}
+
+/** The proxy's answer to a failed upstream attempt, as the llhttp engine gives it: 504 on a timeout, else 502. */
+export function failureAnswer(error: Error): {status: number; error: string} {
+  const status = errorKind(error) === 'timeout' ? 504 : 502
+  return {status, error: `${status === 504 ? 'upstream timed out' : 'upstream failed'}: ${error.message}`}
 }
 
 export function pairsOf(block: string): Array<[string, string]> {

@@ -4,7 +4,7 @@ import type {Duplex} from 'node:stream'
 
 import {downstreamHeaders} from './headers.js'
 import type {ProxyMetrics} from './metrics.js'
-import {type AgentPool, problem, rawReply} from './node-http-support.js'
+import {type AgentPool, connectDeadline, failureAnswer, problem, rawReply} from './node-http-support.js'
 import type {ServiceRoute, Upstream} from './routes.js'
 import {errorKind} from './server.js'
 import {splice} from './tunnel.js'
@@ -13,11 +13,12 @@ import {splice} from './tunnel.js'
 export interface TunnelAsk {
   path: string
   headers: string[]
+  connectTimeoutMs: number
   timeoutMs: number
   metrics: ProxyMetrics
   /** The engine's open tunnels: the drain waits for them. */
   tunnels: Set<Duplex>
-  /** Called once, with the status the exchange ended on (101, the upstream's, 502, or 499 for a closed client). */
+  /** Called once, with the status the exchange ended on (101, the upstream's, 502/504, or 499 for a closed client). */
   end: (status: number) => void
 }
 
@@ -51,6 +52,7 @@ export function tunnelUpgrade(
     ask.end(status)
   }
 
+  connectDeadline(up, ask.connectTimeoutMs)
   up.setTimeout(ask.timeoutMs, () => up.destroy(problem(`no response for ${ask.timeoutMs} ms`, 'ERESPONSETIMEOUT')))
   up.on('upgrade', (ures: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
     up.setTimeout(0)
@@ -77,9 +79,11 @@ export function tunnelUpgrade(
   up.on('error', (error) => {
     ask.metrics.upstreamErrors.inc({service: route.name, instance: upstream.id, kind: errorKind(error)})
     route.outcome(upstream, true)
+    // as the llhttp engine: 504 when the upstream did not connect or answer in time, else 502
+    const answer = failureAnswer(error)
     if (!socket.destroyed)
-      rawReply(socket, 502, {error: `upstream failed: ${error.message}`, service: route.name, instance: upstream.id})
-    end(502)
+      rawReply(socket, answer.status, {error: answer.error, service: route.name, instance: upstream.id})
+    end(answer.status)
   })
   socket.on('close', () => {
     up.destroy()

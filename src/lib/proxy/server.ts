@@ -24,7 +24,8 @@ type Target = Upstream<ConnectionPool>
 const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
 /** Instances an idempotent request may be tried on after its first fails (the instance leaving, a reset). */
-const MAX_RETRIES = 2
+/** Retries of one request on other instances, at most (the node:http engine's too). */
+export const MAX_RETRIES = 2
 
 /**
  * The gateway: a net server whose connections are parsed with Node's native HTTP parser; each request goes,
