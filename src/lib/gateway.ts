@@ -3,13 +3,16 @@ import cluster from 'node:cluster'
 import {parseBalanceStrategy} from './balancer/strategies.js'
 import {formatError, UserError} from './errors.js'
 import {type AccessLog, accessLogOf} from './proxy/access-log.js'
+import {answerAdminRequests} from './proxy/admin/worker-states.js'
+import {serveWorkersAdmin} from './proxy/admin/workers-admin.js'
 import {parseHashKey} from './proxy/hash-key.js'
-import {parseListenAddress, PROXY_DEFAULTS, runProxy} from './proxy/index.js'
+import {parseListenAddress, PROXY_DEFAULTS, runProxy, type RunningProxy} from './proxy/index.js'
 import type {ListenerOptions} from './proxy/listeners.js'
 import {loadCertStore, pairCertFlags} from './proxy/tls/certs.js'
 import {parseRouteSpec} from './proxy/routes.js'
 import {parseTrustedProxies} from './proxy/trust.js'
 import {runPrimary, type WorkerMessage, workerNumber} from './proxy/workers.js'
+import type {HostPort} from './registry/spec.js'
 import type {Registry} from './registry/types.js'
 
 /** `svc proxy`'s flags as parsed. */
@@ -60,7 +63,7 @@ export async function runGateway(run: GatewayRun): Promise<void> {
   const admin =
     flags['admin-listen'] === undefined ? undefined : parseListenAddress(flags['admin-listen'], '--admin-listen')
   if (flags.workers > 1 && cluster.isPrimary) {
-    await servePrimary(run, listeners)
+    await servePrimary(run, listeners, admin)
     return
   }
 
@@ -90,15 +93,12 @@ export async function runGateway(run: GatewayRun): Promise<void> {
       },
       trustedProxy: parseTrustedProxies(flags['trusted-proxy'] ?? []),
       startTimeoutMs: flags['start-timeout'],
-      admin: worker === undefined || worker === 1 ? admin : undefined,
+      // under --workers the primary serves it, asking every worker
+      admin: worker === undefined ? admin : undefined,
       accessLog,
       log,
     })
-    if (worker === undefined) ready(run.out, running, `routes from ${registry.description}`)
-    else {
-      const {address, plainAddress, tlsAddress, adminAddress} = running
-      send({type: 'ready', address, plainAddress, tlsAddress, adminAddress})
-    }
+    const stopAnswering = announce(run, worker, running, registry.description)
 
     const hup = (): void => {
       running.reload().catch(() => {})
@@ -109,6 +109,7 @@ export async function runGateway(run: GatewayRun): Promise<void> {
     process.off('SIGHUP', hup)
     if (worker === undefined) log(`draining (${running.proxy.active} in flight)`)
     const cut = await running.stop(flags['drain-timeout'])
+    stopAnswering?.()
     if (worker === undefined) log(stopped(cut))
     // the IPC channel would keep the worker alive: let go of it once the primary has the count
     else send({type: 'stopped', cut}, () => process.disconnect?.())
@@ -123,8 +124,29 @@ export async function runGateway(run: GatewayRun): Promise<void> {
   }
 }
 
+/**
+ * Says the proxy is up: its address lines in a single process; in a worker, to the primary, which from then on
+ * asks it for its metrics and routes (until the returned call).
+ */
+function announce(
+  run: GatewayRun,
+  worker: number | undefined,
+  running: RunningProxy,
+  description: string,
+): (() => void) | undefined {
+  if (worker === undefined) {
+    ready(run.out, running, `routes from ${description}`)
+    return undefined
+  }
+
+  const stopAnswering = answerAdminRequests(running.proxy)
+  const {address, plainAddress, tlsAddress} = running
+  send({type: 'ready', address, plainAddress, tlsAddress})
+  return stopAnswering
+}
+
 /** The primary of --workers processes: starts them, passes signals on, and drains them. */
-async function servePrimary(run: GatewayRun, listeners: ListenerOptions): Promise<void> {
+async function servePrimary(run: GatewayRun, listeners: ListenerOptions, at: HostPort | undefined): Promise<void> {
   const {flags, log} = run
   const primary = await runPrimary({
     workers: flags.workers,
@@ -135,12 +157,20 @@ async function servePrimary(run: GatewayRun, listeners: ListenerOptions): Promis
     log,
     ...(await run.workerBackend()),
   })
-  ready(run.out, primary, `${flags.workers} workers`)
+  const admin =
+    at === undefined
+      ? undefined
+      : await serveWorkersAdmin(primary, at).catch(async (error: unknown) => {
+          await primary.stop(0)
+          throw error
+        })
+  ready(run.out, {...primary, adminAddress: admin?.address}, `${flags.workers} workers`)
   // each worker holds its own TLS listener: a reload is theirs to do
   const hup = (): void => primary.forward('SIGHUP')
   if (listeners.tls !== undefined) process.on('SIGHUP', hup)
   await aborted(run.signal)
   process.off('SIGHUP', hup)
+  await admin?.close()
   log('draining')
   log(stopped(await primary.stop(flags['drain-timeout'])))
 }

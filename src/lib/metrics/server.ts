@@ -36,9 +36,14 @@ export function parseHostPort(value: string, flag = '--metrics'): HostPort {
   }
 }
 
+/** What /healthz answers: 200 with `ok`, or 503 with `detail` (one line saying what is down). */
+export type Health = {ok: true} | {ok: false; detail: string}
+
 export interface ServeOptions {
-  /** More GET endpoints, by path: each returns a JSON body (e.g. the proxy's /routes). */
+  /** More GET endpoints, by path: each returns a JSON body, or a promise of one (e.g. the proxy's /routes). */
   json?: Record<string, () => unknown>
+  /** Decides /healthz; always ok when unset. */
+  health?: () => Promise<Health>
   /** GET endpoints that answer an HTML page, by path (e.g. the proxy's route page on /). */
   html?: Record<string, () => string>
   /** What the listener is, for errors: "serve metrics" by default. */
@@ -48,7 +53,7 @@ export interface ServeOptions {
 }
 
 /**
- * Serves GET /metrics (rendered per scrape), GET /healthz, `opts.json` and `opts.html`; another method on one of
+ * Serves GET /metrics (rendered per scrape), GET /healthz (`opts.health`), `opts.json` and `opts.html`; another method on one of
  * those paths gets 405 with `Allow: GET, HEAD`, any other path 404.
  */
 export async function serveMetrics(
@@ -57,7 +62,7 @@ export async function serveMetrics(
   port: number,
   opts: ServeOptions = {},
 ): Promise<MetricsServer> {
-  const server = createServer((req, res) => handle(req, res, exposition, opts.json ?? {}, opts.html ?? {}))
+  const server = createServer((req, res) => handle(req, res, exposition, opts))
   server.keepAliveTimeout = 5000
 
   await new Promise<void>((resolve, reject) => {
@@ -86,13 +91,8 @@ export async function serveMetrics(
   }
 }
 
-function handle(
-  req: IncomingMessage,
-  res: ServerResponse,
-  exposition: Exposition,
-  json: Record<string, () => unknown>,
-  html: Record<string, () => string>,
-): void {
+function handle(req: IncomingMessage, res: ServerResponse, exposition: Exposition, opts: ServeOptions): void {
+  const {json = {}, html = {}} = opts
   const path = (req.url ?? '/').split('?', 1)[0] ?? '/'
   const method = req.method ?? 'GET'
   const known = path === '/metrics' || path === '/healthz' || Object.hasOwn(json, path) || Object.hasOwn(html, path)
@@ -104,7 +104,12 @@ function handle(
 
   const extra = Object.hasOwn(json, path) ? json[path] : undefined
   if (extra) {
-    reply(res, 200, JSON.stringify(extra(), null, 2) + '\n', method, 'application/json')
+    Promise.resolve()
+      .then(extra)
+      .then(
+        (body) => reply(res, 200, JSON.stringify(body, null, 2) + '\n', method, 'application/json'),
+        (error: unknown) => reply(res, 500, `cannot answer ${path}: ${errorMessage(error)}\n`, method),
+      )
     return
   }
 
@@ -123,7 +128,11 @@ function handle(
   }
 
   if (path === '/healthz') {
-    reply(res, 200, 'ok\n', method)
+    const health = opts.health?.() ?? Promise.resolve<Health>({ok: true})
+    health.then(
+      (h) => (h.ok ? reply(res, 200, 'ok\n', method) : reply(res, 503, `${h.detail}\n`, method)),
+      (error: unknown) => reply(res, 503, `${errorMessage(error)}\n`, method),
+    )
     return
   }
 

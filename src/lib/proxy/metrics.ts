@@ -7,6 +7,13 @@ import type {RouteTable, ServiceRoute} from './routes.js'
 /** The label value for requests that named no known service (client-chosen names would be unbounded). */
 export const UNKNOWN_SERVICE = '(unknown)'
 
+/** The instance gauge; under --workers the primary computes it from the merged routes (admin/workers-admin.ts). */
+export const INSTANCES_METRIC = {
+  name: 'svc_proxy_instances',
+  help: 'Instances in the route table, by service and state (in-rotation, ejected, unhealthy).',
+  labelNames: ['service', 'state'] as const,
+}
+
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'other'
 
 /**
@@ -107,9 +114,9 @@ export class ProxyMetrics {
     )
     this.registry.registerMetric(
       new Gauge({
-        name: 'svc_proxy_instances',
-        help: 'Instances in the route table, by service and state (in-rotation, ejected, unhealthy).',
-        labelNames: ['service', 'state'] as const,
+        ...INSTANCES_METRIC,
+        // every worker's table holds the same instances: a sum would count them N times
+        aggregator: 'omit',
         registers: [],
         collect() {
           this.reset()
@@ -130,6 +137,8 @@ export class ProxyMetrics {
         new Counter({
           name,
           help,
+          // every worker follows the same registry: the sum would count each change N times
+          aggregator: 'max',
           registers: [],
           collect() {
             this.reset()

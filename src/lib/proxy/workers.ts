@@ -1,6 +1,6 @@
 import cluster, {type Worker} from 'node:cluster'
 
-/** Set in a worker's environment: its number, 1..N. Worker 1 also serves the admin endpoints. */
+/** Set in a worker's environment: its number, 1..N. The primary serves the admin endpoints, asking every worker. */
 export const WORKER_ENV = 'SVC_PROXY_WORKER'
 
 /** This process's worker number under `svc proxy --workers N`, or undefined in the primary / a single process. */
@@ -12,7 +12,7 @@ export function workerNumber(): number | undefined {
 
 /** What a worker tells the primary. */
 export type WorkerMessage =
-  | {type: 'ready'; address: string; plainAddress?: string; tlsAddress?: string; adminAddress?: string}
+  | {type: 'ready'; address: string; plainAddress?: string; tlsAddress?: string}
   | {type: 'failed'; message: string}
   | {type: 'stopped'; cut: number}
 
@@ -29,11 +29,20 @@ export interface PrimaryOptions {
   log(line: string): void
 }
 
+/** A worker that said it is ready and has not exited since: the ones the admin endpoints ask. */
+export interface ReadyWorker {
+  n: number
+  worker: Worker
+}
+
 export interface RunningPrimary {
+  /** How many workers the primary keeps running. */
+  workers: number
+  /** The workers serving now (a re-forked one counts once it is ready again). */
+  ready(): ReadyWorker[]
   address: string
   plainAddress?: string
   tlsAddress?: string
-  adminAddress?: string
   /** Sends `signal` to every worker (SIGHUP: each reloads its TLS certificates). */
   forward(signal: NodeJS.Signals): void
   /** Asks every worker to drain and waits for them to exit; resolves with the requests cut. */
@@ -48,12 +57,17 @@ export interface RunningPrimary {
 export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> {
   let stopping = false
   const workers = new Map<number, Worker>()
+  const ready = new Set<Worker>()
   let lastRestart = 0
   if (opts.args !== undefined) cluster.setupPrimary({args: opts.args})
   const fork = (n: number): Worker => {
     const worker = cluster.fork({...opts.env, [WORKER_ENV]: String(n)})
     workers.set(n, worker)
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'ready') ready.add(worker)
+    })
     worker.on('exit', (code, signal) => {
+      ready.delete(worker)
       if (workers.get(n) !== worker) return
       workers.delete(n)
       if (stopping) return
@@ -126,13 +140,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<RunningPrimary> 
     throw failure.reason
   }
 
-  const ready = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-  const first = ready[0]!
+  const first = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))[0]!
   return {
+    workers: opts.workers,
+    ready: () =>
+      [...workers].flatMap(([n, worker]) => (ready.has(worker) && worker.isConnected() ? [{n, worker}] : [])),
     address: first.address,
     plainAddress: first.plainAddress,
     tlsAddress: first.tlsAddress,
-    adminAddress: ready.find((r) => r.adminAddress)?.adminAddress,
     forward(signal) {
       for (const worker of workers.values()) worker.process.kill(signal)
     },

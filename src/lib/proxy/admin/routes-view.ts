@@ -1,11 +1,14 @@
 import type {ServiceStats} from '../metrics.js'
 import type {RouteSnapshot, RouteTable} from '../routes.js'
 
+/** One instance as /routes shows it: the table's view plus the requests it served. */
+export type InstanceView = RouteSnapshot['instances'][number] & {requests: number}
+
 /** One service as the admin's /routes shows it: the table's view plus request counters since the start. */
 export interface RouteView extends RouteSnapshot {
   /** Requests answered for this service (all instances, and the proxy's own answers such as 503). */
   requests: number
-  instances: Array<RouteSnapshot['instances'][number] & {requests: number}>
+  instances: InstanceView[]
 }
 
 /** The admin's /routes body: the route table with each service's and instance's request counts (the page's rates). */
