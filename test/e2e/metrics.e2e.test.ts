@@ -123,6 +123,41 @@ describe('/metrics of the built binary', () => {
     }
   })
 
+  it('svc proxy --workers 2: the whole proxy metrics pass promtool, with the documented names and one family each', async () => {
+    const proxy = await startServing(
+      ['proxy', '--workers', '2', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+      /^svc proxy admin on /,
+    )
+    try {
+      const listening = addressOn(proxy.output(), /^svc proxy listening on /)!
+      // one request and one 404 on each of a few connections, so that both workers' families have samples
+      for (let i = 0; i < 4; i++) {
+        for (const target of ['/shop/', '/nowhere/']) {
+          const answer = await request(`http://${listening}${target}`, {reset: true})
+          await answer.body.text()
+        }
+      }
+
+      const {type, body} = await scrape(proxy.address)
+      expect(type).toBe('text/plain; version=0.0.4; charset=utf-8')
+      expect(promtool(body)).toEqual({status: 0, output: ''})
+      const names = served(body, 'svc_')
+      expect(new Set(names).size).toBe(names.length)
+      expect(names.sort()).toEqual(
+        [...documented('svc proxy', 'svc_'), ...documented('svc proxy --workers', 'svc_')].sort(),
+      )
+      // the workers' start times, one each, have no sum: prom-client's aggregator leaves the family out
+      for (const name of documented('Process and Node.js', '').filter((n) => n !== 'process_start_time_seconds')) {
+        expect(served(body, name)).toContain(name)
+      }
+
+      expect(body).toContain('svc_proxy_requests_total{service="shop",code="200"} 4')
+      expect(body).toContain('svc_proxy_requests_total{service="(unknown)",code="404"} 4')
+    } finally {
+      await stop(proxy.child)
+    }
+  })
+
   it('svc agent: passes promtool check metrics and serves exactly the documented svc_agent_* names', async () => {
     // --explicit: the machine's other containers (no SERVICE_NAME) are left alone
     const [port] = await allocatePorts(1)

@@ -4,9 +4,10 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {request} from 'undici'
+import {Pool, request} from 'undici'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import type {MergedRouteView} from '../../src/lib/proxy/admin/merge-routes.js'
 import {openRegistry} from '../../src/lib/registry/index.js'
 import type {RegistrationHandle, Registry} from '../../src/lib/registry/types.js'
 import {eventually, runCli, spawnCli, waitForExit, waitForOutput} from '../helpers/cli.js'
@@ -192,6 +193,63 @@ describe('svc proxy (the built binary)', () => {
       expect(await waitForExit(proxy.child, 15_000)).toBe(0)
       expect(proxy.stderr()).toContain('svc: stopped')
     } finally {
+      proxy.child.kill('SIGKILL')
+    }
+  })
+
+  it('answers the admin endpoints for the whole proxy under --workers 2, through a worker dying and coming back', async () => {
+    const proxy = await startProxy('--workers', '2')
+    const pool = new Pool(`http://${proxy.address}`, {connections: 8})
+    try {
+      // 8 connections at once: node:cluster hands them to the workers in turn, so both serve a share
+      const statuses = await Promise.all(
+        Array.from({length: 200}, async () => {
+          const res = await pool.request({path: '/shop/', method: 'GET'})
+          await res.body.dump()
+          return res.statusCode
+        }),
+      )
+      expect(statuses.filter((s) => s === 200)).toHaveLength(200)
+
+      const metrics = (await get(`http://${proxy.admin}/metrics`)).body
+      expect(metrics).toContain('svc_proxy_requests_total{service="shop",code="200"} 200')
+      expect(metrics).toContain('svc_proxy_request_duration_seconds_count{service="shop"} 200')
+      expect(metrics).toContain('svc_proxy_instances{service="shop",state="in-rotation"} 1')
+      expect(metrics).toContain('svc_proxy_workers{state="up"} 2')
+      const routes = JSON.parse((await get(`http://${proxy.admin}/routes`)).body) as MergedRouteView[]
+      expect(routes).toEqual([
+        expect.objectContaining({
+          service: 'shop',
+          available: 1,
+          requests: 200,
+          instances: [expect.objectContaining({state: 'in-rotation', requests: 200, ejectedIn: 0, workers: 2})],
+        }),
+      ])
+      expect(await get(`http://${proxy.admin}/healthz`)).toEqual({status: 200, body: 'ok\n'})
+      // the route page is the primary's too
+      expect((await get(`http://${proxy.admin}/`)).body).toContain('<title>svc proxy routes</title>')
+
+      // a worker killed: /healthz says so until the primary's new one is ready; the admin keeps answering
+      const [first] = readFileSync(`/proc/${proxy.child.pid}/task/${proxy.child.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+      process.kill(Number(first), 'SIGKILL')
+      expect(
+        await eventually(async () => {
+          const health = await get(`http://${proxy.admin}/healthz`)
+          return health.status === 503 && health
+        }, 5000),
+      ).toEqual({status: 503, body: '1 of 2 workers up\n'})
+      await eventually(async () => (await get(`http://${proxy.admin}/healthz`)).status === 200, 20_000)
+      expect((await get(`http://${proxy.admin}/metrics`)).body).toContain('svc_proxy_workers{state="up"} 2')
+      const after = JSON.parse((await get(`http://${proxy.admin}/routes`)).body) as MergedRouteView[]
+      expect(after[0]?.instances[0]).toMatchObject({state: 'in-rotation', workers: 2})
+      expect(proxy.stderr()).toMatch(/worker \d exited \(SIGKILL\); starting a new one/)
+
+      proxy.child.kill('SIGTERM')
+      expect(await waitForExit(proxy.child, 15_000)).toBe(0)
+    } finally {
+      await pool.close()
       proxy.child.kill('SIGKILL')
     }
   })

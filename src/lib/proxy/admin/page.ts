@@ -1,7 +1,8 @@
 /**
  * The route page the admin listener serves on `/`: one self-contained HTML document (inline CSS and script, no
  * framework, nothing fetched but /routes), redrawn from /routes every second. Rates are the counters' deltas
- * between two reads.
+ * between two reads. Under --workers N, /routes is the whole proxy's (merge-routes.ts): the same fields, plus
+ * `ejectedIn` and `workers` per instance.
  */
 
 const STYLE = `
@@ -48,9 +49,11 @@ function draw(services, now) {
       counts.set(key, i.requests)
       const state = el('span', {class: 'state ' + i.state}, i.state)
       const until = i.ejectedUntil ? ' until ' + new Date(i.ejectedUntil).toLocaleTimeString() : ''
+      // under --workers N each worker ejects on its own
+      const where = i.ejectedIn > 0 && i.workers > 1 ? ' in ' + i.ejectedIn + ' of ' + i.workers + ' workers' : ''
       return el('tr', {'data-instance': i.id},
         el('td', {}, i.id), el('td', {}, i.address), el('td', {}, i.health),
-        el('td', {}, state, until), el('td', {class: 'num'}, String(i.weight)),
+        el('td', {}, state, where, until), el('td', {class: 'num'}, String(i.weight)),
         el('td', {class: 'num'}, String(i.inflight)), el('td', {class: 'num'}, String(i.requests)),
         el('td', {class: 'num'}, rate(key, i.requests, seconds)))
     })
