@@ -67,7 +67,7 @@ export const proxyFlags = {
   }),
   'admin-listen': Flags.string({
     description:
-      'serve the route page (/), /routes, /metrics and /healthz on HOST:PORT (off by default; worker 1 serves it)',
+      'serve the route page (/), /routes, /metrics and /healthz on HOST:PORT (off by default; under --workers N the primary answers for every worker)',
     env: 'SVC_PROXY_ADMIN',
   }),
   'access-log': Flags.string({
