@@ -110,7 +110,7 @@ export class WorkerStates {
         settled = true
         clearTimeout(timer)
         byId.delete(request.id)
-        if (byId.size === 0) this.pending.delete(worker.id)
+        if (byId.size === 0 && this.pending.get(worker.id) === byId) this.pending.delete(worker.id)
         resolve(
           reply === undefined || reply.error !== undefined
             ? undefined
