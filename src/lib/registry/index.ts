@@ -26,7 +26,9 @@ export async function openRegistry(
     }
 
     case 'zk': {
-      return registryOver((await import('./zookeeper/index.js')).createDriver(resolved, opts), opts)
+      // the members are probed while the driver and its client library load: the first session starts at once
+      const early = (await import('./zookeeper/members.js')).probeEarly(resolved, opts.connectTimeoutMs)
+      return registryOver((await import('./zookeeper/index.js')).createDriver(resolved, opts, early), opts)
     }
 
     case 'consul': {

@@ -18,6 +18,7 @@ import {createNode, recordPath, ZkBinding} from './binding.js'
 import {ZK_DEFAULT_SESSION_TIMEOUT_MS, ZkClient, type ZkSpec} from './client.js'
 import {describeEnsemble} from './cluster.js'
 import {Layout} from './layout.js'
+import type {EarlyProbe} from './members.js'
 import {encodePayload} from './records.js'
 import type {Session} from './session.js'
 import {pipelined} from './pipeline.js'
@@ -31,8 +32,9 @@ export {ZK_DEFAULT_SESSION_TIMEOUT_MS, type ZkSpec} from './client.js'
 /** ZooKeeper's floor is two ticks of the server, which it enforces itself; svc's floor is a second. */
 const MIN_TTL_MS = 1000
 
-export function createDriver(spec: ZkSpec, options: BackendOptions): Driver {
-  return new ZooKeeperDriver(spec, options)
+/** `early`: the members' probe openRegistry started before it loaded this module, for the first session. */
+export function createDriver(spec: ZkSpec, options: BackendOptions, early?: EarlyProbe): Driver {
+  return new ZooKeeperDriver(spec, options, early)
 }
 
 /**
@@ -50,8 +52,9 @@ class ZooKeeperDriver implements Driver {
   /** The binding standing for each record this registry wrote, by the core's instance key. */
   private readonly bindings = new Map<string, ZkBinding>()
 
-  constructor(spec: ZkSpec, options: BackendOptions) {
+  constructor(spec: ZkSpec, options: BackendOptions, early?: EarlyProbe) {
     if (spec.hosts.some((h) => h.host.includes(':'))) {
+      early?.cancel()
       throw new UserError(
         'the ZooKeeper client cannot reach IPv6 addresses',
         'name the members by IPv4 address or host name',
@@ -59,7 +62,7 @@ class ZooKeeperDriver implements Driver {
     }
 
     this.description = describeBackend(spec)
-    this.client = new ZkClient(spec, options)
+    this.client = new ZkClient(spec, options, early)
     this.layout = new Layout(spec.base)
     this.options = options
   }
