@@ -65,6 +65,10 @@ class ZooKeeperDriver implements Driver {
     this.client = new ZkClient(spec, options, early)
     this.layout = new Layout(spec.base)
     this.options = options
+    // a notification may be lost across a reconnection or a new session: own records are read back again after one
+    this.client.onEvent(() => {
+      for (const binding of this.bindings.values()) binding.forget()
+    })
   }
 
   async ping(): Promise<void> {
@@ -109,7 +113,8 @@ class ZooKeeperDriver implements Driver {
 
   async readMany(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>> {
     const found = new Map<string, ReadResult>()
-    // own records are read directly by their znode; the others through their service's listing, once per service
+    // own records are read by their znode (not even that while its data watch has not fired); the others through
+    // their service's listing, once per service
     const own: Array<{key: string; binding: ZkBinding}> = []
     const others = new Map<string, Set<string>>()
     for (const k of keys) {
@@ -121,7 +126,8 @@ class ZooKeeperDriver implements Driver {
 
     await this.client.run(`read ${keys.length} records`, async (s) => {
       const missed = await pipelined(own, async ({key, binding}) => {
-        const record = await this.layout.readNode(s, binding.service, binding.child)
+        // read under a data watch that has not fired since: the znode is as it was, no request is made
+        const record = binding.confirmedOn(s) ?? (await binding.readBack(s, this.layout))
         if (record && !isSkipped(record) && record.instance.id === binding.id) found.set(key, record)
         else return binding
         return undefined
