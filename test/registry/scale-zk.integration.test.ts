@@ -19,6 +19,7 @@ const TTL_MS = 10_000
 const QUIET_MS = 4000
 const spec = parseBackend(testCluster('zk').uri)
 if (spec.kind !== 'zk') throw new Error('the zk test cluster has no zk:// URI')
+const members = spec.hosts
 const base = `${spec.base}/scale-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 const opened: Registry[] = []
 let raw: Client | undefined
@@ -40,7 +41,7 @@ async function znodes(client: Client, n: number): Promise<Array<{owner: string; 
 /** The requests every member of the ensemble has received so far (mntr's zk_packets_received, summed). */
 async function packetsReceived(): Promise<number> {
   const counts = await Promise.all(
-    spec.hosts.map(async ({host, port}) => {
+    members.map(async ({host, port}) => {
       const text = await tcpCommand(host, port, 'mntr', 5000)
       return Number(/^zk_packets_received\s+(\d+)/m.exec(text)?.[1] ?? Number.NaN)
     }),
