@@ -1,6 +1,7 @@
 import type {Client} from 'node-zookeeper-client'
 import {afterAll, describe, expect, it} from 'vitest'
 
+import {tcpCommand} from '../../src/lib/net.js'
 import {parseBackend} from '../../src/lib/registry/spec.js'
 import type {Registry} from '../../src/lib/registry/types.js'
 import {testCluster} from '../helpers/clusters.js'
@@ -18,6 +19,7 @@ const TTL_MS = 10_000
 const QUIET_MS = 4000
 const spec = parseBackend(testCluster('zk').uri)
 if (spec.kind !== 'zk') throw new Error('the zk test cluster has no zk:// URI')
+const members = spec.hosts
 const base = `${spec.base}/scale-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 const opened: Registry[] = []
 let raw: Client | undefined
@@ -34,6 +36,17 @@ async function znodes(client: Client, n: number): Promise<Array<{owner: string; 
       return {owner: stat ? stat.ephemeralOwner.toString('hex') : '', version: stat?.version ?? -1}
     }),
   )
+}
+
+/** The requests every member of the ensemble has received so far (mntr's zk_packets_received, summed). */
+async function packetsReceived(): Promise<number> {
+  const counts = await Promise.all(
+    members.map(async ({host, port}) => {
+      const text = await tcpCommand(host, port, 'mntr', 5000)
+      return Number(/^zk_packets_received\s+(\d+)/m.exec(text)?.[1] ?? Number.NaN)
+    }),
+  )
+  return counts.reduce((a, b) => a + b, 0)
 }
 
 describe(`ZooKeeper at ${N} instances (${base})`, () => {
@@ -67,6 +80,15 @@ describe(`ZooKeeper at ${N} instances (${base})`, () => {
     await new Promise((resolve) => {
       setTimeout(resolve, QUIET_MS)
     })
+    expect(watcher.lines.slice(quietFrom)).toEqual([])
+    // the first presence check has read every znode back under a data watch; the next ones read none of them while
+    // the watches have not fired (they read all of them every period: 2,000 reads each 3.3 s, which every other
+    // client of that member waited behind): pings only
+    const packetsFrom = await packetsReceived()
+    await new Promise((resolve) => {
+      setTimeout(resolve, QUIET_MS)
+    })
+    expect(await packetsReceived()).toBeLessThan(packetsFrom + N / 10)
     expect(watcher.lines.slice(quietFrom)).toEqual([])
     const after = await znodes(raw, N)
     expect(after).toEqual(before)

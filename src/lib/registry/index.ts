@@ -26,7 +26,9 @@ export async function openRegistry(
     }
 
     case 'zk': {
-      return registryOver((await import('./zookeeper/index.js')).createDriver(resolved, opts), opts)
+      // the members are probed while the driver and its client library load: the first session starts at once
+      const early = (await import('./zookeeper/members.js')).probeEarly(resolved, opts.connectTimeoutMs)
+      return registryOver((await import('./zookeeper/index.js')).createDriver(resolved, opts, early), opts)
     }
 
     case 'consul': {
@@ -34,7 +36,9 @@ export async function openRegistry(
     }
 
     case 'etcd': {
-      return registryOver((await import('./etcd/index.js')).createDriver(resolved, opts), opts)
+      // the members' HTTP/2 handshakes run while etcd3 and gRPC load: the first call goes out at once
+      const early = (await import('./etcd/handshake.js')).handshakeEarly(resolved, opts.connectTimeoutMs)
+      return registryOver((await import('./etcd/index.js')).createDriver(resolved, opts, early), opts)
     }
   }
 }

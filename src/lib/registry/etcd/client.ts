@@ -8,6 +8,7 @@ import {withPolicy} from '../core/policy.js'
 import {type BackendOptions, backoffDelay, type RetryPolicy} from '../options.js'
 import {type BackendSpec, formatHosts} from '../spec.js'
 import {connectFailure, type ErrorContext, MemberSkippedError, toBackendError} from './errors.js'
+import {type EarlyHandshakes, HANDSHAKE_TIMEOUT_MS, memberUrls} from './handshake.js'
 import {EtcdMembers, type HandshakeOutcome, hostOf, memberPolicy, type PolicyLike, quietPolicy} from './members.js'
 import {diagnoseTls, muteIpServerNameWarning, type Pem, readPem, securityOptions, unusableTlsFiles} from './security.js'
 
@@ -22,8 +23,6 @@ interface OperationScope {
 
 /** A TLS handshake with a member that just refused gRPC takes milliseconds; the diagnosis must not hold errors up. */
 const TLS_PROBE_TIMEOUT_MS = 1000
-/** How long the first contact waits for some member's HTTP/2 handshake before letting gRPC try them in turn. */
-const HANDSHAKE_TIMEOUT_MS = 1000
 
 /**
  * The one etcd3 client of a registry: every request runs through `op`, bounded as a whole by the connect timeout
@@ -48,19 +47,20 @@ export class EtcdConnection {
   private reached = false
   private closed = false
 
-  constructor(spec: EtcdSpec, options: BackendOptions) {
+  /** `early`: the handshakes openRegistry started before it loaded etcd3, for the first choice of a member. */
+  constructor(spec: EtcdSpec, options: BackendOptions, early?: EarlyHandshakes) {
     // every operation in flight listens for close: a burst of them is normal, not a leak
     setMaxListeners(0, this.closing.signal)
     this.spec = spec
     this.options = options
     this.prefix = spec.prefix
     this.addresses = formatHosts(spec.hosts)
-    const scheme = spec.tls ? 'https' : 'http'
-    this.urls = spec.hosts.map((h) => `${scheme}://${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`)
+    this.urls = memberUrls(spec)
     this.attemptMs = Math.min(2000, Math.max(500, Math.round(options.requestTimeoutMs / 4)))
     this.authOrder = [...this.urls]
     this.context = {addresses: this.addresses, prefix: spec.prefix, user: spec.auth?.user}
-    this.pool = new EtcdMembers(this.urls, () => this.pem, Math.min(HANDSHAKE_TIMEOUT_MS, options.connectTimeoutMs))
+    const handshakeMs = Math.min(HANDSHAKE_TIMEOUT_MS, options.connectTimeoutMs)
+    this.pool = new EtcdMembers(this.urls, () => this.pem, handshakeMs, early)
   }
 
   get signal(): AbortSignal {
@@ -143,6 +143,7 @@ export class EtcdConnection {
     if (this.closed) return
     this.closed = true
     this.closing.abort()
+    this.pool.close()
     this.client?.close()
     this.client = undefined
   }

@@ -10,6 +10,7 @@ import {describeBackend} from '../spec.js'
 import type {ClusterInfo, ServiceSummary} from '../types.js'
 import {EtcdConnection, type EtcdSpec} from './client.js'
 import {describeCluster} from './cluster.js'
+import type {EarlyHandshakes} from './handshake.js'
 import {KeyBinding, type LeaseHolder} from './binding.js'
 import {leaseSeconds, MIN_TTL_MS, SharedLease} from './lease.js'
 import {KeyReader} from './reads.js'
@@ -24,8 +25,9 @@ const PUT_ROUNDS = 3
  * The etcd v3 driver: one key per instance under `<prefix>/<service>/<id>`, every key of the registry on one lease
  * (per TTL) that the registry keeps alive, as etcd's own clients do per process or session.
  */
-export function createDriver(spec: EtcdSpec, options: BackendOptions): Driver {
-  return new EtcdDriver(spec, options)
+/** `early`: the handshakes openRegistry started before it loaded this module, for the first choice of a member. */
+export function createDriver(spec: EtcdSpec, options: BackendOptions, early?: EarlyHandshakes): Driver {
+  return new EtcdDriver(spec, options, early)
 }
 
 /** A shared lease being granted, or granted. */
@@ -49,9 +51,9 @@ class EtcdDriver implements Driver, LeaseHolder {
   private readonly watches = new Map<PrefixWatch, DriverWatchSink>()
   private readonly listeners = new Set<(event: DriverEvent) => void>()
 
-  constructor(spec: EtcdSpec, options: BackendOptions) {
+  constructor(spec: EtcdSpec, options: BackendOptions, early?: EarlyHandshakes) {
     this.description = describeBackend(spec)
-    this.connection = new EtcdConnection(spec, options)
+    this.connection = new EtcdConnection(spec, options, early)
     this.reader = new KeyReader(this.connection)
     this.secured = spec.tls !== undefined || spec.auth !== undefined
     this.connection.pool.onChange((detail) => this.emit({type: 'member-changed', detail}))

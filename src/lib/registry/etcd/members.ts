@@ -1,15 +1,16 @@
 import {isRecoverableError} from 'etcd3'
-import http2 from 'node:http2'
 
 import {MemberPool} from '../core/policy.js'
 import {MemberSkippedError} from './errors.js'
+import {type EarlyHandshakes, type Handshake, handshake, type HandshakeOutcome} from './handshake.js'
 import type {Pem} from './security.js'
+
+export type {HandshakeOutcome} from './handshake.js'
 
 const BREAKER_INITIAL_MS = 1000
 const BREAKER_MAX_MS = 10_000
-
-/** How a member answered an HTTP/2 handshake: its SETTINGS frame, or the system error of the connection. */
-export type HandshakeOutcome = {url: string; ok: true} | {url: string; ok: false; code: string; message: string}
+/** Early handshakes stand for the first race when it starts this soon after them (a one-shot command's). */
+const EARLY_FRESH_MS = 1000
 
 /** A member's recent failures; it is skipped while open, unless every member is: then calls go through as probes. */
 class MemberBreaker {
@@ -48,9 +49,17 @@ export class EtcdMembers {
     readonly urls: readonly string[],
     private readonly pem: () => Pem | undefined,
     private readonly handshakeMs: number,
+    /** The handshakes openRegistry started while the client library loaded, until the first race uses them. */
+    private early?: EarlyHandshakes,
   ) {
     for (const url of urls) this.breakers.set(url, new MemberBreaker())
     this.memory = new MemberPool(urls)
+  }
+
+  /** Drops the early handshakes if no race used them (the registry closes). */
+  close(): void {
+    this.early?.cancel()
+    this.early = undefined
   }
 
   /** The member that serves the calls, once one has answered. */
@@ -113,7 +122,7 @@ export class EtcdMembers {
     const order = this.memory.order()
     const candidates = order.filter((url) => !this.breakerOf(url).isOpen(Date.now()))
     const asked = candidates.length > 0 ? candidates : order
-    const attempts = asked.map((url) => handshake(url, this.pem(), this.handshakeMs))
+    const attempts = this.takeEarly(asked) ?? asked.map((url) => handshake(url, this.pem(), this.handshakeMs))
     return new Promise((resolve) => {
       const outcomes: HandshakeOutcome[] = []
       for (const attempt of attempts) {
@@ -130,6 +139,17 @@ export class EtcdMembers {
           .catch(() => {})
       }
     })
+  }
+
+  /** The early handshakes, when they are of these members and recent enough to stand for new ones. */
+  private takeEarly(asked: readonly string[]): Handshake[] | undefined {
+    const {early} = this
+    this.early = undefined
+    if (!early) return undefined
+    const same = early.attempts.length === asked.length && early.attempts.every((a) => asked.includes(a.url))
+    if (same && Date.now() - early.at < EARLY_FRESH_MS) return early.attempts
+    early.cancel()
+    return undefined
   }
 
   private breakerOf(url: string): MemberBreaker {
@@ -177,43 +197,6 @@ export function quietPolicy(execute: Execute): PolicyLike {
     execute,
   }
 }
-
-/** Opens an HTTP/2 connection to one member and waits for its SETTINGS frame, within `timeoutMs`. */
-export function handshake(
-  url: string,
-  pem: Pem | undefined,
-  timeoutMs: number,
-): {outcome: Promise<HandshakeOutcome>; cancel: () => void} {
-  let cancel = ignore
-  const outcome = new Promise<HandshakeOutcome>((resolve) => {
-    let settled = false
-    const session = http2.connect(url, pem ? {ca: pem.ca, cert: pem.cert, key: pem.key} : {})
-    const finish = (result: HandshakeOutcome): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      session.destroy()
-      resolve(result)
-    }
-
-    cancel = () => finish({url, ok: false, code: 'ECANCELED', message: 'another member answered first'})
-    const timer = setTimeout(
-      () => finish({url, ok: false, code: 'ETIMEDOUT', message: `no answer within ${timeoutMs} ms`}),
-      timeoutMs,
-    )
-    session.once('remoteSettings', () => finish({url, ok: true}))
-    session.on('error', (error: NodeJS.ErrnoException) =>
-      finish({url, ok: false, code: error.code ?? 'ERROR', message: error.message}),
-    )
-    session.once('close', () =>
-      finish({url, ok: false, code: 'ECONNRESET', message: 'the member closed the connection'}),
-    )
-  })
-  return {outcome, cancel}
-}
-
-/** The cancel of a handshake that has not started. */
-function ignore(): void {}
 
 export function hostOf(url: string): string {
   try {

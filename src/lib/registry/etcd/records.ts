@@ -68,20 +68,29 @@ export async function scanRange(
   range: Range,
   visit: (key: string, kv: IKeyValue) => void,
 ): Promise<number> {
-  let start = range.start
-  let revision: number | undefined
-  for (;;) {
-    const from = start
-    const response = await connection.op((client) => {
+  const page = (from: Buffer, revision?: number) =>
+    connection.op((client) => {
       const read = client.getAll().inRange({start: from, end: range.end}).limit(PAGE)
       return (revision === undefined ? read : read.revision(revision)).exec()
     })
+  let pending = page(range.start)
+  // every page is read at the revision of the first
+  let revision: number | undefined
+  for (;;) {
+    const response = await pending
     revision ??= Number(response.header.revision)
-    for (const kv of response.kvs) visit(kv.key.toString(), kv)
     const last = response.kvs.at(-1)
-    if (!response.more || !last) return revision
-    // the next page starts just after the last key read
-    start = Buffer.concat([last.key, Buffer.from([0])])
+    const more = response.more && last !== undefined
+    // the next page (just after the last key read) is asked for before this one is visited: the server reads it
+    // while this process decodes this one
+    if (more) {
+      pending = page(Buffer.concat([last.key, Buffer.from([0])]), revision)
+      // a visit that throws leaves it unawaited
+      pending.catch(() => {})
+    }
+
+    for (const kv of response.kvs) visit(kv.key.toString(), kv)
+    if (!more) return revision
   }
 }
 

@@ -1,11 +1,11 @@
 import {UserError} from '../../errors.js'
-import {isSkipped, type Binding, type OwnedRecord} from '../core/driver.js'
+import {isSkipped, type Binding, type OwnedRecord, type ReadResult} from '../core/driver.js'
 import type {ZkClient} from './client.js'
 import {zkError} from './errors.js'
 import type {Layout} from './layout.js'
 import {decodeZnode, encodePayload, nodeName} from './records.js'
 import type {Session} from './session.js'
-import {createEphemeral, data, mkdirp, remove, setData} from './znodes.js'
+import {createEphemeral, data, mkdirp, remove, setData, type Watcher} from './znodes.js'
 
 /** A record's ephemeral znode, bound to the session that created it: the record lives as long as that session. */
 export class ZkBinding implements Binding {
@@ -15,8 +15,20 @@ export class ZkBinding implements Binding {
   readonly id: string
   /** The znode's name under its service. */
   readonly child: string
+  /**
+   * Armed on the znode by every read-back: ZooKeeper says when the znode is deleted or its data changes (whoever
+   * did it), so until then the record read last still stands and the presence check need not read it again.
+   */
+  readonly watcher: Watcher = () => {
+    this.changes++
+    this.confirmed = undefined
+  }
+
   private readonly client: ZkClient
   private readonly released: (binding: ZkBinding) => void
+  /** Notifications seen: a read that one overtook cannot be trusted. */
+  private changes = 0
+  private confirmed?: {session: Session; record: ReadResult}
 
   constructor(
     client: ZkClient,
@@ -44,7 +56,29 @@ export class ZkBinding implements Binding {
   }
 
   async release(): Promise<void> {
+    this.forget()
     this.released(this)
+  }
+
+  /** The record as read last under the data watch on `session`, while the watch has not fired. */
+  confirmedOn(session: Session): ReadResult | undefined {
+    const known = this.confirmed
+    return known && known.session === session && !session.dead ? known.record : undefined
+  }
+
+  /** Reads the znode back and arms the data watch; the record is kept when it is still this binding's. */
+  async readBack(session: Session, layout: Layout): Promise<ReadResult | undefined> {
+    const before = this.changes
+    const record = await layout.readNode(session, this.service, this.child, this.watcher)
+    const ours = record !== undefined && !isSkipped(record) && record.instance.id === this.id
+    // a notification that came while the read was on its way may be about a change the read did not see
+    this.confirmed = ours && this.changes === before ? {session, record} : undefined
+    return record
+  }
+
+  /** Forgets the record read last (a reconnection, after which a notification may have been lost). */
+  forget(): void {
+    this.confirmed = undefined
   }
 }
 

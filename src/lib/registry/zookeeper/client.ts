@@ -8,13 +8,16 @@ import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {type BackendSpec, type Credentials, formatHosts} from '../spec.js'
 import {effectiveZkAcl} from '../zk-acl.js'
 import {authFailed, BACKEND, closedError, toBackendError, unavailable, zkError} from './errors.js'
-import {probeMembers} from './members.js'
+import {type EarlyProbe, memberAddresses, probeMembers} from './members.js'
 import {toAcl} from './security.js'
 import {Session, type SessionChange} from './session.js'
 
 export type ZkSpec = Extract<BackendSpec, {kind: 'zk'}>
 
 export const ZK_DEFAULT_SESSION_TIMEOUT_MS = 10_000
+
+/** An early probe serves the first session when that opens this soon after it started (a one-shot command's). */
+const EARLY_PROBE_FRESH_MS = 1000
 
 /** What follows the client's sessions: a watch re-arms itself on every (re)connection and new session. */
 export interface SessionFollower {
@@ -46,13 +49,16 @@ export class ZkClient {
   private lostTimer?: NodeJS.Timeout
   private sessionTimeoutMs = ZK_DEFAULT_SESSION_TIMEOUT_MS
   private closed = false
+  /** The members' probe that openRegistry started while the library loaded, until the first session uses it. */
+  private early?: EarlyProbe
 
-  constructor(spec: ZkSpec, options: BackendOptions) {
+  constructor(spec: ZkSpec, options: BackendOptions, early?: EarlyProbe) {
     this.hosts = formatHosts(spec.hosts)
     this.auth = spec.auth
     this.acl = toAcl(effectiveZkAcl(spec.acl, spec.auth !== undefined), spec.auth)
     this.options = options
-    this.pool = new MemberPool(spec.hosts.map((h) => `${h.host}:${h.port}`))
+    this.pool = new MemberPool(memberAddresses(spec))
+    this.early = early
   }
 
   get isClosed(): boolean {
@@ -140,6 +146,7 @@ export class ZkClient {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.lostTimer)
+    this.early?.cancel()
     for (const follower of this.followers) follower.end()
     this.followers.clear()
     this.listeners.clear()
@@ -153,7 +160,11 @@ export class ZkClient {
   private async open(): Promise<Session> {
     const {connectTimeoutMs} = this.options
     const deadline = Date.now() + connectTimeoutMs
-    const order = await probeMembers(this.pool, connectTimeoutMs)
+    const {early} = this
+    this.early = undefined
+    const fresh = early !== undefined && Date.now() - early.at < EARLY_PROBE_FRESH_MS
+    if (!fresh) early?.cancel()
+    const order = await (fresh ? early.order : probeMembers(this.pool, connectTimeoutMs))
     if (this.closed) throw closedError()
     if (order.failure !== undefined) throw unavailable(this.hosts, order.failure)
     const session = new Session({

@@ -55,12 +55,6 @@ const RULES: ReadonlyMap<number, CodeRule> = new Map<number, CodeRule>([
   [Exception.SESSION_EXPIRED, {transient: true}],
 ])
 
-/** Why no connection could be opened, from the probes' socket errors: known at once, never worth waiting for. */
-export const CONNECT_FAILURES: ReadonlyMap<string, string> = new Map([
-  ['not-found', 'address not found'],
-  ['refused', 'connection refused'],
-])
-
 export function codeOf(error: unknown): number | undefined {
   return error instanceof Exception ? error.getCode() : undefined
 }

@@ -18,6 +18,7 @@ import {createNode, recordPath, ZkBinding} from './binding.js'
 import {ZK_DEFAULT_SESSION_TIMEOUT_MS, ZkClient, type ZkSpec} from './client.js'
 import {describeEnsemble} from './cluster.js'
 import {Layout} from './layout.js'
+import type {EarlyProbe} from './members.js'
 import {encodePayload} from './records.js'
 import type {Session} from './session.js'
 import {pipelined} from './pipeline.js'
@@ -31,8 +32,9 @@ export {ZK_DEFAULT_SESSION_TIMEOUT_MS, type ZkSpec} from './client.js'
 /** ZooKeeper's floor is two ticks of the server, which it enforces itself; svc's floor is a second. */
 const MIN_TTL_MS = 1000
 
-export function createDriver(spec: ZkSpec, options: BackendOptions): Driver {
-  return new ZooKeeperDriver(spec, options)
+/** `early`: the members' probe openRegistry started before it loaded this module, for the first session. */
+export function createDriver(spec: ZkSpec, options: BackendOptions, early?: EarlyProbe): Driver {
+  return new ZooKeeperDriver(spec, options, early)
 }
 
 /**
@@ -50,8 +52,9 @@ class ZooKeeperDriver implements Driver {
   /** The binding standing for each record this registry wrote, by the core's instance key. */
   private readonly bindings = new Map<string, ZkBinding>()
 
-  constructor(spec: ZkSpec, options: BackendOptions) {
+  constructor(spec: ZkSpec, options: BackendOptions, early?: EarlyProbe) {
     if (spec.hosts.some((h) => h.host.includes(':'))) {
+      early?.cancel()
       throw new UserError(
         'the ZooKeeper client cannot reach IPv6 addresses',
         'name the members by IPv4 address or host name',
@@ -59,9 +62,13 @@ class ZooKeeperDriver implements Driver {
     }
 
     this.description = describeBackend(spec)
-    this.client = new ZkClient(spec, options)
+    this.client = new ZkClient(spec, options, early)
     this.layout = new Layout(spec.base)
     this.options = options
+    // a notification may be lost across a reconnection or a new session: own records are read back again after one
+    this.client.onEvent(() => {
+      for (const binding of this.bindings.values()) binding.forget()
+    })
   }
 
   async ping(): Promise<void> {
@@ -106,7 +113,8 @@ class ZooKeeperDriver implements Driver {
 
   async readMany(keys: readonly RecordKey[]): Promise<Map<string, ReadResult>> {
     const found = new Map<string, ReadResult>()
-    // own records are read directly by their znode; the others through their service's listing, once per service
+    // own records are read by their znode (not even that while its data watch has not fired); the others through
+    // their service's listing, once per service
     const own: Array<{key: string; binding: ZkBinding}> = []
     const others = new Map<string, Set<string>>()
     for (const k of keys) {
@@ -118,7 +126,8 @@ class ZooKeeperDriver implements Driver {
 
     await this.client.run(`read ${keys.length} records`, async (s) => {
       const missed = await pipelined(own, async ({key, binding}) => {
-        const record = await this.layout.readNode(s, binding.service, binding.child)
+        // read under a data watch that has not fired since: the znode is as it was, no request is made
+        const record = binding.confirmedOn(s) ?? (await binding.readBack(s, this.layout))
         if (record && !isSkipped(record) && record.instance.id === binding.id) found.set(key, record)
         else return binding
         return undefined

@@ -5,6 +5,7 @@ import {BackendError, errorMessage} from '../../errors.js'
 import type {Credentials} from '../spec.js'
 import {BACKEND, closedError, expiredError} from './errors.js'
 import {authInfo} from './security.js'
+import {batchWrites, readWholeFrames, type WireInternals} from './wire.js'
 
 export type Done<T> = (error: Error | zookeeper.Exception | null, value?: T) => void
 export type SessionChange = 'connected' | 'disconnected' | 'expired'
@@ -14,8 +15,7 @@ const SPIN_DELAY_MS = 250
 const CLOSE_WAIT_MS = 1000
 
 /** The parts of node-zookeeper-client's connection manager svc needs and the library does not expose. */
-interface ConnectionInternals {
-  socket?: Socket
+interface ConnectionInternals extends WireInternals {
   state: number
   servers?: Array<{host: string; port: string | number}>
   connectTimeoutHandler?: NodeJS.Timeout | null
@@ -67,6 +67,8 @@ export class Session {
   private readonly inflight = new Set<(error: unknown) => void>()
   private watchdog?: NodeJS.Timeout
   private socket?: Socket
+  /** The sockets corked for the rest of this turn of the event loop. */
+  private readonly corked = new WeakSet<Socket>()
   /** How long one member may take to answer the handshake: the Java client's share of the timeout per member. */
   private readonly handshakeMs: number
 
@@ -76,6 +78,8 @@ export class Session {
     this.acl = options.acl
     this.handshakeMs = Math.max(500, Math.floor(timeoutMs / hosts.split(',').length))
     this.client = zookeeper.createClient(hosts, {sessionTimeout: timeoutMs, spinDelay: SPIN_DELAY_MS, retries: 0})
+    const cm = internals(this.client)
+    if (cm) readWholeFrames(cm)
     if (options.preferred?.length) this.prefer(options.preferred)
     // the library sends it again on every (re)connection of this session; a new session gets it from its constructor
     if (auth) this.client.addAuthInfo('digest', authInfo(auth))
@@ -165,6 +169,8 @@ export class Session {
   call<T>(invoke: (done: Done<T>) => void): Promise<T> {
     if (this.closed) return Promise.reject(this.closeReason)
     if (this.expired) return Promise.reject(expiredError(this.idHex))
+    const cm = internals(this.client)
+    if (cm) batchWrites(cm, this.corked)
     return new Promise<T>((resolve, reject) => {
       this.inflight.add(reject)
       try {
