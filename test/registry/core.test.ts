@@ -1,14 +1,16 @@
 import {describe, expect, it} from 'vitest'
 
-import {UserError} from '../../src/lib/errors.js'
+import {BackendError, UserError} from '../../src/lib/errors.js'
 import {decodeFields, decodeJson, encodeJson} from '../../src/lib/registry/core/codec.js'
 import {isSkipped} from '../../src/lib/registry/core/driver.js'
 import {ForeignRecords} from '../../src/lib/registry/core/foreign.js'
 import {currentOwner, ownerAlive, sameOwner} from '../../src/lib/registry/core/owner.js'
+import {MemberPool, withPolicy} from '../../src/lib/registry/core/policy.js'
 import {toInstance, validateAddress, validateInstanceId} from '../../src/lib/registry/validate.js'
 
 const fields = {service: 'web', id: 'w1', address: '127.0.0.1', port: 8080}
 const place = {key: '/services/web/w1', service: 'web'}
+const transient = (): BackendError => new BackendError('etcd', 'member gone', {transient: true})
 
 describe('the codec', () => {
   it('reads a record without health as unknown, tags and meta as empty, and no owner as none', () => {
@@ -84,5 +86,45 @@ describe('the foreign-record rule', () => {
     expect(logs).toHaveLength(2)
     expect(logs[0]).toBe('skipping /services/x/1: it is not JSON')
     expect(logs[1]).toMatch(/^skipping a\/b: it is not a service name svc can use/)
+  })
+})
+
+describe('the policy', () => {
+  it('retries transient errors within the deadline and throws permanent ones at once', async () => {
+    const retry = {attempts: 3, initialDelayMs: 1, maxDelayMs: 5}
+    let calls = 0
+    const value = await withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 1000, retry}, async () => {
+      calls++
+      if (calls < 3) throw transient()
+      return 'ok'
+    })
+    expect([value, calls]).toEqual(['ok', 3])
+    calls = 0
+    const permanent = new BackendError('etcd', 'denied', {transient: false})
+    await expect(
+      withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 1000, retry}, async () => {
+        calls++
+        throw permanent
+      }),
+    ).rejects.toBe(permanent)
+    expect(calls).toBe(1)
+    await expect(
+      withPolicy({backend: 'etcd', what: 'listing', deadlineMs: 50, retry}, () => new Promise(() => {})),
+    ).rejects.toThrow('listing took longer than 50 ms')
+  })
+
+  it('starts from the member that answered last, so a frozen first member costs one timeout once', async () => {
+    const pool = new MemberPool(['frozen', 'b', 'c'])
+    const tried: string[] = []
+    const call = (member: string): Promise<string> => {
+      tried.push(member)
+      return member === 'frozen' ? Promise.reject(transient()) : Promise.resolve(member)
+    }
+
+    expect(await pool.first(call)).toBe('b')
+    expect(await pool.first(call)).toBe('b')
+    expect(tried).toEqual(['frozen', 'b', 'b'])
+    expect(pool.order()).toEqual(['b', 'c', 'frozen'])
+    await expect(pool.first(() => Promise.reject(transient()))).rejects.toThrow('member gone')
   })
 })

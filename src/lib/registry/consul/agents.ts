@@ -5,8 +5,8 @@ import type {IncomingHttpHeaders} from 'node:http'
 
 import {formatDuration} from '../../duration.js'
 import {BackendUnavailableError} from '../../errors.js'
-import {type MemberCallPolicy, MemberPool, withMembers} from '../core/policy.js'
-import type {BackendOptions} from '../options.js'
+import {MemberPool} from '../core/policy.js'
+import {backoffDelay, type BackendOptions, sleep} from '../options.js'
 import {formatHosts, type HostPort} from '../spec.js'
 import {AgentClients, type ConsulSpec, type Lane} from './clients.js'
 import {ConsulError, type ErrorContext, NO_LEADER_HINT, toConsulError, type Unreachable} from './errors.js'
@@ -43,6 +43,20 @@ export type ReadOptions = {index?: string; stale?: boolean; wait?: string}
 /** How long a blocking query waits for a change; Consul adds up to 1/16 of it as jitter. */
 export const WAIT_MS = 30_000
 const STALE_AFTER_NO_LEADER_MS = 30_000
+/** What one call has seen so far. */
+interface CallState {
+  started: number
+  deadline: number
+  /** Until some agent answers, the call gives up after the connect timeout. */
+  noAnswerDeadline: number
+  /** The agents that did not answer in this round. */
+  round: Map<number, ConsulError>
+  rounds: number
+  retries: number
+  answered?: ConsulError
+  unreachable?: ConsulError
+}
+
 /** Bound for the /v1/status/leader probe that tells a dead agent from one that waits (for a leader). */
 const PROBE_MS = 1000
 /** A read that has no answer by then is also sent to the next agent: a frozen agent costs this, not a timeout. */
@@ -72,8 +86,6 @@ export class Agents {
   readonly lifetime = new AbortController()
   /** The agent that answered last is asked first (a frozen first agent costs one timeout, not one a call). */
   private readonly pool: MemberPool<number>
-  /** What Consul tells the core's member policy: which errors mean "no answer", and how to say that none answered. */
-  private readonly hooks: Omit<MemberCallPolicy<number>, 'deadlineMs' | 'attemptMs'>
   /** Reads go to the leader (default consistency) unless it was missing lately; then any server answers (stale). */
   private staleUntil = 0
   private failing = false
@@ -89,22 +101,6 @@ export class Agents {
     this.hosts = this.clients.hosts
     this.token = this.clients.token
     this.pool = new MemberPool(this.hosts.map((_, i) => i))
-    this.hooks = {
-      firstAnswerMs: options.connectTimeoutMs,
-      retry: options.retry,
-      unreachable: (error) => error instanceof ConsulError && error.unreachable !== undefined,
-      hopeless: (round, elapsedMs) => this.unavailable(round, elapsedMs),
-      noAnswer: (elapsedMs, last) =>
-        new BackendUnavailableError('consul', this.all(), `no answer after ${formatDuration(elapsedMs)}`, last),
-      movedOn: (from, to, error) =>
-        this.switched(
-          from,
-          to,
-          error instanceof ConsulError
-            ? error
-            : new ConsulError(`consul agent ${this.name(from)} is slow to answer`, {transient: true}),
-        ),
-    }
   }
 
   get count(): number {
@@ -112,7 +108,7 @@ export class Agents {
   }
 
   get active(): number {
-    return this.pool.current
+    return this.pool.order()[0]!
   }
 
   get defaultAttemptMs(): number {
@@ -143,8 +139,17 @@ export class Agents {
   }
 
   /** Makes `to` (default: the next agent) current, unless another request already moved on; logs once per outage. */
-  failOver(from: number, error: ConsulError, to?: number): void {
-    if (this.pool.failed(from, to)) this.switched(from, this.active, error)
+  failOver(from: number, error: ConsulError, to = (from + 1) % this.hosts.length): void {
+    if (this.hosts.length < 2 || this.active !== from || to === from) return
+    // known not to answer: ask `to` first from now on
+    this.pool.answered(to)
+    if (!this.failing) {
+      this.failing = true
+      if (this.answered)
+        this.options.log(`consul agent ${this.name(from)} failed (${error.message}); switching to ${this.name(to)}`)
+    }
+
+    this.events.emit('switch', from, to, error.message)
   }
 
   /**
@@ -160,10 +165,32 @@ export class Agents {
     probeMs = PROBE_MS,
     lane: Lane = 'shared',
   ): Promise<T> {
+    this.assertOpen()
+    const ctx = new EventEmitter()
+    const cancel = (): void => {
+      ctx.emit('cancel')
+    }
+
+    const signals = signal ? [signal, this.lifetime.signal] : [this.lifetime.signal]
+    for (const s of signals) s.addEventListener('abort', cancel, {once: true})
     try {
-      return await this.send(agent, request, timeoutMs, signal, lane)
+      if (signals.some((s) => s.aborted)) throw new Error('aborted')
+      const value = await request(this.clients.get(agent, lane), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
+      this.answered = true
+      if (agent === this.active) this.failing = false
+      return value
     } catch (error) {
-      throw await this.explain(agent, error, probeMs, signal)
+      if (signals.some((s) => s.aborted)) {
+        throw new ConsulError('the consul request was cancelled', {cause: error, transient: false})
+      }
+
+      const converted = toConsulError(error, this.errorContext(agent))
+      const failure =
+        converted.timedOut && probeMs > 0 ? await this.explainTimeout(agent, converted, probeMs, signal) : converted
+      if (/no cluster leader/.test(failure.message)) this.staleUntil = Date.now() + STALE_AFTER_NO_LEADER_MS
+      throw failure
+    } finally {
+      for (const s of signals) s.removeEventListener('abort', cancel)
     }
   }
 
@@ -193,96 +220,131 @@ export class Agents {
   }
 
   /**
-   * A read: like `call`, and when the current agent has not answered within HEDGE_MS, the next one is asked as
-   * well: the first answer wins and its agent becomes current. Only for reads (a write twice would register twice).
+   * A read sent to the current agent and, when it has not answered within HEDGE_MS, to the next one as well: the
+   * first answer wins and its agent becomes current. Only for reads (a write twice would register twice).
    */
   async read<T>(request: Request<T>, opts: CallOptions = {}): Promise<{agent: number; value: T}> {
-    return this.run(request, opts, HEDGE_MS)
+    if (this.hosts.length < 2) return this.call(request, opts)
+    const first = this.active
+    const second = (first + 1) % this.hosts.length
+    const race = new AbortController()
+    const stop = (): void => race.abort()
+    opts.signal?.addEventListener('abort', stop, {once: true})
+    const attemptMs = Math.min(opts.attemptMs ?? this.defaultAttemptMs, this.options.connectTimeoutMs)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const primary = this.attempt(first, request, attemptMs, race.signal, PROBE_MS, opts.lane).then((value) => ({
+        agent: first,
+        value,
+      }))
+      const hedge = new Promise<{agent: number; value: T}>((resolve, reject) => {
+        let sent = false
+        const send = (): void => {
+          if (sent) return
+          sent = true
+          clearTimeout(timer)
+          this.attempt(second, request, attemptMs, race.signal, 0, opts.lane).then(
+            (value) => resolve({agent: second, value}),
+            reject,
+          )
+        }
+
+        timer = setTimeout(send, HEDGE_MS)
+        // a first agent that refuses at once is not waited for
+        primary.catch(() => {
+          if (!race.signal.aborted) send()
+        })
+      })
+      const won = await Promise.any([primary, hedge])
+      if (won.agent !== first) {
+        this.failOver(
+          first,
+          new ConsulError(`consul agent ${this.name(first)} is slow to answer`, {transient: true}),
+          won.agent,
+        )
+      }
+
+      return won
+    } catch {
+      if (opts.signal?.aborted) throw new ConsulError('the consul request was cancelled', {transient: false})
+      return this.call(request, opts)
+    } finally {
+      clearTimeout(timer)
+      race.abort()
+      opts.signal?.removeEventListener('abort', stop)
+    }
   }
 
   /**
-   * A request under the core's member policy: an agent that does not answer makes the next one current; transient
-   * errors are retried with backoff. When every agent refuses or is not found: at once, BackendUnavailableError
-   * saying so; when none answers within connectTimeoutMs: BackendUnavailableError.
+   * A request with fail-over: an agent that does not answer makes the next one current; transient errors are
+   * retried with backoff. When every agent refuses or is not found: at once, BackendUnavailableError saying so;
+   * when none answers within connectTimeoutMs: BackendUnavailableError.
    */
   async call<T>(request: Request<T>, opts: CallOptions = {}): Promise<{agent: number; value: T}> {
-    return this.run(request, opts)
-  }
-
-  private async run<T>(request: Request<T>, opts: CallOptions, hedgeMs?: number): Promise<{agent: number; value: T}> {
-    const policy: MemberCallPolicy<number> = {
-      ...this.hooks,
-      deadlineMs: opts.deadlineMs ?? this.options.requestTimeoutMs,
-      attemptMs: opts.attemptMs ?? this.defaultAttemptMs,
-      ...(opts.signal ? {signal: opts.signal} : {}),
-      ...(hedgeMs === undefined ? {} : {hedgeMs}),
-      explain: (agent, error, withinMs) => this.explain(agent, error, Math.min(PROBE_MS, withinMs), opts.signal),
+    const started = Date.now()
+    const deadline = started + (opts.deadlineMs ?? this.options.requestTimeoutMs)
+    const state: CallState = {
+      started,
+      deadline,
+      noAnswerDeadline: started + Math.min(this.options.connectTimeoutMs, deadline - started),
+      round: new Map(),
+      rounds: 0,
+      retries: 0,
     }
-    const {member, value} = await withMembers(this.pool, policy, (agent, timeoutMs, signal) =>
-      this.send(agent, request, timeoutMs, signal, opts.lane),
-    )
-    return {agent: member, value}
-  }
-
-  /** One request to one agent, bounded; every error leaves as a ConsulError. */
-  private async send<T>(
-    agent: number,
-    request: Request<T>,
-    timeoutMs: number,
-    signal?: AbortSignal,
-    lane: Lane = 'shared',
-  ): Promise<T> {
-    this.assertOpen()
-    const ctx = new EventEmitter()
-    const cancel = (): void => {
-      ctx.emit('cancel')
-    }
-
-    const signals = signal ? [signal, this.lifetime.signal] : [this.lifetime.signal]
-    for (const s of signals) s.addEventListener('abort', cancel, {once: true})
-    try {
-      if (signals.some((s) => s.aborted)) throw new Error('aborted')
-      const value = await request(this.clients.get(agent, lane), {ctx, timeout: Math.max(1, Math.round(timeoutMs))})
-      this.answered = true
-      if (agent === this.active) this.failing = false
-      return value
-    } catch (error) {
-      if (signals.some((s) => s.aborted)) {
-        throw new ConsulError('the consul request was cancelled', {cause: error, transient: false})
+    for (;;) {
+      const agent = this.active
+      const {answered} = state
+      const until = answered ? state.deadline : state.noAnswerDeadline
+      const left = Math.max(1, until - Date.now())
+      // once an agent answered but was slow (no leader yet), let it use the time that is left
+      const timeoutMs = answered?.transient ? left : Math.min(opts.attemptMs ?? this.defaultAttemptMs, left)
+      // the probe after a timeout may not outlast the deadline either
+      const probeMs = Math.max(0, Math.min(PROBE_MS, until - Date.now() - timeoutMs))
+      try {
+        return {agent, value: await this.attempt(agent, request, timeoutMs, opts.signal, probeMs, opts.lane)}
+      } catch (error) {
+        const failure = error as ConsulError
+        if (opts.signal?.aborted || this.lifetime.signal.aborted) throw failure
+        await (failure.unreachable
+          ? this.noAnswer(agent, failure, state, opts.signal)
+          : this.answeredWith(failure, state, opts.signal))
+        this.checkDeadlines(state)
       }
-
-      throw this.noted(toConsulError(error, this.errorContext(agent)))
-    } finally {
-      for (const s of signals) s.removeEventListener('abort', cancel)
     }
   }
 
-  /** A timeout, probed within `probeMs`: a dead agent, or one that waits for a leader; other errors as they are. */
-  private async explain(agent: number, error: unknown, probeMs: number, signal?: AbortSignal): Promise<unknown> {
-    if (!(error instanceof ConsulError) || !error.timedOut || probeMs <= 0) return error
-    let leader: unknown
-    try {
-      leader = await this.send(agent, (c, x) => c.status.leader({...x}), probeMs, signal)
-    } catch {
-      return error
+  /** One agent did not answer: the next is asked; after a round of refusals, svc says so at once. */
+  private async noAnswer(agent: number, failure: ConsulError, state: CallState, signal?: AbortSignal): Promise<void> {
+    state.unreachable = failure
+    state.round.set(agent, failure)
+    this.failOver(agent, failure)
+    if (state.round.size < this.hosts.length) return
+    if (!state.answered && [...state.round.values()].every((f) => FINAL.has(f.unreachable!))) {
+      throw this.unavailable(state.round, state.started, failure)
     }
 
-    const name = this.name(agent)
-    return this.noted(
-      leader
-        ? new ConsulError(`consul agent ${name} answers, but too slowly`, {cause: error, transient: true})
-        : new ConsulError(`consul has no cluster leader (agent ${name} waits for one)`, {
-            cause: error,
-            hint: NO_LEADER_HINT,
-            transient: true,
-          }),
-    )
+    // every agent failed once in this round: pause before the next
+    state.round.clear()
+    const limit = (state.answered ? state.deadline : state.noAnswerDeadline) - Date.now()
+    if (limit > 0) await sleep(Math.min(backoffDelay(this.options.retry, state.rounds++), limit), signal)
   }
 
-  /** While there is no leader, reads turn stale (any server answers them). */
-  private noted(error: ConsulError): ConsulError {
-    if (/no cluster leader/.test(error.message)) this.staleUntil = Date.now() + STALE_AFTER_NO_LEADER_MS
-    return error
+  /** An agent answered with an error: transient ones are retried with backoff, others thrown. */
+  private async answeredWith(failure: ConsulError, state: CallState, signal?: AbortSignal): Promise<void> {
+    state.answered = failure
+    if (!failure.transient || state.retries >= this.options.retry.attempts) throw failure
+    const wait = Math.min(backoffDelay(this.options.retry, state.retries++), Math.max(0, state.deadline - Date.now()))
+    await sleep(wait, signal)
+  }
+
+  private checkDeadlines(state: CallState): void {
+    const now = Date.now() // read once: a deadline passed between two readings showed one agent's error
+    if (!state.answered && now >= state.noAnswerDeadline) {
+      const detail = `no answer after ${formatDuration(now - state.started)}`
+      throw new BackendUnavailableError('consul', this.all(), detail, state.unreachable)
+    }
+
+    if (now >= state.deadline) throw state.answered ?? state.unreachable
   }
 
   /**
@@ -303,30 +365,42 @@ export class Agents {
     this.clients.destroy()
   }
 
-  /** Requests moved to another agent: logged once per outage, and told to the listeners. */
-  private switched(from: number, to: number, error: ConsulError): void {
-    if (!this.failing) {
-      this.failing = true
-      if (this.answered)
-        this.options.log(`consul agent ${this.name(from)} failed (${error.message}); switching to ${this.name(to)}`)
-    }
-
-    this.events.emit('switch', from, to, error.message)
-  }
-
-  /** Refused or not found everywhere: say which, not "no answer"; undefined while waiting may help. */
-  private unavailable(round: ReadonlyMap<number, unknown>, elapsedMs: number): BackendUnavailableError | undefined {
-    const failures = [...round.entries()].flatMap(([agent, f]) =>
-      f instanceof ConsulError && f.unreachable && FINAL.has(f.unreachable) ? [[agent, f.unreachable] as const] : [],
-    )
-    if (failures.length < round.size) return undefined
-    const reasons = new Set(failures.map(([, reason]) => reason))
+  /** Refused or not found everywhere: say which, not "no answer". */
+  private unavailable(round: Map<number, ConsulError>, started: number, cause: ConsulError): BackendUnavailableError {
+    const reasons = new Set([...round.values()].map((f) => f.unreachable!))
     const detail =
       reasons.size === 1
         ? SAID[[...reasons][0]!]
-        : failures.map(([agent, reason]) => `${this.name(agent)}: ${SAID[reason]}`).join(', ')
-    const cause = [...round.values()].at(-1)
-    return new BackendUnavailableError('consul', this.all(), `${detail}, after ${formatDuration(elapsedMs)}`, cause)
+        : [...round.entries()].map(([agent, f]) => `${this.name(agent)}: ${SAID[f.unreachable!]}`).join(', ')
+    return new BackendUnavailableError(
+      'consul',
+      this.all(),
+      `${detail}, after ${formatDuration(Date.now() - started)}`,
+      cause,
+    )
+  }
+
+  private async explainTimeout(
+    agent: number,
+    failure: ConsulError,
+    probeMs: number,
+    signal?: AbortSignal,
+  ): Promise<ConsulError> {
+    let leader: unknown
+    try {
+      leader = await this.attempt(agent, (c, x) => c.status.leader({...x}), probeMs, signal, 0)
+    } catch {
+      return failure
+    }
+
+    const name = this.name(agent)
+    return leader
+      ? new ConsulError(`consul agent ${name} answers, but too slowly`, {cause: failure, transient: true})
+      : new ConsulError(`consul has no cluster leader (agent ${name} waits for one)`, {
+          cause: failure,
+          hint: NO_LEADER_HINT,
+          transient: true,
+        })
   }
 
   errorContext(agent: number): ErrorContext {

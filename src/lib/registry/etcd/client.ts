@@ -3,9 +3,7 @@ import {AsyncLocalStorage} from 'node:async_hooks'
 import {setMaxListeners} from 'node:events'
 
 import {BackendError, BackendUnavailableError, BugError} from '../../errors.js'
-import {within} from '../../timeout.js'
-import {withPolicy} from '../core/policy.js'
-import {type BackendOptions, backoffDelay, type RetryPolicy} from '../options.js'
+import {type BackendOptions, backoffDelay, type RetryPolicy, sleep} from '../options.js'
 import {type BackendSpec, formatHosts} from '../spec.js'
 import {connectFailure, type ErrorContext, MemberSkippedError, toBackendError} from './errors.js'
 import {type EarlyHandshakes, HANDSHAKE_TIMEOUT_MS, memberUrls} from './handshake.js'
@@ -74,22 +72,25 @@ export class EtcdConnection {
     const controller = new AbortController()
     const abort = (): void => controller.abort()
     this.closing.signal.addEventListener('abort', abort, {once: true})
-    const expired = (): BackendUnavailableError => {
-      controller.abort()
-      // the member that was to answer did not: the next call asks the others
-      const member = this.pool.current
-      if (member !== undefined) this.pool.failed(member)
-      return new BackendUnavailableError('etcd', this.addresses, `no answer after ${seconds(budget)}`)
-    }
-
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        controller.abort()
+        // the member that was to answer did not: the next call asks the others
+        const member = this.pool.current
+        if (member !== undefined) this.pool.failed(member)
+        reject(new BackendUnavailableError('etcd', this.addresses, `no answer after ${seconds(budget)}`))
+      }, budget)
+    })
     const work = this.scope.run({deadline: Date.now() + budget, signal: controller.signal}, async () => {
       const outcomes = await this.pool.choose()
       if (outcomes) this.failFast(outcomes)
       this.authenticateFirstWith(this.pool.current)
       return fn(client)
     })
+    work.catch(() => {})
     try {
-      const result = await within(work, budget, expired)
+      const result = await Promise.race([work, expired])
       this.reached = true
       return result
     } catch (error) {
@@ -99,6 +100,7 @@ export class EtcdConnection {
       if (error instanceof GRPCUnavailableError) throw (await this.diagnose(failure)) ?? failure
       throw failure
     } finally {
+      clearTimeout(timer)
       this.closing.signal.removeEventListener('abort', abort)
     }
   }
@@ -196,27 +198,27 @@ export class EtcdConnection {
   }
 }
 
-/** etcd3's global policy: the core's retries (on the next member, with backoff), within the operation's bounds. */
+/** Retries transient failures on the next member, with backoff, within the operation's bounds. */
 function retryPolicy(
   retry: RetryPolicy,
   maxAttempts: number,
   scope: AsyncLocalStorage<OperationScope>,
   closing: AbortSignal,
 ): PolicyLike {
-  const policy = {...retry, attempts: maxAttempts}
   return quietPolicy(async (fn, signal) => {
     // The operation's signal also fires on close; calls outside an operation stop on close.
     const stop = signal ?? scope.getStore()?.signal ?? closing
-    // the operation bounds the call (op's deadline); etcd3's own calls outside one are bounded by their call options
-    return withPolicy({backend: 'etcd', what: 'an etcd call', retry: policy, signal: stop, retryable}, async () =>
-      fn({signal: stop}),
-    )
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn({signal: stop})
+      } catch (error) {
+        const retryable = error instanceof MemberSkippedError || (error instanceof Error && isRecoverableError(error))
+        if (!retryable || attempt + 1 >= maxAttempts || stop.aborted) throw error
+        await sleep(backoffDelay(retry, attempt), stop)
+        if (stop.aborted) throw error
+      }
+    }
   })
-}
-
-/** What etcd3 throws that another member (or the same one, a moment later) may not. */
-function retryable(error: unknown): boolean {
-  return error instanceof MemberSkippedError || (error instanceof Error && isRecoverableError(error))
 }
 
 /** etcd3's watch reconnection backoff, following the backend's retry policy. */
