@@ -185,22 +185,25 @@ describe('the presence scheduler', () => {
       handles.push(await registry.register({...input, id: `w${i}`, port: 9000 + i}, {ttlMs: 3000, refreshMs: 200}))
     }
 
+    // counted from here: on a busy machine, periods pass while the 500 registrations are still being made
     const claims = driver.reads
+    const registered = driver.bulkReads
     driver.records.delete('w7')
     await sleep(500)
     // two or three periods: never one read per registration
-    expect(driver.bulkReads).toBeGreaterThanOrEqual(1)
-    expect(driver.bulkReads).toBeLessThanOrEqual(4)
+    expect(driver.bulkReads - registered).toBeGreaterThanOrEqual(1)
+    expect(driver.bulkReads - registered).toBeLessThanOrEqual(4)
     expect(driver.reads).toBe(claims)
     expect(driver.records.has('w7')).toBe(true)
 
     const before = driver.bulkReads
+    const keys = driver.bulkKeys
     driver.emit({type: 'reconnected', detail: 'test'})
     await sleep(50)
     expect(driver.bulkReads).toBe(before + 1)
-    // each pass takes (nearly) everyone: a registration whose re-creation finished late may fall to the next
-    expect(driver.bulkKeys).toBeGreaterThan(490 * driver.bulkReads)
-    expect(driver.bulkKeys).toBeLessThanOrEqual(500 * driver.bulkReads)
+    // the pass takes (nearly) everyone: a registration whose re-creation finished late may fall to the next
+    expect(driver.bulkKeys - keys).toBeGreaterThan(490)
+    expect(driver.bulkKeys - keys).toBeLessThanOrEqual(500)
     for (const handle of handles) await handle.close()
     await registry.close()
   })
