@@ -146,6 +146,11 @@ describe.each(['llhttp', 'node-http'] as ProxyEngineName[])('svc proxy edge feat
     log.flush()
     renameSync(file, `${file}.1`)
     await get(`http://${running.address}/${service}/user?id=2`)
+    // the line is recorded as the proxy settles the request, which may come just after the client has its answer
+    await eventually(async () => {
+      log.flush()
+      return readFileSync(`${file}.1`, 'utf8').includes('id=2')
+    }, 2000)
     log.reopen()
     await get(`http://${running.address}/${service}/user?id=3`)
     await log.close()
