@@ -17,7 +17,15 @@ import {DEFAULT_RETRY_BUDGET, RetryBudget} from './health.js'
 import {ProxyMetrics} from './metrics.js'
 import {type RouteMatch, RouteTable, type ServiceRoute, type Upstream} from './routes.js'
 import {requestRefusal, responseFraming} from './framing.js'
-import {errorKind, MAX_RETRIES, PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from './server.js'
+import {
+  errorKind,
+  IDEMPOTENT,
+  MAX_RETRIES,
+  PROXY_DEFAULTS,
+  PROXY_LIMITS,
+  type ProxyLimits,
+  type ProxyOptions,
+} from './server.js'
 import {
   AgentPool,
   connectDeadline,
@@ -32,8 +40,6 @@ import {
 import {type Refusal, resolveTarget} from './resolve-target.js'
 import {type ClientError, ClientErrors} from './node-http-client-errors.js'
 import {tunnelUpgrade} from './node-http-tunnel.js'
-
-const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
 type Route = ServiceRoute<AgentPool>
 type Target = Upstream<AgentPool>

@@ -21,7 +21,8 @@ export {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyLimits, type ProxyOptions} from 
 type Route = ServiceRoute<ConnectionPool>
 type Target = Upstream<ConnectionPool>
 
-const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
+/** Methods a retry may send again (RFC 9110 9.2.2). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
 /** Instances an idempotent request may be tried on after its first fails (the instance leaving, a reset). */
 /** Retries of one request on other instances, at most (the node:http engine's too). */

@@ -3,13 +3,11 @@ import type {Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
 import {LAST_CHUNK} from '../replies.js'
-import {errorKind} from '../server.js'
+import {errorKind, IDEMPOTENT} from '../server.js'
 import type {ConnectionPool, PoolClient, UpstreamConnection} from '../upstream-pool.js'
 import type {H2Exchange} from './exchange.js'
 import {type ForwardFields, h1ResponseHeaders, h1Trailers} from './fields.js'
 import type {AttemptOptions, AttemptOutcome} from './forward-h1.js'
-
-const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
 
 /**
  * One HTTP/2 request sent to an HTTP/1.1 upstream over the HTTP/1 engine's own keep-alive pool (the connections

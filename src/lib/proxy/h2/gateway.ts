@@ -17,7 +17,7 @@ import type {ProxyMetrics} from '../metrics.js'
 import {PROXY_DEFAULTS, PROXY_LIMITS, type ProxyOptions} from '../options.js'
 import {resolveTarget} from '../resolve-target.js'
 import type {RouteTable, ServiceRoute, Upstream} from '../routes.js'
-import {errorKind} from '../server.js'
+import {errorKind, IDEMPOTENT, MAX_RETRIES} from '../server.js'
 import {ConnectionPool} from '../upstream-pool.js'
 import type {H2Completion, H2Exchange} from './exchange.js'
 import {type ForwardFields, forwardFields} from './fields.js'
@@ -27,8 +27,6 @@ import {forwardPooled} from './forward-pooled.js'
 import {GRPC, grpcStatusFor, grpcTrailersOnly, isGrpc, parseGrpcTimeout} from './grpc.js'
 import {upstreamProtocol, UpstreamSessions} from './sessions.js'
 
-const IDEMPOTENT = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'TRACE'])
-const MAX_RETRIES = 2
 // gRPC channels stay open between calls: an HTTP/2 connection with no stream is closed after a minute
 const H2_IDLE_MS = 60_000
 
